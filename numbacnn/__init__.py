@@ -1,0 +1,21 @@
+"""numbacnn: a convolutional-network engine written from scratch with Numba.
+
+    import numbacnn as nc
+    model = nc.models.lenet5()
+    logits = model(x)              # x: float32 (N, 1, 28, 28)
+"""
+import os
+
+# numba's OpenMP threads spin after each parallel region and steal the cores from the OpenBLAS
+# threads that run the GEMMs next; passive waiting gives them back. Set before numba loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import init, layers, losses, models, optim  # noqa: E402
+from .device import Device, DeviceError, cuda_available, get_device  # noqa: E402
+from .init import manual_seed  # noqa: E402
+from .params import Parameter  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["Device", "DeviceError", "Parameter", "cuda_available", "get_device", "init", "layers",
+           "losses", "manual_seed", "models", "optim", "__version__"]

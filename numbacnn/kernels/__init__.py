@@ -1,0 +1,39 @@
+"""The kernel contract shared by ``kernels.cpu`` (``@njit``) and ``kernels.cuda`` (``@cuda.jit``).
+
+Every public kernel follows the same rules, on both backends:
+
+* Layout NCHW, C-contiguous; float32 by default, float64 also works (gradient checks use it).
+* Kernels never allocate: outputs come first in the signature, then inputs, then hyper-parameters,
+  e.g. ``conv2d_forward(out, x, w, b, stride, padding, dilation, groups)``. Spatial hyper-parameters
+  are ``(h, w)`` tuples of ints. Scratch memory (im2col columns, GEMM temporaries) comes from a
+  per-process workspace that grows to the largest request and is then reused.
+* Parameter gradients accumulate (``+=``; ``zero_grad`` zeroes them); activation gradients
+  overwrite (``=``).
+* ``kernels.cpu`` and ``kernels.cuda`` export the same names with the same signatures
+  (``tests/test_contract.py`` asserts it). A missing CUDA op is an error, never a CPU fallback.
+* Optional arrays (a conv without bias, a first layer that needs no input gradient) are passed
+  as ``None``.
+
+``KERNEL_NAMES`` lists the public names; each backend module exports exactly these.
+"""
+
+KERNEL_NAMES = (
+    # conv.py
+    "conv2d_forward", "conv2d_backward",
+    # pool.py
+    "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+    "global_avgpool2d_forward", "global_avgpool2d_backward",
+    # linear.py
+    "linear_forward", "linear_backward",
+    # elementwise.py
+    "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
+    "elu_forward", "elu_backward", "sigmoid_forward", "sigmoid_backward",
+    "tanh_forward", "tanh_backward", "add_forward", "add_relu_forward", "add_relu_backward",
+    "dropout_forward", "dropout_backward", "copy", "fill",
+    # norm.py
+    "batchnorm2d_forward_train", "batchnorm2d_forward_eval", "batchnorm2d_backward",
+    # loss.py
+    "softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "mse_forward", "mse_backward",
+    # optim.py
+    "sgd_step", "adam_step",
+)

@@ -1,0 +1,131 @@
+"""Pooling on the CPU: max (with argmax routing), average, global average.
+
+Shapes: x (N, C, H, W), out (N, C, OH, OW), indices (N, C, OH, OW) int32 holding the flat
+position iy * W + ix of each window's maximum in its input plane. Average pooling counts the
+padding in the divisor (PyTorch's default ``count_include_pad=True``). Every kernel runs in
+parallel over (n, c) planes, whose writes are disjoint.
+"""
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def maxpool2d_forward(out, indices, x, kernel, stride, padding):
+    """out, indices (N, C, OH, OW) <- window maxima of x (N, C, H, W); padding never wins."""
+    n_batch, channels, height, width = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        for oy in range(oh):
+            for ox in range(ow):
+                best = -1
+                best_val = x[n, c, 0, 0]
+                for i in range(kernel[0]):
+                    iy = oy * stride[0] - padding[0] + i
+                    if iy < 0 or iy >= height:
+                        continue
+                    for j in range(kernel[1]):
+                        ix = ox * stride[1] - padding[1] + j
+                        if ix < 0 or ix >= width:
+                            continue
+                        v = x[n, c, iy, ix]
+                        # "not <=" so that a NaN propagates like PyTorch's max pooling.
+                        if best < 0 or not (v <= best_val):
+                            best = iy * width + ix
+                            best_val = v
+                out[n, c, oy, ox] = best_val
+                indices[n, c, oy, ox] = best
+
+
+@njit(parallel=True, cache=True)
+def maxpool2d_backward(dx, dy, indices):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) routed to each window's argmax (summed on overlap)."""
+    n_batch, channels, height, width = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        for iy in range(height):
+            for ix in range(width):
+                dx[n, c, iy, ix] = 0
+        for oy in range(oh):
+            for ox in range(ow):
+                k = indices[n, c, oy, ox]
+                dx[n, c, k // width, k % width] += dy[n, c, oy, ox]
+
+
+@njit(parallel=True, cache=True)
+def avgpool2d_forward(out, x, kernel, stride, padding):
+    """out (N, C, OH, OW) = window means of x (N, C, H, W), padding counted as zeros."""
+    n_batch, channels, height, width = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    inv_area = 1.0 / (kernel[0] * kernel[1])
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        for oy in range(oh):
+            for ox in range(ow):
+                acc = 0.0
+                for i in range(kernel[0]):
+                    iy = oy * stride[0] - padding[0] + i
+                    if iy < 0 or iy >= height:
+                        continue
+                    for j in range(kernel[1]):
+                        ix = ox * stride[1] - padding[1] + j
+                        if ix >= 0 and ix < width:
+                            acc += x[n, c, iy, ix]
+                out[n, c, oy, ox] = acc * inv_area
+
+
+@njit(parallel=True, cache=True)
+def avgpool2d_backward(dx, dy, kernel, stride, padding):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each window."""
+    n_batch, channels, height, width = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    inv_area = 1.0 / (kernel[0] * kernel[1])
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        for iy in range(height):
+            for ix in range(width):
+                dx[n, c, iy, ix] = 0
+        for oy in range(oh):
+            for ox in range(ow):
+                g = dy[n, c, oy, ox] * inv_area
+                for i in range(kernel[0]):
+                    iy = oy * stride[0] - padding[0] + i
+                    if iy < 0 or iy >= height:
+                        continue
+                    for j in range(kernel[1]):
+                        ix = ox * stride[1] - padding[1] + j
+                        if ix >= 0 and ix < width:
+                            dx[n, c, iy, ix] += g
+
+
+@njit(parallel=True, cache=True)
+def global_avgpool2d_forward(out, x):
+    """out (N, C, 1, 1) = mean of x (N, C, H, W) over H and W."""
+    n_batch, channels, height, width = x.shape
+    inv_area = 1.0 / (height * width)
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        acc = 0.0
+        for iy in range(height):
+            for ix in range(width):
+                acc += x[n, c, iy, ix]
+        out[n, c, 0, 0] = acc * inv_area
+
+
+@njit(parallel=True, cache=True)
+def global_avgpool2d_backward(dx, dy):
+    """dx (N, C, H, W) = dy (N, C, 1, 1) / (H * W) everywhere."""
+    n_batch, channels, height, width = dx.shape
+    inv_area = 1.0 / (height * width)
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        g = dy[n, c, 0, 0] * inv_area
+        for iy in range(height):
+            for ix in range(width):
+                dx[n, c, iy, ix] = g

@@ -1,0 +1,31 @@
+"""Scalar helpers written once in plain Python and compiled per target.
+
+``kernels.cpu`` compiles them with ``njit(inline="always")`` and ``kernels.cuda`` with
+``cuda.jit(device=True)``, so both backends compute bit-for-bit the same dropout mask and the
+same activation formulas. Use only ``math`` and numpy scalar casts here: both targets support them.
+"""
+import math
+
+import numpy as np
+
+
+def sigmoid(v):
+    # Branch on the sign so that exp never overflows.
+    if v >= 0:
+        return 1.0 / (1.0 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1.0 + e)
+
+
+def uniform_hash(seed, index):
+    """A counter-based uniform number in [0, 1) from (seed, index): the splitmix64 finaliser.
+
+    Everything is uint64 on purpose: numba types ``int64 * uint64`` as float64, which would make
+    the hash depend on rounding. uint64 arithmetic wraps modulo 2**64 on both targets.
+    """
+    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(index) + np.uint64(0x632BE59BD9B4E019)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    # The top 24 bits give a float that float32 represents exactly.
+    return np.float64(z >> np.uint64(40)) * (1.0 / 16777216.0)

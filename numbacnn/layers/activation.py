@@ -1,0 +1,79 @@
+"""Activations: ReLU, LeakyReLU, ELU, Sigmoid, Tanh. Any input rank; output has x's shape."""
+import numpy as np
+
+from .module import Module
+
+
+class _Activation(Module):
+    """Subclasses call kernels in ``_fwd(out, x)`` and ``_bwd(dx, dy, x, y)``."""
+
+    def forward(self, x):
+        self._check_input(x)
+        out = self._work("out", x.shape)
+        self._fwd(out, x)
+        self._x, self._y = x, out
+        return out
+
+    def backward(self, dy):
+        x = self._saved()
+        self._check_grad(dy, x.shape)
+        dx = self._work("dx", x.shape)
+        self._bwd(dx, dy, x, self._y)
+        return dx
+
+    def flops(self, input_shape):
+        return int(np.prod(input_shape))
+
+
+class ReLU(_Activation):
+    def _fwd(self, out, x):
+        self.device.ops.relu_forward(out, x)
+
+    def _bwd(self, dx, dy, x, y):
+        self.device.ops.relu_backward(dx, dy, y)
+
+
+class LeakyReLU(_Activation):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def _fwd(self, out, x):
+        self.device.ops.leaky_relu_forward(out, x, self.negative_slope)
+
+    def _bwd(self, dx, dy, x, y):
+        self.device.ops.leaky_relu_backward(dx, dy, x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(_Activation):
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def _fwd(self, out, x):
+        self.device.ops.elu_forward(out, x, self.alpha)
+
+    def _bwd(self, dx, dy, x, y):
+        self.device.ops.elu_backward(dx, dy, x, y, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Sigmoid(_Activation):
+    def _fwd(self, out, x):
+        self.device.ops.sigmoid_forward(out, x)
+
+    def _bwd(self, dx, dy, x, y):
+        self.device.ops.sigmoid_backward(dx, dy, y)
+
+
+class Tanh(_Activation):
+    def _fwd(self, out, x):
+        self.device.ops.tanh_forward(out, x)
+
+    def _bwd(self, dx, dy, x, y):
+        self.device.ops.tanh_backward(dx, dy, y)

@@ -1,0 +1,46 @@
+"""Inverted dropout with a seeded, counter-based mask (the same mask on CPU and CUDA)."""
+import numpy as np
+
+from .. import init
+from .module import Module
+
+
+class Dropout(Module):
+    """Training: zero each element with probability p and scale the rest by 1/(1-p). Eval: identity.
+
+    Each forward call in training uses a fresh seed: the layer's base seed (drawn from the global
+    generator at construction, see ``numbacnn.manual_seed``) plus a call counter.
+    """
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.seed = int(init.generator().integers(0, 2 ** 40))
+        self.calls = 0
+        self._x = None
+
+    def forward(self, x):
+        self._check_input(x)
+        self._x = x
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        out = self._work("out", x.shape)
+        self._mask = self._work("mask", x.shape)
+        self.device.ops.dropout_forward(out, self._mask, x, self.p, self.seed + self.calls)
+        self.calls += 1
+        return out
+
+    def backward(self, dy):
+        x = self._saved()
+        self._check_grad(dy, x.shape)
+        if self._mask is None:
+            return dy
+        dx = self._work("dx", x.shape)
+        self.device.ops.dropout_backward(dx, dy, self._mask)
+        return dx
+
+    def extra_repr(self):
+        return f"p={self.p}"

@@ -1,0 +1,69 @@
+"""CIFAR-style ResNets (He et al. 2016, section 4.2): depth 6n+2, three stages of n BasicBlocks."""
+from .. import init
+from ..layers import AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential
+
+
+class ResNet(Module):
+    """conv3x3(width) - BN - ReLU - layer1 (width) - layer2 (2 width, /2) - layer3 (4 width, /2)
+    - global average pool - fc. Any input channels and size (>= 4x4 after two stride-2 stages
+    works best). Projection shortcuts (1x1 conv + BN) where the shape changes.
+    """
+
+    def __init__(self, depth=20, in_channels=3, num_classes=10, width=16):
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"resnet: depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, ...), got {depth}")
+        n = (depth - 2) // 6
+        self.depth = depth
+        self.conv1 = Conv2d(in_channels, width, 3, padding=1, bias=False)
+        self.bn1 = BatchNorm2d(width)
+        self.relu = ReLU()
+        channels = width
+        for stage, (mult, stride) in enumerate(((1, 1), (2, 2), (4, 2)), start=1):
+            blocks = []
+            for i in range(n):
+                blocks.append(BasicBlock(channels, width * mult, stride if i == 0 else 1))
+                channels = width * mult
+            setattr(self, f"layer{stage}", Sequential(*blocks))
+        self.avgpool = AdaptiveAvgPool2d(1)
+        self.flatten = Flatten()
+        self.fc = Linear(channels, num_classes)
+        # He initialisation (fan_out, ReLU gain) for convolutions, as in torchvision's ResNet.
+        for _, m in self.named_modules():
+            if isinstance(m, Conv2d):
+                m.weight.data[...] = init.kaiming_normal(m.weight.shape, mode="fan_out")
+
+    def _layers(self):
+        return [self.conv1, self.bn1, self.relu, self.layer1, self.layer2, self.layer3, self.avgpool,
+                self.flatten, self.fc]
+
+    def forward(self, x):
+        for layer in self._layers():
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self._layers()):
+            dy = layer.backward(dy)
+        return dy
+
+    def output_shape(self, input_shape):
+        for layer in self._layers():
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
+
+    def summary_rows(self, input_shape, prefix=""):
+        rows = []
+        names = ["conv1", "bn1", "relu", "layer1", "layer2", "layer3", "avgpool", "flatten", "fc"]
+        for name, layer in zip(names, self._layers()):
+            r, input_shape = layer.summary_rows(input_shape, f"{prefix}.{name}" if prefix else name)
+            rows += r
+        return rows, input_shape
+
+    def extra_repr(self):
+        return f"depth={self.depth}"
+
+
+def resnet(depth=20, in_channels=3, num_classes=10, width=16):
+    """A CIFAR-style ResNet of ``depth`` = 6n+2 layers (8, 14, 20, 32, ...)."""
+    return ResNet(depth, in_channels, num_classes, width)

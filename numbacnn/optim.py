@@ -1,0 +1,182 @@
+"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules (step, cosine, linear warmup).
+
+An optimizer moves all its parameters into one flat buffer (``params.flatten``) so each step is a
+single kernel call over the whole model. Build it after ``model.to(device)``: moving the model
+afterwards breaks the flat views, and ``step`` says so.
+"""
+import math
+
+import numpy as np
+
+from .device import device_of
+from .params import flatten
+
+
+class Optimizer:
+    def __init__(self, params, lr, state_names):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not float(lr) >= 0.0:
+            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {lr!r}")
+        self.device = device_of(params[0].data)
+        self.storage = flatten(params, self.device)
+        self.lr = float(lr)
+        self.steps = 0
+        total = self.storage.data.shape[0]
+        self.state = {name: self.device.zeros((total,), self.storage.data.dtype) for name in state_names}
+
+    @property
+    def params(self):
+        return self.storage.params
+
+    def zero_grad(self):
+        self.device.ops.fill(self.storage.grad, 0)
+
+    def _check_intact(self):
+        if not self.storage.is_intact():
+            raise RuntimeError(f"{type(self).__name__}: the model's parameters were moved or replaced "
+                               f"(model.to(...) after the optimizer was built); build the optimizer "
+                               f"after moving the model")
+
+    def step(self):
+        self._check_intact()
+        self.steps += 1
+        self._update()
+
+    def hyperparameters(self):
+        return {"lr": self.lr}
+
+    def state_dict(self):
+        """{name: numpy array}: step count, hyper-parameters and per-parameter state."""
+        out = {"steps": np.array(self.steps, dtype=np.int64)}
+        for k, v in self.hyperparameters().items():
+            out["hp." + k] = np.array(v, dtype=np.float64)
+        for k, v in self.state.items():
+            out["state." + k] = np.array(self.device.to_host(v), copy=True)
+        return out
+
+    def load_state_dict(self, state):
+        for k, v in self.state.items():
+            key = "state." + k
+            if key not in state:
+                raise KeyError(f"{type(self).__name__}.load_state_dict: missing key '{key}'")
+            value = np.asarray(state[key])
+            if value.shape != tuple(v.shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: key '{key}' has shape "
+                                 f"{value.shape}, expected {tuple(v.shape)} (a different model?)")
+            self.device.ops.copy(v, self.device.asarray(value.astype(v.dtype)))
+        self.steps = int(state.get("steps", 0))
+        if "hp.lr" in state:
+            self.lr = float(state["hp.lr"])
+
+
+class SGD(Optimizer):
+    """PyTorch's SGD: weight decay as L2, momentum (dampening 0), optional Nesterov."""
+
+    def __init__(self, params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError("SGD: momentum and weight_decay must be >= 0")
+        if nesterov and momentum <= 0:
+            raise ValueError("SGD: nesterov needs momentum > 0")
+        super().__init__(params, lr, ["velocity"])
+        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+
+    def _update(self):
+        s = self.storage
+        self.device.ops.sgd_step(s.data, s.grad, self.state["velocity"], self.lr, self.momentum,
+                                 self.weight_decay, self.nesterov)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; weight decay added to the gradient (L2)."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"{type(self).__name__}: betas must lie in [0, 1), got {betas!r}")
+        super().__init__(params, lr, ["exp_avg", "exp_avg_sq"])
+        self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
+
+    def _update(self):
+        s = self.storage
+        self.device.ops.adam_step(s.data, s.grad, self.state["exp_avg"], self.state["exp_avg_sq"], self.lr,
+                                  self.betas[0], self.betas[1], self.eps, self.weight_decay,
+                                  self.decoupled, self.steps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter); PyTorch's default decay 0.01."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class LRSchedule:
+    """Sets ``optimizer.lr`` from a step counter; call ``step()`` once per optimizer step.
+
+    ``warmup_steps`` ramps the rate linearly from base_lr / warmup_steps up to the schedule.
+    """
+
+    def __init__(self, optimizer, warmup_steps=0):
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.warmup_steps = int(warmup_steps)
+        self.last_step = 0
+        optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, step):
+        if self.warmup_steps and step < self.warmup_steps:
+            return self.base_lr * (step + 1) / self.warmup_steps
+        return self._after_warmup(step - self.warmup_steps)
+
+    def _after_warmup(self, step):
+        return self.base_lr
+
+    def step(self):
+        self.last_step += 1
+        self.optimizer.lr = self.lr_at(self.last_step)
+
+    def state_dict(self):
+        return {"last_step": np.array(self.last_step, dtype=np.int64),
+                "base_lr": np.array(self.base_lr, dtype=np.float64)}
+
+    def load_state_dict(self, state):
+        self.last_step = int(state["last_step"])
+        self.base_lr = float(state["base_lr"])
+        self.optimizer.lr = self.lr_at(self.last_step)
+
+
+class ConstantLR(LRSchedule):
+    """The base rate throughout (after an optional warmup)."""
+
+
+class StepLR(LRSchedule):
+    """base_lr * gamma ** (step // step_size)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, warmup_steps=0):
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        super().__init__(optimizer, warmup_steps)
+
+    def _after_warmup(self, step):
+        return self.base_lr * self.gamma ** (step // self.step_size)
+
+
+class CosineAnnealingLR(LRSchedule):
+    """Half a cosine from base_lr down to min_lr over total_steps (after warmup), then min_lr."""
+
+    def __init__(self, optimizer, total_steps, min_lr=0.0, warmup_steps=0):
+        if total_steps < 1:
+            raise ValueError(f"CosineAnnealingLR: total_steps must be >= 1, got {total_steps}")
+        self.total_steps, self.min_lr = int(total_steps), float(min_lr)
+        super().__init__(optimizer, warmup_steps)
+
+    def _after_warmup(self, step):
+        span = max(1, self.total_steps - self.warmup_steps)
+        t = min(step, span) / span
+        return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * t))

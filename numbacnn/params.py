@@ -1,0 +1,90 @@
+"""Parameters and their flat storage.
+
+A :class:`Parameter` holds ``data`` and ``grad`` (same shape, same device). Layers always reach
+their weights through ``param.data`` / ``param.grad``, never through a saved array reference, so
+:func:`flatten` can move every parameter of a model into one contiguous buffer (and every grad
+into another) by rebinding those attributes. The optimizer then updates the whole model with one
+kernel call per step instead of one per tensor.
+"""
+import numpy as np
+
+
+class Parameter:
+    """A trainable array: ``data`` and its gradient ``grad`` (accumulated by backward)."""
+
+    def __init__(self, data, grad=None):
+        self.data = data
+        self.grad = grad
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return int(np.prod(self.data.shape))
+
+    def __repr__(self):
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class FlatStorage:
+    """Flat data/grad buffers that back a list of parameters (all on one device, one dtype)."""
+
+    def __init__(self, params, data, grad):
+        self.params = params
+        self.data = data
+        self.grad = grad
+
+    def is_intact(self):
+        """True while every parameter is still a view of this storage (``to()`` breaks that)."""
+        offset = 0
+        for p in self.params:
+            n = p.size
+            view = self.data[offset:offset + n]
+            if p.data.shape != p.shape or not _same_memory(p.data, view):
+                return False
+            offset += n
+        return True
+
+
+def _same_memory(a, b):
+    if isinstance(a, np.ndarray):
+        return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    return a.__cuda_array_interface__["data"][0] == b.__cuda_array_interface__["data"][0]
+
+
+def flatten(params, device):
+    """Move ``params`` into one flat data buffer and one flat grad buffer on ``device``.
+
+    Parameter values and accumulated grads are kept. Returns the :class:`FlatStorage`.
+    """
+    params = list(params)
+    if not params:
+        raise ValueError("no parameters to optimize: the model has no trainable parameters")
+    dtypes = {p.dtype for p in params}
+    if len(dtypes) > 1:
+        raise TypeError(f"parameters mix dtypes {sorted(str(d) for d in dtypes)}; convert the "
+                        f"model with .to(np.float32) or .to(np.float64) first")
+    dtype = dtypes.pop()
+    total = sum(p.size for p in params)
+    data = device.empty((total,), dtype)
+    grad = device.empty((total,), dtype)
+    ops = device.ops
+    offset = 0
+    for p in params:
+        n = p.size
+        d_view = data[offset:offset + n].reshape(p.shape)
+        g_view = grad[offset:offset + n].reshape(p.shape)
+        ops.copy(d_view, p.data)
+        if p.grad is None:
+            ops.fill(g_view, 0)
+        else:
+            ops.copy(g_view, p.grad)
+        p.data, p.grad = d_view, g_view
+        offset += n
+    return FlatStorage(params, data, grad)
