@@ -15,31 +15,49 @@ from ..shapes import conv2d_output_size
 from ..workspace import scratch
 
 
+@njit(inline="always")
+def _valid_range(out_len, in_len, stride, offset):
+    """[lo, hi) of output positions o with 0 <= o * stride + offset < in_len."""
+    lo = 0
+    if offset < 0:
+        lo = (-offset + stride - 1) // stride
+    hi = 0
+    if in_len - offset > 0:
+        hi = (in_len - offset + stride - 1) // stride
+    return lo, max(lo, min(hi, out_len))
+
+
 @njit(parallel=True, cache=True)
 def _im2col(cols, x, kernel, stride, padding, dilation, oh, ow):
-    """cols (C*KH*KW, N*OH*OW) <- patches of x (N, C, H, W); zero where the patch hits padding."""
+    """cols (C*KH*KW, N*OH*OW) <- patches of x (N, C, H, W); zero where the patch hits padding.
+
+    The inner loop covers only the in-bounds output columns (found once per row), so it has no
+    branch and vectorises; the padding margins are zero-filled separately.
+    """
     n_batch, channels, height, width = x.shape
     kh, kw = kernel
     p = oh * ow
-    for row in prange(channels * kh * kw):
+    for task in prange(channels * kh * kw * n_batch):
+        row = task // n_batch
+        n = task % n_batch
         c = row // (kh * kw)
         i = (row // kw) % kh
         j = row % kw
-        for n in range(n_batch):
-            base = n * p
-            for oy in range(oh):
-                iy = oy * stride[0] - padding[0] + i * dilation[0]
-                col = base + oy * ow
-                if iy < 0 or iy >= height:
-                    for ox in range(ow):
-                        cols[row, col + ox] = 0
-                else:
-                    for ox in range(ow):
-                        ix = ox * stride[1] - padding[1] + j * dilation[1]
-                        if ix >= 0 and ix < width:
-                            cols[row, col + ox] = x[n, c, iy, ix]
-                        else:
-                            cols[row, col + ox] = 0
+        x_off = j * dilation[1] - padding[1]
+        lo, hi = _valid_range(ow, width, stride[1], x_off)
+        for oy in range(oh):
+            iy = oy * stride[0] - padding[0] + i * dilation[0]
+            col = n * p + oy * ow
+            if iy < 0 or iy >= height:
+                for ox in range(ow):
+                    cols[row, col + ox] = 0
+                continue
+            for ox in range(lo):
+                cols[row, col + ox] = 0
+            for ox in range(lo, hi):
+                cols[row, col + ox] = x[n, c, iy, ox * stride[1] + x_off]
+            for ox in range(hi, ow):
+                cols[row, col + ox] = 0
 
 
 @njit(parallel=True, cache=True)
@@ -60,22 +78,21 @@ def _col2im(dx, dcols, kernel, stride, padding, dilation, oh, ow):
         for i in range(kh):
             for j in range(kw):
                 row = (c * kh + i) * kw + j
+                x_off = j * dilation[1] - padding[1]
+                lo, hi = _valid_range(ow, width, stride[1], x_off)
                 for oy in range(oh):
                     iy = oy * stride[0] - padding[0] + i * dilation[0]
                     if iy < 0 or iy >= height:
                         continue
                     col = n * p + oy * ow
-                    for ox in range(ow):
-                        ix = ox * stride[1] - padding[1] + j * dilation[1]
-                        if ix >= 0 and ix < width:
-                            dx[n, c, iy, ix] += dcols[row, col + ox]
+                    for ox in range(lo, hi):
+                        dx[n, c, iy, ox * stride[1] + x_off] += dcols[row, col + ox]
 
 
 @njit(parallel=True, cache=True)
 def _kp_to_nchw(out, y, b, has_bias):
-    """out (N, K, OH, OW) <- y (K, N*P) (+ bias b (K,))."""
-    n_batch, k_out, oh, ow = out.shape
-    p = oh * ow
+    """out (N, K, P) <- y (K, N*P) (+ bias b (K,)); out is the NCHW output viewed as (N, K, P)."""
+    n_batch, k_out, p = out.shape
     for plane in prange(n_batch * k_out):
         n = plane // k_out
         k = plane % k_out
@@ -83,21 +100,21 @@ def _kp_to_nchw(out, y, b, has_bias):
         # as float64.
         if has_bias:
             for q in range(p):
-                out[n, k, q // ow, q % ow] = y[k, n * p + q] + b[k]
+                out[n, k, q] = y[k, n * p + q] + b[k]
         else:
             for q in range(p):
-                out[n, k, q // ow, q % ow] = y[k, n * p + q]
+                out[n, k, q] = y[k, n * p + q]
 
 
 @njit(parallel=True, cache=True)
 def _nchw_to_kp(y, dy):
-    """y (K, N*P) <- dy (N, K, OH, OW)."""
-    n_batch, k_out, oh, ow = dy.shape
-    p = oh * ow
-    for k in prange(k_out):
-        for n in range(n_batch):
-            for q in range(p):
-                y[k, n * p + q] = dy[n, k, q // ow, q % ow]
+    """y (K, N*P) <- dy (N, K, P) (the NCHW gradient viewed as (N, K, P))."""
+    n_batch, k_out, p = dy.shape
+    for plane in prange(n_batch * k_out):
+        n = plane // k_out
+        k = plane % k_out
+        for q in range(p):
+            y[k, n * p + q] = dy[n, k, q]
 
 
 @njit(parallel=True, cache=True)
@@ -135,7 +152,8 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     y = scratch("conv.y", (groups, k_out // groups, np_cols), x.dtype)
     _gemm(y, w.reshape(groups, k_out // groups, r), cols.reshape(groups, r, np_cols))
     has_bias = b is not None
-    _kp_to_nchw(out, y.reshape(k_out, np_cols), b if has_bias else w.reshape(-1), has_bias)
+    _kp_to_nchw(out.reshape(n_batch, k_out, oh * ow), y.reshape(k_out, np_cols),
+                b if has_bias else w.reshape(-1), has_bias)
 
 
 def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
@@ -148,7 +166,7 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     np_cols = n_batch * oh * ow
     kg = k_out // groups
     dy_kp = scratch("conv.dy", (k_out, np_cols), x.dtype)
-    _nchw_to_kp(dy_kp, dy)
+    _nchw_to_kp(dy_kp, dy.reshape(n_batch, k_out, oh * ow))
     if db is not None:
         _add_row_sums(db, dy_kp)
     dy_g = dy_kp.reshape(groups, kg, np_cols)

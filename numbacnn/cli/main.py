@@ -1,0 +1,80 @@
+"""``numbacnn`` click group and its small commands (summary, info)."""
+import json
+import os
+import platform
+
+import click
+
+EPILOG_SUMMARY = """\b
+Examples:
+  numbacnn summary lenet5
+  numbacnn summary resnet20 --input-shape 3,32,32
+  numbacnn summary lenet5 --json
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="numbacnn")
+def main():
+    """numbacnn: a CNN engine written from scratch with Numba (CPU @njit and CUDA kernels)."""
+
+
+def _parse_shape(text):
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated ints like 1,28,28, got {text!r}")
+    if len(shape) != 3 or min(shape) < 1:
+        raise click.BadParameter(f"expected C,H,W with positive sizes, got {text!r}")
+    return shape
+
+
+@main.command(epilog=EPILOG_SUMMARY)
+@click.argument("model")
+@click.option("--input-shape", default=None, help="C,H,W of one input (default: 1,28,28 for lenet5, 3,32,32 for resnets).")
+@click.option("--num-classes", default=10, show_default=True, type=click.IntRange(min=2))
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def summary(model, input_shape, num_classes, as_json):
+    """Layer table of MODEL: output shapes, parameters, FLOPs."""
+    from .. import models
+    default = "1,28,28" if model.lower().startswith("lenet") else "3,32,32"
+    c, h, w = _parse_shape(input_shape or default)
+    try:
+        net = models.create(model, c, num_classes, h)
+        table = net.summary((c, h, w))
+    except ValueError as e:
+        raise click.UsageError(str(e))
+    if as_json:
+        click.echo(json.dumps({"model": model, "input_shape": [c, h, w], "layers": table.as_dicts(),
+                               "total_params": table.total_params, "total_flops": table.total_flops}, indent=2))
+    else:
+        click.echo(str(table))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def info(as_json):
+    """Versions, CPU threads, threading layer, CUDA devices (or why there are none)."""
+    import numba
+    import numpy as np
+
+    from .. import __version__
+    from ..device import cuda_available
+    facts = {
+        "numbacnn": __version__, "python": platform.python_version(), "numpy": np.__version__,
+        "numba": numba.__version__, "cpu_threads": numba.config.NUMBA_NUM_THREADS,
+        "threading_layer": numba.config.THREADING_LAYER,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "cuda_simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1",
+    }
+    if cuda_available():
+        from numba import cuda
+        facts["cuda_devices"] = [d.name.decode() if isinstance(d.name, bytes) else str(d.name) for d in cuda.gpus]
+    else:
+        facts["cuda_devices"] = []
+        facts["cuda_unavailable_reason"] = "numba.cuda.is_available() is False (no NVIDIA driver/GPU found)"
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+    else:
+        for k, v in facts.items():
+            click.echo(f"{k:24s} {v}")

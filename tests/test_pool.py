@@ -1,0 +1,70 @@
+"""Max, average and global average pooling: reference, gradients, float32 vs float64."""
+import numpy as np
+import pytest
+
+import numbacnn as nc
+from helpers import distinct_values, gradient_check, pool2d_ref
+
+# (N, C, H, W, kernel, stride, padding)
+CASES = [
+    (1, 1, 4, 4, (2, 2), None, (0, 0)),
+    (2, 3, 7, 6, (3, 3), (2, 2), (1, 1)),
+    (2, 2, 5, 9, (2, 3), (1, 2), (1, 1)),
+    (3, 2, 6, 6, (3, 2), (3, 1), (0, 1)),
+    (1, 4, 8, 5, (2, 2), (1, 1), (0, 0)),  # overlapping windows
+]
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward_matches_reference(kind, case, rng):
+    n, c, h, w, kernel, stride, padding = case
+    cls = nc.layers.MaxPool2d if kind == "max" else nc.layers.AvgPool2d
+    layer = cls(kernel, stride, padding).to(np.float64)
+    x = rng.standard_normal((n, c, h, w))
+    y = layer(x)
+    ref = pool2d_ref(x, layer.kernel_size, layer.stride, layer.padding, kind)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_gradients(kind, case, rng):
+    n, c, h, w, kernel, stride, padding = case
+    cls = nc.layers.MaxPool2d if kind == "max" else nc.layers.AvgPool2d
+    # Distinct, well separated values: a finite-difference step never changes the argmax.
+    x = distinct_values(rng, (n, c, h, w), gap=1e-2)
+    assert gradient_check(cls(kernel, stride, padding), x, eps=1e-5) > 0
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_float32_agrees_with_float64(kind, rng):
+    cls = nc.layers.MaxPool2d if kind == "max" else nc.layers.AvgPool2d
+    x = distinct_values(rng, (2, 3, 7, 7), gap=1e-2)
+    l32, l64 = cls(3, 2, 1), cls(3, 2, 1).to(np.float64)
+    y32, y64 = l32(x.astype(np.float32)), l64(x)
+    np.testing.assert_allclose(y32, y64, rtol=1e-6, atol=1e-6)
+    dy = rng.standard_normal(y32.shape)
+    np.testing.assert_allclose(l32.backward(dy.astype(np.float32)), l64.backward(dy), rtol=1e-5, atol=1e-6)
+
+
+def test_global_average_pool(rng):
+    x = rng.standard_normal((3, 4, 5, 6))
+    layer = nc.layers.AdaptiveAvgPool2d(1).to(np.float64)
+    np.testing.assert_allclose(layer(x), x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
+    assert gradient_check(layer, x) == x.size
+    l32 = nc.layers.AdaptiveAvgPool2d(1)
+    np.testing.assert_allclose(l32(x.astype(np.float32)), layer(x), rtol=1e-5, atol=1e-6)
+
+
+def test_max_pool_routes_gradient_to_argmax():
+    x = np.array([[[[1, 5], [3, 2]]]], dtype=np.float32)
+    layer = nc.layers.MaxPool2d(2)
+    assert layer(x)[0, 0, 0, 0] == 5
+    dx = layer.backward(np.array([[[[7]]]], dtype=np.float32))
+    np.testing.assert_array_equal(dx, [[[[0, 7], [0, 0]]]])
+
+
+def test_padding_larger_than_half_kernel_is_rejected():
+    with pytest.raises(ValueError, match="padding"):
+        nc.layers.MaxPool2d(2, padding=2)
