@@ -1,0 +1,327 @@
+"""``numbacnn train | evaluate | predict | datasets``: parse, call the library, print.
+
+Exit codes: 0 success, 1 unexpected error, 2 bad usage, 3 data missing or corrupt,
+4 checkpoint missing or corrupt, 5 training diverged (non-finite loss), 130 interrupted (Ctrl-C;
+a checkpoint was saved).
+"""
+import json
+import os
+import sys
+
+import click
+import numpy as np
+
+from .main import main
+
+EXIT_DATA, EXIT_CHECKPOINT, EXIT_DIVERGED, EXIT_INTERRUPTED = 3, 4, 5, 130
+
+
+def _fail(message, code):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _download_progress(filename, done, total):
+    if total:
+        click.echo(f"\rdownloading {filename}: {100 * done // total}%", err=True, nl=done >= total)
+
+
+def _load_data(config):
+    from ..data import DataError
+    from ..recipes import load_data
+    try:
+        return load_data(config, progress=_download_progress)
+    except DataError as e:
+        _fail(str(e), EXIT_DATA)
+
+
+def _load_checkpoint(path):
+    from ..io import CheckpointError, load_checkpoint
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as e:
+        _fail(str(e), EXIT_CHECKPOINT)
+
+
+TRAIN_EPILOG = """\b
+Examples:
+  numbacnn train lenet5                          # Fashion-MNIST, 10 epochs, good defaults
+  numbacnn train resnet14 --epochs 15 --out runs/r14
+  numbacnn train lenet5 --dataset synthetic --epochs 1
+  numbacnn train lenet5 --resume runs/lenet5/checkpoint.npz
+"""
+
+
+@main.command(epilog=TRAIN_EPILOG)
+@click.argument("model", required=False)
+@click.option("--dataset", type=click.Choice(["fashion-mnist", "mnist", "cifar10", "synthetic"]), default=None,
+              help="Data set (default fashion-mnist).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default 10 for lenet5, 15 for resnets).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default 64 / 128).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default=None)
+@click.option("--momentum", type=click.FloatRange(0, 1), default=None)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None)
+@click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default=None)
+@click.option("--augment/--no-augment", default=None, help="Random crop + flip (default on for resnets).")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1), default=None)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None, help="Default cpu.")
+@click.option("--seed", type=int, default=None, help="Seed for weights, data order and augmentation (default 0).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder searched first for data files.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/MODEL).")
+@click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Continue from a checkpoint.")
+@click.option("--synthetic-size", type=click.IntRange(min=1), default=None, help="Training images of --dataset synthetic.")
+@click.option("--quiet", is_flag=True, help="No progress line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the history as JSON at the end.")
+def train(model, resume, out, quiet, as_json, **options):
+    """Train MODEL (lenet5, resnet8, resnet14, resnet20, ...) and save checkpoints to --out."""
+    from ..device import DeviceError
+    from ..recipes import build_trainer, resolve_config
+    from ..train import TrainingDiverged
+    ckpt = None
+    if resume:
+        ckpt = _load_checkpoint(resume)
+        config = dict(ckpt[3]["config"])
+        config["epochs"] = options["epochs"] or config["epochs"]
+        if model and model != config["model"]:
+            _fail(f"--resume: the checkpoint is a {config['model']}, not a {model}", 2)
+        out = out or os.path.dirname(os.path.abspath(resume))
+    else:
+        if not model:
+            raise click.UsageError("missing MODEL (e.g. lenet5, resnet20); see --help")
+        try:
+            config = resolve_config(model, **options)
+        except ValueError as e:
+            raise click.UsageError(str(e))
+        out = out or os.path.join("runs", model)
+    dataset = _load_data(config)
+    try:
+        trainer = build_trainer(config, dataset, out_dir=out, progress=not quiet)
+    except DeviceError as e:
+        _fail(str(e), 2)
+    except ValueError as e:
+        raise click.UsageError(str(e))
+    if ckpt:
+        from ..io import CheckpointError
+        try:
+            trainer.restore(*ckpt)
+        except (KeyError, ValueError, CheckpointError) as e:
+            _fail(f"{resume} does not fit this model: {e}", EXIT_CHECKPOINT)
+        click.echo(f"resuming {config['model']} at epoch {trainer.epoch + 1}, batch {trainer.batch}", err=True)
+    else:
+        click.echo(f"training {config['model']} on {config['dataset']} ({len(dataset.train_images)} images) "
+                   f"for {config['epochs']} epochs; run folder {out}", err=True)
+    try:
+        status = trainer.fit(config["epochs"])
+    except TrainingDiverged as e:
+        _fail(str(e), EXIT_DIVERGED)
+    if as_json:
+        click.echo(json.dumps({"status": status, "history": trainer.history, "checkpoint": trainer.checkpoint_path}))
+    if status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    if trainer.history and "val_acc" in trainer.history[-1] and not as_json:
+        click.echo(f"test accuracy {100 * trainer.history[-1]['val_acc']:.2f}%  checkpoint {trainer.checkpoint_path}")
+
+
+@main.command(epilog="\b\nExamples:\n  numbacnn evaluate runs/lenet5/checkpoint.npz\n  numbacnn evaluate CKPT --json")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
+def evaluate(checkpoint, data_dir, device, as_json):
+    """Test-set accuracy (top-1, top-5), per-class precision/recall and confusion matrix."""
+    from .. import metrics
+    from ..losses import CrossEntropyLoss
+    from ..recipes import build_model, test_loader
+    from ..train import evaluate as run_eval
+    model_state, _, _, meta = _load_checkpoint(checkpoint)
+    config = dict(meta["config"], data_dir=data_dir or meta["config"].get("data_dir"))
+    if device:
+        config["device"] = device
+    dataset = _load_data(config)
+    model = build_model(config, dataset)
+    try:
+        model.load_state_dict(model_state)
+    except (KeyError, ValueError) as e:
+        _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
+    result = run_eval(model, test_loader(config, dataset), CrossEntropyLoss(), dataset.num_classes)
+    precision, recall = metrics.per_class(result["confusion"])
+    if as_json:
+        click.echo(json.dumps({"loss": result["loss"], "top1": result["top1"], "top5": result["top5"],
+                               "samples": result["samples"], "classes": list(dataset.classes),
+                               "precision": precision.tolist(), "recall": recall.tolist(),
+                               "confusion": result["confusion"].tolist()}))
+        return
+    click.echo(f"{config['model']} on {config['dataset']} test set ({result['samples']} images): "
+               f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%\n")
+    click.echo(metrics.format_report(result["confusion"], dataset.classes))
+
+
+def _read_image(path, shape):
+    c, h, w = shape
+    try:
+        if path.lower().endswith(".npy"):
+            img = np.load(path, allow_pickle=False)
+        elif path.lower().endswith((".pgm", ".pnm", ".ppm")):
+            img = _read_pnm(path)
+        elif path.lower().endswith(".png"):
+            img = _read_png(path)
+        else:
+            raise click.BadParameter(f"{path}: unsupported image type (use .png, .pgm/.ppm or .npy)")
+    except (OSError, ValueError) as e:
+        raise click.BadParameter(f"{path}: cannot read image ({e})")
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = img[None]
+    elif img.ndim == 3 and img.shape[-1] in (1, 3, 4) and img.shape[0] not in (1, 3):
+        img = img[..., :3].transpose(2, 0, 1)
+    if img.shape[0] == 3 and c == 1:
+        img = img.mean(axis=0, keepdims=True)
+    if img.shape != (c, h, w):
+        raise click.BadParameter(f"{path}: image of shape {img.shape}, the model expects {(c, h, w)}")
+    return img
+
+
+def _read_pnm(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    tokens, pos = [], 0
+    while len(tokens) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            pos = data.index(b"\n", pos)
+            continue
+        start = pos
+        while not data[pos:pos + 1].isspace():
+            pos += 1
+        tokens.append(data[start:pos])
+    magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
+    channels = {b"P5": 1, b"P6": 3}.get(magic)
+    if channels is None or maxval > 255:
+        raise ValueError("only binary 8-bit PGM (P5) / PPM (P6) are supported")
+    pixels = np.frombuffer(data, np.uint8, count=w * h * channels, offset=pos + 1)
+    return pixels.reshape(h, w, channels).transpose(2, 0, 1)
+
+
+def _read_png(path):
+    import struct
+    import zlib
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG file")
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    w, h, depth, color, _, _, interlace = header
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(color)
+    if depth != 8 or channels is None or interlace:
+        raise ValueError("only 8-bit, non-interlaced grey/RGB(A) PNGs are supported")
+    raw = zlib.decompress(idat)
+    stride = w * channels
+    out = np.zeros((h, stride), np.int32)
+    prev = np.zeros(stride, np.int32)
+    for y in range(h):
+        ftype = raw[y * (stride + 1)]
+        line = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
+        cur = np.zeros(stride, np.int32)
+        for i in range(stride):
+            a = cur[i - channels] if i >= channels else 0
+            b = prev[i]
+            c = prev[i - channels] if i >= channels else 0
+            if ftype == 0:
+                pred = 0
+            elif ftype == 1:
+                pred = a
+            elif ftype == 2:
+                pred = b
+            elif ftype == 3:
+                pred = (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            cur[i] = (line[i] + pred) & 0xFF
+        out[y], prev = cur, cur
+    img = out.reshape(h, w, channels).astype(np.uint8)
+    return img[..., 0] if channels in (1, 2) else img[..., :3].transpose(2, 0, 1)
+
+
+@main.command(epilog="\b\nExamples:\n  numbacnn predict runs/lenet5/checkpoint.npz shoe.png\n  numbacnn predict CKPT a.npy b.pgm --top 3 --json")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def predict(checkpoint, images, top_k, as_json):
+    """Top-k classes with probabilities for each IMAGE (PNG, PGM/PPM, or .npy of raw 0-255 pixels)."""
+    from ..data.datasets import CIFAR_CLASSES, FASHION_CLASSES, NORMALISATION
+    from ..losses import CrossEntropyLoss
+    from ..recipes import build_model
+    model_state, _, _, meta = _load_checkpoint(checkpoint)
+    config = dict(meta["config"], device="cpu")
+    name = config["dataset"]
+    shape = {"cifar10": (3, 32, 32)}.get(name, (1, 28, 28))
+    classes = {"fashion-mnist": FASHION_CLASSES, "cifar10": CIFAR_CLASSES}.get(name, tuple(str(i) for i in range(10)))
+    mean, std = NORMALISATION.get(name, ((0.25,), (0.3,)))
+
+    class _Shape:  # what build_model reads from a data set
+        image_shape, num_classes = shape, len(classes)
+    model = build_model(config, _Shape)
+    try:
+        model.load_state_dict(model_state)
+    except (KeyError, ValueError) as e:
+        _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
+    model.eval()
+    batch = np.stack([_read_image(p, shape) for p in images]).astype(np.float32)
+    batch = (batch / 255.0 - np.asarray(mean, np.float32).reshape(1, -1, 1, 1)) / np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    crit = CrossEntropyLoss()
+    logits = model(np.ascontiguousarray(batch, dtype=np.float32))
+    crit.forward(logits, np.zeros(len(images), np.int64))
+    probs = crit.probabilities
+    results = []
+    for path, p in zip(images, probs):
+        order = np.argsort(-p)[:top_k]
+        results.append({"image": path, "top": [{"class": classes[i], "index": int(i), "probability": float(p[i])}
+                                               for i in order]})
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for r in results:
+        click.echo(r["image"] + ": " + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"]))
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def datasets(data_dir, as_json):
+    """Which data sets are available locally, and where (search order of --data-dir, $NUMBACNN_DATA,
+    the user cache, /usr/share/datasets)."""
+    from ..data import SPECS, search_dirs
+    rows = []
+    for name, spec in SPECS.items():
+        found = {}
+        for f in spec["files"]:
+            for d in search_dirs(name, data_dir):
+                if (d / f).is_file():
+                    found[f] = str(d / f)
+                    break
+        rows.append({"name": name, "available": len(found) == len(spec["files"]), "files": found,
+                     "searched": [str(d) for d in search_dirs(name, data_dir)],
+                     "apt_package": spec["apt"]})
+    rows.append({"name": "synthetic", "available": True, "files": {}, "searched": [], "apt_package": None})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        where = ", ".join(sorted({os.path.dirname(p) for p in r["files"].values()})) or \
+            ("generated in memory" if r["name"] == "synthetic" else "")
+        status = "available" if r["available"] else "missing"
+        hint = "" if r["available"] or not r["apt_package"] else f"  (apt-get install {r['apt_package']})"
+        click.echo(f"{r['name']:14s} {status:9s} {where}{hint}")

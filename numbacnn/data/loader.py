@@ -1,0 +1,95 @@
+"""Batches: seeded shuffling, normalisation and augmentation fused into one gather kernel.
+
+Iterating never copies the data set: each batch is gathered from the uint8 images straight into
+one reused float32 buffer, normalised ((v/255 - mean) / std), optionally randomly cropped (with
+zero padding) and flipped. Every random choice derives from (seed, epoch, batch), so an epoch can
+be resumed at any batch and reproduce the same data.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _gather(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad):
+    """out (B, C, H, W) float32 <- images[indices] (uint8), scaled per channel, shifted by
+    offsets (B, 2) - pad (zero outside the image), mirrored where flips[b]."""
+    batch, channels, height, width = out.shape
+    for b in prange(batch):
+        src = indices[b]
+        labels_out[b] = labels[src]
+        dy = offsets[b, 0] - pad
+        dx = offsets[b, 1] - pad
+        for c in range(channels):
+            for y in range(height):
+                sy = y + dy
+                for x in range(width):
+                    sx = (width - 1 - x if flips[b] else x) + dx
+                    if sy < 0 or sy >= height or sx < 0 or sx >= width:
+                        out[b, c, y, x] = shift[c]
+                    else:
+                        out[b, c, y, x] = images[src, c, sy, sx] * scale[c] + shift[c]
+
+
+class DataLoader:
+    """Batches of (x float32 (B, C, H, W), y int64 (B,)) over uint8 images (N, C, H, W).
+
+    The arrays yielded are reused buffers, overwritten by the next batch.
+    """
+
+    def __init__(self, images, labels, batch_size=64, shuffle=True, seed=0, mean=(0.0,), std=(1.0,),
+                 augment=False, pad=4, drop_last=False):
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise TypeError(f"DataLoader: expected uint8 images of shape (N, C, H, W), got "
+                            f"{images.dtype} {images.shape}")
+        if len(images) != len(labels):
+            raise ValueError(f"DataLoader: {len(images)} images but {len(labels)} labels")
+        if batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        self.images = np.ascontiguousarray(images)
+        self.labels = np.ascontiguousarray(labels, dtype=np.int64)
+        self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), int(seed)
+        self.augment, self.pad, self.drop_last = bool(augment), int(pad) if augment else 0, bool(drop_last)
+        channels = images.shape[1]
+        mean = np.broadcast_to(np.asarray(mean, np.float32), (channels,))
+        std = np.broadcast_to(np.asarray(std, np.float32), (channels,))
+        self.scale = (1.0 / (255.0 * std)).astype(np.float32)
+        self.shift = (-mean / std).astype(np.float32)
+        self._buffers = {}
+
+    @property
+    def num_samples(self):
+        return len(self.images)
+
+    def __len__(self):
+        n = len(self.images)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch):
+        if not self.shuffle:
+            return np.arange(len(self.images))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
+
+    def _buffer(self, size):
+        if size not in self._buffers:
+            shape = (size,) + self.images.shape[1:]
+            self._buffers[size] = (np.empty(shape, np.float32), np.empty(size, np.int64))
+        return self._buffers[size]
+
+    def epoch(self, epoch=0, start_batch=0):
+        """Yield the batches of ``epoch`` from batch index ``start_batch`` on."""
+        order = self.order(epoch)
+        for b in range(start_batch, len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x, y = self._buffer(len(idx))
+            if self.augment:
+                rng = np.random.default_rng([self.seed, epoch, b, 1])
+                offsets = rng.integers(0, 2 * self.pad + 1, size=(len(idx), 2))
+                flips = rng.integers(0, 2, size=len(idx)).astype(np.bool_)
+            else:
+                offsets = np.full((len(idx), 2), 0, np.int64)
+                flips = np.zeros(len(idx), np.bool_)
+            _gather(x, y, self.images, self.labels, idx, self.scale, self.shift, offsets, flips, self.pad)
+            yield x, y
+
+    def __iter__(self):
+        return self.epoch(0)

@@ -1,0 +1,215 @@
+"""Training: :class:`Trainer` runs epochs with progress, validation, schedules, logs and
+checkpoints; :func:`evaluate` measures a model on a loader.
+
+Exact resume: a checkpoint holds the model, optimizer state, schedule, the position in the data
+(epoch and batch; the data order derives from the seed and the epoch) and the dropout counters,
+so an interrupted run resumed from it ends with the same weights as an uninterrupted one.
+Ctrl-C finishes the current step, saves a checkpoint and stops; a second Ctrl-C aborts at once.
+A non-finite loss stops training before the bad step is saved: the last checkpoint stays good.
+"""
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from . import metrics
+from .io import save_checkpoint
+from .layers import Dropout
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def evaluate(model, loader, loss=None, num_classes=None, epoch=0):
+    """{loss, top1, top5, confusion} of ``model`` over ``loader`` (eval mode; mode restored)."""
+    was_training = model.training
+    model.eval()
+    device = model.device
+    total, correct1, correct5, loss_sum = 0, 0, 0, 0.0
+    labels_all, preds_all = [], []
+    try:
+        for x, y in loader.epoch(epoch):
+            logits = model.forward(device.asarray(x))
+            if loss is not None:
+                loss_sum += loss.forward(logits, y) * len(y)
+            host = device.to_host(logits)
+            num_classes = num_classes or host.shape[1]
+            correct1 += metrics.topk_correct(host, y, 1)
+            correct5 += metrics.topk_correct(host, y, 5)
+            labels_all.append(y.copy())
+            preds_all.append(host.argmax(axis=1))
+            total += len(y)
+    finally:
+        model.train(was_training)
+    labels_all, preds_all = np.concatenate(labels_all), np.concatenate(preds_all)
+    return {"loss": loss_sum / total if loss is not None else None, "top1": correct1 / total,
+            "top5": correct5 / total, "samples": total,
+            "confusion": metrics.confusion_matrix(labels_all, preds_all, num_classes)}
+
+
+class Progress:
+    """One status line per epoch on stderr, redrawn at most 5 times a second on a terminal."""
+
+    def __init__(self, enabled=True, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+
+    def update(self, text, final=False):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.tty and (final or now - self._last > 0.2):
+            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+            self.stream.flush()
+            self._last = now
+        elif final:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+
+class Trainer:
+    """Owns a training run: model, loss, optimizer, schedule, loaders, position and history."""
+
+    def __init__(self, model, loss, optimizer, train_loader, val_loader=None, schedule=None,
+                 out_dir=None, config=None, progress=True, num_classes=None):
+        self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.out_dir = out_dir
+        self.config = dict(config or {})
+        self.progress = Progress(progress)
+        self.num_classes = num_classes
+        self.epoch, self.batch = 0, 0       # position of the next step
+        self.history = []
+        self._running = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        self._stop_requested = False
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self):
+        return os.path.join(self.out_dir, "checkpoint.npz") if self.out_dir else None
+
+    def _dropouts(self):
+        return [m for _, m in self.model.named_modules() if isinstance(m, Dropout)]
+
+    def save(self, path=None):
+        path = path or self.checkpoint_path
+        if path is None:
+            return None
+        meta = {"config": self.config, "epoch": self.epoch, "batch": self.batch, "history": self.history,
+                "running": self._running, "dropout_calls": [d.calls for d in self._dropouts()]}
+        sched = self.schedule.state_dict() if self.schedule else None
+        return save_checkpoint(path, self.model.state_dict(), self.optimizer.state_dict(), sched, meta)
+
+    def restore(self, model_state, optim_state, sched_state, meta):
+        """Continue from a checkpoint's contents (see ``io.load_checkpoint``)."""
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(optim_state)
+        if self.schedule and sched_state:
+            self.schedule.load_state_dict(sched_state)
+        self.epoch, self.batch = int(meta["epoch"]), int(meta["batch"])
+        self.history = list(meta.get("history", []))
+        self._running = dict(meta.get("running", self._running))
+        for d, calls in zip(self._dropouts(), meta.get("dropout_calls", [])):
+            d.calls = int(calls)
+
+    # ------------------------------------------------------------------ the loop
+    def _on_sigint(self, signum, frame):
+        self._stop_requested = True
+        # A second Ctrl-C aborts at once.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def fit(self, epochs, max_steps=None):
+        """Train until ``epochs`` epochs are done (counting those already done before a resume).
+
+        Returns "finished", or "interrupted" after Ctrl-C (or ``max_steps`` steps), with a
+        checkpoint saved. Raises TrainingDiverged on a non-finite loss (last checkpoint kept).
+        """
+        handler_installed = False
+        if hasattr(signal, "SIGINT") and _in_main_thread():
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
+            handler_installed = True
+        try:
+            return self._fit(epochs, max_steps)
+        finally:
+            if handler_installed:
+                signal.signal(signal.SIGINT, previous)
+
+    def _fit(self, epochs, max_steps):
+        model, device = self.model, self.model.device
+        model.train()
+        steps = 0
+        while self.epoch < epochs:
+            n_batches = len(self.train_loader)
+            t0 = time.perf_counter() - self._running["time"]
+            for x, y in self.train_loader.epoch(self.epoch, self.batch):
+                self._step(device.asarray(x), y)
+                self.batch += 1
+                steps += 1
+                r = self._running
+                r["time"] = time.perf_counter() - t0
+                self.progress.update(
+                    f"epoch {self.epoch + 1}/{epochs} {_bar(self.batch, n_batches)} {self.batch}/{n_batches} "
+                    f"loss {r['loss'] / r['seen']:.4f} acc {100 * r['correct'] / r['seen']:.2f}% "
+                    f"{r['seen'] / max(r['time'], 1e-9):.0f} img/s lr {self.optimizer.lr:.3g}")
+                if self._stop_requested or (max_steps is not None and steps >= max_steps):
+                    self.save()
+                    self.progress.update(f"stopped at epoch {self.epoch + 1}, batch {self.batch}; "
+                                         f"checkpoint saved to {self.checkpoint_path}", final=True)
+                    return "interrupted"
+            self._end_epoch(epochs)
+        return "finished"
+
+    def _step(self, x, y):
+        self.optimizer.zero_grad()
+        logits = self.model.forward(x)
+        loss = self.loss.forward(logits, y)
+        if not math.isfinite(loss):
+            where = f" (last good checkpoint: {self.checkpoint_path})" if self.checkpoint_path else ""
+            raise TrainingDiverged(f"loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "
+                                   f"training stopped{where}. Try a lower learning rate.")
+        self.model.backward(self.loss.backward())
+        self.optimizer.step()
+        if self.schedule:
+            self.schedule.step()
+        r = self._running
+        r["loss"] += loss * len(y)
+        r["correct"] += int((self.model.device.to_host(self.loss.probabilities).argmax(1) == y).sum())
+        r["seen"] += len(y)
+
+    def _end_epoch(self, epochs):
+        r = self._running
+        row = {"epoch": self.epoch + 1, "train_loss": r["loss"] / r["seen"], "train_acc": r["correct"] / r["seen"],
+               "lr": self.optimizer.lr, "time_s": r["time"], "images_per_s": r["seen"] / max(r["time"], 1e-9)}
+        if self.val_loader is not None:
+            ev = evaluate(self.model, self.val_loader, self.loss, self.num_classes)
+            row.update(val_loss=ev["loss"], val_acc=ev["top1"], val_top5=ev["top5"])
+        self.history.append(row)
+        text = (f"epoch {row['epoch']}/{epochs} loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% "
+                f"{row['images_per_s']:.0f} img/s {row['time_s']:.1f}s")
+        if "val_acc" in row:
+            text += f" | val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}% top5 {100 * row['val_top5']:.2f}%"
+        self.progress.update(text, final=True)
+        self.epoch, self.batch = self.epoch + 1, 0
+        self._running = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        if self.out_dir:
+            os.makedirs(self.out_dir, exist_ok=True)
+            with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
+                f.write(json.dumps(row) + "\n")
+            self.save()
+
+
+def _bar(done, total, width=20):
+    filled = int(width * done / max(total, 1))
+    return "[" + "=" * filled + ">" * (filled < width) + " " * (width - filled - 1) + "]"
+
+
+def _in_main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
