@@ -1,0 +1,70 @@
+"""The numbacnn command line, run in-process with click's CliRunner."""
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from numbacnn.cli import main
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
+
+
+def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path):
+    out = tmp_path / "run"
+    r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 256,
+            "--out", out, "--quiet", "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output.strip().splitlines()[-1])
+    assert result["status"] == "finished" and len(result["history"]) == 1
+    ckpt = out / "checkpoint.npz"
+    assert ckpt.is_file() and (out / "log.jsonl").is_file()
+
+    r = run("evaluate", ckpt, "--json")
+    assert r.exit_code == 0, r.output
+    ev = json.loads(r.output)
+    assert ev["samples"] == 512 and 0 <= ev["top1"] <= ev["top5"] <= 1
+    assert np.array(ev["confusion"]).sum() == 512
+
+    img = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
+    np.save(tmp_path / "img.npy", img)
+    pgm = tmp_path / "img.pgm"
+    pgm.write_bytes(b"P5\n28 28\n255\n" + img.tobytes())
+    r = run("predict", ckpt, tmp_path / "img.npy", pgm, "--top", 2, "--json")
+    assert r.exit_code == 0, r.output
+    preds = json.loads(r.output)
+    assert len(preds) == 2 and len(preds[0]["top"]) == 2
+    assert preds[0]["top"] == preds[1]["top"]  # same pixels, two formats
+    assert preds[0]["top"][0]["probability"] >= preds[0]["top"][1]["probability"]
+
+
+def test_summary_info_datasets():
+    r = run("summary", "lenet5", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["total_params"] == 61706
+    assert "layer3.2.conv2" in run("summary", "resnet20").output
+    info = json.loads(run("info", "--json").output)
+    assert info["cpu_threads"] >= 1 and "cuda_devices" in info
+    names = [d["name"] for d in json.loads(run("datasets", "--json").output)]
+    assert names == ["fashion-mnist", "mnist", "cifar10", "synthetic"]
+
+
+def test_errors_have_meaningful_exit_codes(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    r = run("evaluate", bad)
+    assert r.exit_code == 4 and "not a readable numbacnn checkpoint" in r.output
+    r = run("train", "lenet7", "--dataset", "synthetic")
+    assert r.exit_code == 2 and "unknown model" in r.output
+    # No MNIST anywhere, and a mirror that refuses connections: exit 3 with the how-to-get-it message.
+    r = run("train", "lenet5", "--dataset", "mnist", "--data-dir", tmp_path / "empty", "--out", tmp_path / "o",
+            env={"NUMBACNN_MIRROR": "http://127.0.0.1:9/", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                 "NUMBACNN_DATA": ""})
+    assert r.exit_code == 3 and "not found" in r.output and "Download failed" in r.output
+    r = run("summary", "lenet5", "--input-shape", "1,28")
+    assert r.exit_code == 2
+
+
+def test_help_has_examples():
+    for cmd in ("train", "evaluate", "predict", "summary"):
+        assert "Examples" in run(cmd, "--help").output
