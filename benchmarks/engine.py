@@ -46,6 +46,7 @@ def conv_gflops(n, c, hw, k, repeats):
 
 def lenet_images_per_s(batch, repeats, steps=20):
     model = nc.models.lenet5()
+    model.first_layer().input_grad = False  # as the Trainer does: no gradient w.r.t. the images
     opt = nc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     crit = nc.losses.CrossEntropyLoss()
     rng = np.random.default_rng(0)

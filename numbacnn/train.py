@@ -89,6 +89,8 @@ class Trainer:
         self.history = []
         self._running = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
         self._stop_requested = False
+        # Nothing uses the gradient w.r.t. the input images: skip computing it.
+        model.first_layer().input_grad = False
 
     # ------------------------------------------------------------------ checkpoints
     @property

@@ -95,3 +95,15 @@ def test_weight_shapes_follow_pytorch():
     bound = 1 / np.sqrt(2 * 3 * 5)
     assert np.abs(conv.weight.data).max() <= bound
     assert np.abs(conv.weight.data).max() > 0.5 * bound
+
+
+def test_input_grad_can_be_skipped_without_changing_weight_grads():
+    layer, x = make(CASES[2], np.float64)
+    dy = np.random.default_rng(3).standard_normal(layer(x).shape)
+    layer.zero_grad()
+    layer.backward(dy)
+    full = layer.weight.grad.copy()
+    layer.zero_grad()
+    layer.input_grad = False
+    assert layer.backward(dy) is None
+    np.testing.assert_array_equal(layer.weight.grad, full)

@@ -26,6 +26,9 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
+    def first_layer(self):
+        return self[0].first_layer() if len(self) else self
+
     def forward(self, x):
         for layer in self._modules.values():
             x = layer.forward(x)

@@ -60,7 +60,7 @@ class Conv2d(Module):
     def backward(self, dy):
         x = self._saved()
         self._check_grad(dy, self.output_shape(x.shape))
-        dx = self._work("dx", x.shape)
+        dx = self._work("dx", x.shape) if self.input_grad else None
         self.device.ops.conv2d_backward(dx, self.weight.grad, None if self.bias is None else self.bias.grad,
                                         dy, x, self.weight.data, self.stride, self.padding,
                                         self.dilation, self.groups)

@@ -36,7 +36,7 @@ class Linear(Module):
     def backward(self, dy):
         x = self._saved()
         self._check_grad(dy, self.output_shape(x.shape))
-        dx = self._work("dx", x.shape)
+        dx = self._work("dx", x.shape) if self.input_grad else None
         self.device.ops.linear_backward(dx, self.weight.grad, None if self.bias is None else self.bias.grad,
                                         dy, x, self.weight.data)
         return dx

@@ -26,6 +26,9 @@ class Module:
         object.__setattr__(self, "device", CPU)
         object.__setattr__(self, "dtype", np.dtype(np.float32))
         object.__setattr__(self, "training", True)
+        # False skips the input gradient (backward returns None): the first layer of a network in
+        # training needs none, and for a convolution it costs a GEMM plus col2im.
+        object.__setattr__(self, "input_grad", True)
 
     # ----------------------------------------------------------------- registration
     def __setattr__(self, name, value):
@@ -53,6 +56,10 @@ class Module:
     # ----------------------------------------------------------------- traversal
     def children(self):
         return list(self._modules.values())
+
+    def first_layer(self):
+        """The first leaf layer data flows through (for containers: their first child's)."""
+        return self
 
     def named_modules(self, prefix=""):
         yield prefix, self

@@ -37,6 +37,9 @@ class ResNet(Module):
         return [self.conv1, self.bn1, self.relu, self.layer1, self.layer2, self.layer3, self.avgpool,
                 self.flatten, self.fc]
 
+    def first_layer(self):
+        return self.conv1
+
     def forward(self, x):
         for layer in self._layers():
             x = layer.forward(x)
