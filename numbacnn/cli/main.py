@@ -59,11 +59,17 @@ def info(as_json):
     import numpy as np
 
     from .. import __version__
-    from ..device import cuda_available
+    from ..device import CPU, cuda_available
+    # numba picks its threading layer at the first parallel call: make one, then ask.
+    CPU.ops.fill(np.empty(4, np.float32), 0)
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = numba.config.THREADING_LAYER
     facts = {
         "numbacnn": __version__, "python": platform.python_version(), "numpy": np.__version__,
         "numba": numba.__version__, "cpu_threads": numba.config.NUMBA_NUM_THREADS,
-        "threading_layer": numba.config.THREADING_LAYER,
+        "threading_layer": layer,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "cuda_simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1",
     }
