@@ -87,7 +87,7 @@ class Trainer:
         self.num_classes = num_classes
         self.epoch, self.batch = 0, 0       # position of the next step
         self.history = []
-        self._running = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        self._running = _fresh_running()
         self._stop_requested = False
         # Nothing uses the gradient w.r.t. the input images: skip computing it.
         model.first_layer().input_grad = False
@@ -199,12 +199,17 @@ class Trainer:
             text += f" | val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}% top5 {100 * row['val_top5']:.2f}%"
         self.progress.update(text, final=True)
         self.epoch, self.batch = self.epoch + 1, 0
-        self._running = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        self._running = _fresh_running()
         if self.out_dir:
             os.makedirs(self.out_dir, exist_ok=True)
             with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
                 f.write(json.dumps(row) + "\n")
             self.save()
+
+
+def _fresh_running():
+    """Sums over the current epoch's steps (kept in checkpoints so a resumed epoch reports right)."""
+    return {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
 
 
 def _bar(done, total, width=20):
