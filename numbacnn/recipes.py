@@ -2,6 +2,8 @@
 and :class:`~numbacnn.train.Trainer`. The configuration is stored in every checkpoint, so
 ``--resume`` and ``evaluate`` rebuild exactly the same objects from it.
 """
+from types import SimpleNamespace
+
 from . import init, losses, models, optim
 from .data import DataLoader, canonical_name, load_dataset
 from .device import get_device
@@ -41,8 +43,24 @@ def build_model(config, dataset):
     return model.to(get_device(config["device"]))
 
 
+DATA_FACT_KEYS = ("image_shape", "classes", "mean", "std")
+
+
+def data_facts(config):
+    """What a trained model needs to know of its data set, as recorded by :func:`build_trainer`
+    (image_shape, classes, mean, std; ``num_classes`` derived)."""
+    facts = {k: tuple(config[k]) for k in DATA_FACT_KEYS}
+    return SimpleNamespace(**facts, num_classes=len(facts["classes"]))
+
+
 def build_trainer(config, dataset, out_dir=None, progress=True):
-    """Model, loss, optimizer, schedule and loaders for ``config``, wrapped in a Trainer."""
+    """Model, loss, optimizer, schedule and loaders for ``config``, wrapped in a Trainer.
+
+    The data set's shape, class names and normalisation are added to the config that every
+    checkpoint stores, so ``predict`` needs no data set to read an image.
+    """
+    config = dict(config, image_shape=list(dataset.image_shape), classes=list(dataset.classes),
+                  mean=list(dataset.mean), std=list(dataset.std))
     model = build_model(config, dataset)
     train_loader = DataLoader(dataset.train_images, dataset.train_labels, config["batch_size"], shuffle=True,
                               seed=config["seed"], mean=dataset.mean, std=dataset.std,

@@ -261,19 +261,16 @@ def _read_png(path):
 @click.option("--json", "as_json", is_flag=True)
 def predict(checkpoint, images, top_k, as_json):
     """Top-k classes with probabilities for each IMAGE (PNG, PGM/PPM, or .npy of raw 0-255 pixels)."""
-    from ..data.datasets import CIFAR_CLASSES, FASHION_CLASSES, NORMALISATION
     from ..losses import CrossEntropyLoss
-    from ..recipes import build_model
+    from ..recipes import build_model, data_facts
     model_state, _, _, meta = _load_checkpoint(checkpoint)
     config = dict(meta["config"], device="cpu")
-    name = config["dataset"]
-    shape = {"cifar10": (3, 32, 32)}.get(name, (1, 28, 28))
-    classes = {"fashion-mnist": FASHION_CLASSES, "cifar10": CIFAR_CLASSES}.get(name, tuple(str(i) for i in range(10)))
-    mean, std = NORMALISATION.get(name, ((0.25,), (0.3,)))
-
-    class _Shape:  # what build_model reads from a data set
-        image_shape, num_classes = shape, len(classes)
-    model = build_model(config, _Shape)
+    try:
+        facts = data_facts(config)
+    except KeyError as e:
+        _fail(f"{checkpoint}: the checkpoint does not record its data set's {e}", EXIT_CHECKPOINT)
+    shape, classes, mean, std = facts.image_shape, facts.classes, facts.mean, facts.std
+    model = build_model(config, facts)
     try:
         model.load_state_dict(model_state)
     except (KeyError, ValueError) as e:
@@ -303,15 +300,11 @@ def predict(checkpoint, images, top_k, as_json):
 def datasets(data_dir, as_json):
     """Which data sets are available locally, and where (search order of --data-dir, $NUMBACNN_DATA,
     the user cache, /usr/share/datasets)."""
-    from ..data import SPECS, search_dirs
+    from ..data import SPECS, find_local, search_dirs
     rows = []
     for name, spec in SPECS.items():
-        found = {}
-        for f in spec["files"]:
-            for d in search_dirs(name, data_dir):
-                if (d / f).is_file():
-                    found[f] = str(d / f)
-                    break
+        paths = {f: find_local(name, f, data_dir) for f in spec["files"]}
+        found = {f: str(p) for f, p in paths.items() if p is not None}
         rows.append({"name": name, "available": len(found) == len(spec["files"]), "files": found,
                      "searched": [str(d) for d in search_dirs(name, data_dir)],
                      "apt_package": spec["apt"]})

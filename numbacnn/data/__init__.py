@@ -2,7 +2,7 @@
 from .datasets import DATASET_NAMES, Dataset, canonical_name, load_dataset, synthetic
 from .idx import DataError, read_idx, write_idx
 from .loader import DataLoader
-from .sources import SPECS, cache_dir, locate, search_dirs
+from .sources import SPECS, cache_dir, find_local, locate, search_dirs
 
 __all__ = ["DATASET_NAMES", "DataError", "DataLoader", "Dataset", "SPECS", "cache_dir",
-           "canonical_name", "load_dataset", "locate", "read_idx", "search_dirs", "synthetic", "write_idx"]
+           "canonical_name", "find_local", "load_dataset", "locate", "read_idx", "search_dirs", "synthetic", "write_idx"]

@@ -72,12 +72,20 @@ def mirror_url(name):
     return os.environ.get("NUMBACNN_MIRROR") or SPECS[name]["mirror"]
 
 
-def locate(name, filename, data_dir=None, download=True, progress=None):
-    """The path of ``filename`` of data set ``name``: found locally, or downloaded and verified."""
+def find_local(name, filename, data_dir=None):
+    """The first local copy of ``filename`` in the search order, or None."""
     for d in search_dirs(name, data_dir):
         candidate = d / filename
         if candidate.is_file():
             return candidate
+    return None
+
+
+def locate(name, filename, data_dir=None, download=True, progress=None):
+    """The path of ``filename`` of data set ``name``: found locally, or downloaded and verified."""
+    found = find_local(name, filename, data_dir)
+    if found is not None:
+        return found
     if not download:
         raise DataError(missing_message(name, filename, data_dir))
     return fetch(name, filename, data_dir, progress)
