@@ -28,8 +28,12 @@ class Device:
     def zeros(self, shape, dtype=np.float32):
         raise NotImplementedError
 
-    def asarray(self, array, dtype=None):
-        """A C-contiguous array on this device (no copy when it already is one)."""
+    def asarray(self, array, dtype=None, out=None):
+        """A C-contiguous array on this device (no copy when it already is one).
+
+        ``out``: a buffer of this device to copy host data into instead of allocating (CUDA uses
+        it for per-batch uploads; on the CPU host data is already in place and ``out`` is unused).
+        """
         raise NotImplementedError
 
     def to_host(self, array):
@@ -70,7 +74,7 @@ class CPUDevice(Device):
     def zeros(self, shape, dtype=np.float32):
         return np.zeros(shape, dtype=dtype)
 
-    def asarray(self, array, dtype=None):
+    def asarray(self, array, dtype=None, out=None):
         if not isinstance(array, np.ndarray) and hasattr(array, "copy_to_host"):
             array = array.copy_to_host()
         return np.ascontiguousarray(array, dtype=dtype)

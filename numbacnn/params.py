@@ -55,7 +55,8 @@ class FlatStorage:
 def _same_memory(a, b):
     if isinstance(a, np.ndarray):
         return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-    return a.__cuda_array_interface__["data"][0] == b.__cuda_array_interface__["data"][0]
+    from .cuda_device import address
+    return address(a) == address(b)
 
 
 def flatten(params, device):

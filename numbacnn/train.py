@@ -25,16 +25,33 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class Uploader:
+    """Moves host batches to ``device``, into one reused buffer per batch shape (no allocation
+    per step on a GPU; on the CPU the batch is used in place)."""
+
+    def __init__(self, device):
+        self.device, self.buffers = device, {}
+
+    def __call__(self, x):
+        if self.device.owns(x):
+            return x
+        key = (tuple(x.shape), x.dtype.str)
+        if key not in self.buffers:
+            self.buffers[key] = self.device.empty(x.shape, x.dtype)
+        return self.device.asarray(x, out=self.buffers[key])
+
+
 def evaluate(model, loader, loss=None, num_classes=None, epoch=0):
     """{loss, top1, top5, confusion} of ``model`` over ``loader`` (eval mode; mode restored)."""
     was_training = model.training
     model.eval()
     device = model.device
+    upload = Uploader(device)
     total, correct1, correct5, loss_sum = 0, 0, 0, 0.0
     labels_all, preds_all = [], []
     try:
         for x, y in loader.epoch(epoch):
-            logits = model.forward(device.asarray(x))
+            logits = model.forward(upload(x))
             if loss is not None:
                 loss_sum += loss.forward(logits, y) * len(y)
             host = device.to_host(logits)
@@ -89,6 +106,7 @@ class Trainer:
         self.history = []
         self._running = _fresh_running()
         self._stop_requested = False
+        self._upload = Uploader(model.device)
         # Nothing uses the gradient w.r.t. the input images: skip computing it.
         model.first_layer().input_grad = False
 
@@ -151,7 +169,7 @@ class Trainer:
             n_batches = len(self.train_loader)
             t0 = time.perf_counter() - self._running["time"]
             for x, y in self.train_loader.epoch(self.epoch, self.batch):
-                self._step(device.asarray(x), y)
+                self._step(self._upload(x), y)
                 self.batch += 1
                 steps += 1
                 r = self._running

@@ -73,9 +73,10 @@ def info(as_json):
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "cuda_simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1",
     }
-    if cuda_available():
-        from numba import cuda
-        facts["cuda_devices"] = [d.name.decode() if isinstance(d.name, bytes) else str(d.name) for d in cuda.gpus]
+    if facts["cuda_simulator"]:
+        facts["cuda_devices"] = ["numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1: kernels run as Python)"]
+    elif cuda_available():
+        facts["cuda_devices"] = _gpu_names()
     else:
         facts["cuda_devices"] = []
         facts["cuda_unavailable_reason"] = "numba.cuda.is_available() is False (no NVIDIA driver/GPU found)"
@@ -84,3 +85,15 @@ def info(as_json):
     else:
         for k, v in facts.items():
             click.echo(f"{k:24s} {v}")
+
+
+def _gpu_names():
+    """'NAME (compute capability X.Y)' for every GPU numba can see."""
+    from numba import cuda
+    names = []
+    for gpu in cuda.gpus:
+        with gpu:
+            dev = cuda.get_current_device()
+            name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+            names.append(f"{name} (compute capability {dev.compute_capability[0]}.{dev.compute_capability[1]})")
+    return names

@@ -9,12 +9,13 @@ import math
 import numpy as np
 
 
-def sigmoid(v):
+def sigmoid(v, one):
+    """1 / (1 + exp(-v)); ``one`` is 1 in v's dtype (a literal 1.0 would compute in float64)."""
     # Branch on the sign so that exp never overflows.
     if v >= 0:
-        return 1.0 / (1.0 + math.exp(-v))
+        return one / (one + math.exp(-v))
     e = math.exp(v)
-    return e / (1.0 + e)
+    return e / (one + e)
 
 
 def uniform_hash(seed, index):

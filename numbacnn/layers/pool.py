@@ -52,7 +52,7 @@ class MaxPool2d(_Pool2d):
         x = self._saved()
         self._check_grad(dy, self.output_shape(x.shape))
         dx = self._work("dx", x.shape)
-        self.device.ops.maxpool2d_backward(dx, dy, self._indices)
+        self.device.ops.maxpool2d_backward(dx, dy, self._indices, self.kernel_size, self.stride, self.padding)
         return dx
 
 

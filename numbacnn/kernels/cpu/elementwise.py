@@ -56,9 +56,9 @@ def _elu_bwd(dx, dy, x, y, alpha):
 
 
 @njit(parallel=True, cache=True)
-def _sigmoid_fwd(out, x):
+def _sigmoid_fwd(out, x, one):
     for i in prange(x.size):
-        out[i] = _sigmoid(x[i])
+        out[i] = _sigmoid(x[i], one)
 
 
 @njit(parallel=True, cache=True)
@@ -146,7 +146,7 @@ def elu_backward(dx, dy, x, y, alpha):
 
 
 def sigmoid_forward(out, x):
-    _sigmoid_fwd(*_flat(out, x))
+    _sigmoid_fwd(*_flat(out, x), x.dtype.type(1))
 
 
 def sigmoid_backward(dx, dy, y):

@@ -38,8 +38,7 @@ def maxpool2d_forward(out, indices, x, kernel, stride, padding):
 
 
 @njit(parallel=True, cache=True)
-def maxpool2d_backward(dx, dy, indices):
-    """dx (N, C, H, W) = dy (N, C, OH, OW) routed to each window's argmax (summed on overlap)."""
+def _max_bwd(dx, dy, indices):
     n_batch, channels, height, width = dx.shape
     oh, ow = dy.shape[2], dy.shape[3]
     for plane in prange(n_batch * channels):
@@ -52,6 +51,15 @@ def maxpool2d_backward(dx, dy, indices):
             for ox in range(ow):
                 k = indices[n, c, oy, ox]
                 dx[n, c, k // width, k % width] += dy[n, c, oy, ox]
+
+
+def maxpool2d_backward(dx, dy, indices, kernel, stride, padding):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) routed to each window's argmax (summed on overlap).
+
+    The CPU scatters through ``indices`` one (n, c) plane per thread and needs no window
+    geometry; the CUDA twin gathers per input element and uses kernel/stride/padding for that.
+    """
+    _max_bwd(dx, dy, indices)
 
 
 @njit(parallel=True, cache=True)

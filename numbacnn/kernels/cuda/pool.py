@@ -1,0 +1,167 @@
+"""Pooling on CUDA: max (with argmax routing), average, global average.
+
+Same shapes and conventions as ``kernels/cpu/pool.py``: indices (N, C, OH, OW) int32 hold the
+flat position iy * W + ix of each window's maximum; average pooling counts padding in the divisor.
+Forward kernels run one thread per output element; backward kernels one thread per input
+element that gathers from the windows covering it (deterministic, no atomics).
+"""
+from numba import cuda
+
+from .launch import launch_1d, require_device
+
+
+@cuda.jit(device=True)
+def _windows(i, kernel, stride, padding, size_out):
+    """[lo, hi) of the output positions whose window (kernel, stride, padding) covers input i."""
+    top = i + padding - kernel + 1
+    lo = 0 if top <= 0 else (top + stride - 1) // stride
+    hi = min((i + padding) // stride + 1, size_out)
+    return lo, hi
+
+
+@cuda.jit
+def _max_fwd(out, indices, x, kh, kw, sh, sw, ph, pw):
+    n_batch, channels, height, width = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        ox = e % ow
+        oy = (e // ow) % oh
+        c = (e // (ow * oh)) % channels
+        n = e // (ow * oh * channels)
+        best = -1
+        best_val = x[n, c, 0, 0]
+        for i in range(kh):
+            iy = oy * sh - ph + i
+            if iy < 0 or iy >= height:
+                continue
+            for j in range(kw):
+                ix = ox * sw - pw + j
+                if ix < 0 or ix >= width:
+                    continue
+                v = x[n, c, iy, ix]
+                # "not <=" so that a NaN propagates like PyTorch's max pooling.
+                if best < 0 or not (v <= best_val):
+                    best = iy * width + ix
+                    best_val = v
+        out[n, c, oy, ox] = best_val
+        indices[n, c, oy, ox] = best
+
+
+@cuda.jit
+def _max_bwd(dx, dy, indices, kh, kw, sh, sw, ph, pw, zero):
+    n_batch, channels, height, width = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        ix = e % width
+        iy = (e // width) % height
+        c = (e // (width * height)) % channels
+        n = e // (width * height * channels)
+        here = iy * width + ix
+        acc = zero
+        y_lo, y_hi = _windows(iy, kh, sh, ph, oh)
+        x_lo, x_hi = _windows(ix, kw, sw, pw, ow)
+        for oy in range(y_lo, y_hi):
+            for ox in range(x_lo, x_hi):
+                if indices[n, c, oy, ox] == here:
+                    acc += dy[n, c, oy, ox]
+        dx[n, c, iy, ix] = acc
+
+
+@cuda.jit
+def _avg_fwd(out, x, kh, kw, sh, sw, ph, pw, inv_area):
+    n_batch, channels, height, width = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        ox = e % ow
+        oy = (e // ow) % oh
+        c = (e // (ow * oh)) % channels
+        n = e // (ow * oh * channels)
+        acc = 0.0
+        for i in range(kh):
+            iy = oy * sh - ph + i
+            if iy < 0 or iy >= height:
+                continue
+            for j in range(kw):
+                ix = ox * sw - pw + j
+                if ix >= 0 and ix < width:
+                    acc += x[n, c, iy, ix]
+        out[n, c, oy, ox] = acc * inv_area
+
+
+@cuda.jit
+def _avg_bwd(dx, dy, kh, kw, sh, sw, ph, pw, inv_area):
+    n_batch, channels, height, width = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        ix = e % width
+        iy = (e // width) % height
+        c = (e // (width * height)) % channels
+        n = e // (width * height * channels)
+        acc = 0.0
+        y_lo, y_hi = _windows(iy, kh, sh, ph, oh)
+        x_lo, x_hi = _windows(ix, kw, sw, pw, ow)
+        for oy in range(y_lo, y_hi):
+            for ox in range(x_lo, x_hi):
+                acc += dy[n, c, oy, ox]
+        dx[n, c, iy, ix] = acc * inv_area
+
+
+@cuda.jit
+def _global_avg_fwd(out, x, inv_area):
+    n_batch, channels, height, width = x.shape
+    for e in range(cuda.grid(1), n_batch * channels, cuda.gridsize(1)):
+        n = e // channels
+        c = e % channels
+        acc = 0.0
+        for iy in range(height):
+            for ix in range(width):
+                acc += x[n, c, iy, ix]
+        out[n, c, 0, 0] = acc * inv_area
+
+
+@cuda.jit
+def _global_avg_bwd(dx, dy, inv_area):
+    n_batch, channels, height, width = dx.shape
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        c = (e // (width * height)) % channels
+        n = e // (width * height * channels)
+        dx[n, c, (e // width) % height, e % width] = dy[n, c, 0, 0] * inv_area
+
+
+def maxpool2d_forward(out, indices, x, kernel, stride, padding):
+    """out, indices (N, C, OH, OW) <- window maxima of x (N, C, H, W); padding never wins."""
+    require_device("maxpool2d_forward", out=out, indices=indices, x=x)
+    launch_1d(_max_fwd, out.size, out, indices, x, *kernel, *stride, *padding)
+
+
+def maxpool2d_backward(dx, dy, indices, kernel, stride, padding):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) routed to each window's argmax (summed on overlap)."""
+    require_device("maxpool2d_backward", dx=dx, dy=dy, indices=indices)
+    launch_1d(_max_bwd, dx.size, dx, dy, indices, *kernel, *stride, *padding, dx.dtype.type(0))
+
+
+def avgpool2d_forward(out, x, kernel, stride, padding):
+    """out (N, C, OH, OW) = window means of x (N, C, H, W), padding counted as zeros."""
+    require_device("avgpool2d_forward", out=out, x=x)
+    launch_1d(_avg_fwd, out.size, out, x, *kernel, *stride, *padding,
+              x.dtype.type(1.0 / (kernel[0] * kernel[1])))
+
+
+def avgpool2d_backward(dx, dy, kernel, stride, padding):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each window."""
+    require_device("avgpool2d_backward", dx=dx, dy=dy)
+    launch_1d(_avg_bwd, dx.size, dx, dy, *kernel, *stride, *padding,
+              dx.dtype.type(1.0 / (kernel[0] * kernel[1])))
+
+
+def global_avgpool2d_forward(out, x):
+    """out (N, C, 1, 1) = mean of x (N, C, H, W) over H and W."""
+    require_device("global_avgpool2d_forward", out=out, x=x)
+    launch_1d(_global_avg_fwd, x.shape[0] * x.shape[1], out, x,
+              x.dtype.type(1.0 / (x.shape[2] * x.shape[3])))
+
+
+def global_avgpool2d_backward(dx, dy):
+    """dx (N, C, H, W) = dy (N, C, 1, 1) / (H * W) everywhere."""
+    require_device("global_avgpool2d_backward", dx=dx, dy=dy)
+    launch_1d(_global_avg_bwd, dx.size, dx, dy, dx.dtype.type(1.0 / (dx.shape[2] * dx.shape[3])))
