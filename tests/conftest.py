@@ -1,7 +1,74 @@
-import numpy as np
-import pytest
+"""Test setup. CUDA tests run on a real GPU when the driver reports one; otherwise in numba's
+simulator, which must be switched on before numba is first imported, so this runs first."""
+import ctypes
+import os
+import sys
 
-import numbacnn as nc
+
+def _real_gpu_present():
+    """Ask the CUDA driver directly (ctypes): importing numba here would fix its mode too early."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    return driver.cuInit(0) == 0 and driver.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _real_gpu_present():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    # The simulator runs a block's threads as Python threads watched by a polling loop; at every
+    # syncthreads they hand the GIL around. The default 5 ms switch interval makes each barrier
+    # cost milliseconds; 50 us makes the CUDA suite about ten times faster.
+    sys.setswitchinterval(5e-5)
+
+import numpy as np  # noqa: E402  (after the simulator switch above)
+import pytest  # noqa: E402
+
+import numbacnn as nc  # noqa: E402
+
+
+def _patch_simulator_shared_arrays():
+    """Make the simulator's cuda.shared.array allocation atomic.
+
+    numba-cuda's simulator (FakeCUDAShared.array) finds a block's shared array with an unlocked
+    check-then-create keyed by the calling line, so two threads of one block can each create
+    their own "shared" array and then read garbage. This is the same lookup under a lock.
+    """
+    import threading
+    import traceback
+
+    from numba.core import types
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    lock = threading.Lock()
+    original = kernelapi.FakeCUDAShared.array
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        caller = traceback.extract_stack(sys._getframe())[-2][0:2]
+        with lock:
+            res = self._allocations.get(caller)
+            if res is None:
+                res = self._allocations[caller] = np.empty(shape, dtype)
+        return res
+
+    kernelapi.FakeCUDAShared.array = array
+
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    _patch_simulator_shared_arrays()
+
+
+def pytest_configure(config):
+    # A performance warning is a bug here: numba's implicit host->GPU copy of a numpy array
+    # handed to a CUDA kernel, or a parallel=True loop that did not parallelise.
+    config.addinivalue_line("filterwarnings", "error::numba.core.errors.NumbaPerformanceWarning")
 
 
 @pytest.fixture
