@@ -9,8 +9,40 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True)
+def _max_fwd_2x2(out, indices, x):
+    """The common case (2x2 windows, stride 2, no padding) without per-tap bounds checks."""
+    n_batch, channels, height, width = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        for oy in range(oh):
+            top = x[n, c, 2 * oy]
+            bottom = x[n, c, 2 * oy + 1]
+            for ox in range(ow):
+                j = 2 * ox
+                best_val, best = top[j], j
+                # "not <=" so that a NaN wins and propagates, as in the general kernel.
+                if not (top[j + 1] <= best_val):
+                    best_val, best = top[j + 1], j + 1
+                if not (bottom[j] <= best_val):
+                    best_val, best = bottom[j], width + j
+                if not (bottom[j + 1] <= best_val):
+                    best_val, best = bottom[j + 1], width + j + 1
+                out[n, c, oy, ox] = best_val
+                indices[n, c, oy, ox] = 2 * oy * width + best
+
+
 def maxpool2d_forward(out, indices, x, kernel, stride, padding):
     """out, indices (N, C, OH, OW) <- window maxima of x (N, C, H, W); padding never wins."""
+    if kernel == (2, 2) and stride == (2, 2) and padding == (0, 0):
+        _max_fwd_2x2(out, indices, x)
+    else:
+        _max_fwd(out, indices, x, kernel, stride, padding)
+
+
+@njit(parallel=True, cache=True)
+def _max_fwd(out, indices, x, kernel, stride, padding):
     n_batch, channels, height, width = x.shape
     oh, ow = out.shape[2], out.shape[3]
     for plane in prange(n_batch * channels):
