@@ -162,7 +162,7 @@ class Trainer:
                 signal.signal(signal.SIGINT, previous)
 
     def _fit(self, epochs, max_steps):
-        model, device = self.model, self.model.device
+        model = self.model
         model.train()
         steps = 0
         while self.epoch < epochs:

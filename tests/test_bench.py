@@ -2,7 +2,6 @@
 import json
 import time
 
-import numpy as np
 from click.testing import CliRunner
 
 import numbacnn as nc

@@ -1,6 +1,4 @@
 """Inverted dropout with a seeded, counter-based mask (the same mask on CPU and CUDA)."""
-import numpy as np
-
 from .. import init
 from .module import Module
 
