@@ -163,6 +163,11 @@ def kernel_rows(devices=("cpu",), repeats=7, size="default", peak_gflops=None):
                     "pct_peak": 100 * gflops / peak_gflops if gflops and peak_gflops and name == "cpu" else None,
                     "compile_s": fwd["compile_s"] if direction == "forward" else bwd["compile_s"],
                     "check_error": err, "check": "ok" if err < 1e-3 else "MISMATCH"})
+    # CPU vs CUDA side by side: each non-CPU row gets its speed-up over the CPU row of the same case.
+    cpu_ms = {(r["op"], r["shape"], r["direction"]): r["ms"] for r in rows if r["device"] == "cpu"}
+    for r in rows:
+        base = cpu_ms.get((r["op"], r["shape"], r["direction"]))
+        r["speedup_vs_cpu"] = base / r["ms"] if base and r["device"] != "cpu" else None
     return rows
 
 

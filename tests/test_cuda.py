@@ -289,3 +289,14 @@ def test_model_training_parity_real_sizes(build, shape):
     np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-3)
     for k in cpu_state:
         np.testing.assert_allclose(gpu_state[k], cpu_state[k], rtol=1e-2, atol=1e-4, err_msg=k)
+
+
+def test_bench_kernels_side_by_side(monkeypatch, cuda):
+    """`numbacnn bench kernels` on CPU and CUDA: checked against the CPU, speed-up column filled."""
+    from numbacnn import bench
+    monkeypatch.setattr(bench, "kernel_grid", lambda size="default": [
+        ("relu", lambda: L.ReLU(), (2, 3, 4, 4)),
+        ("conv2d", lambda: L.Conv2d(2, 2, 3, padding=1), (1, 2, 4, 4))])
+    rows = bench.kernel_rows(("cpu", "cuda"), repeats=1)
+    assert len(rows) == 8 and all(r["check"] == "ok" for r in rows)
+    assert all((r["speedup_vs_cpu"] is None) == (r["device"] == "cpu") for r in rows)

@@ -82,7 +82,8 @@ def kernels(device, size, repeats, as_json, as_csv):
     except DeviceError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-    _emit(rows, as_json, as_csv, ["op", "shape", "device", "direction", "ms", "gflops", "pct_peak", "check"],
+    _emit(rows, as_json, as_csv, ["op", "shape", "device", "direction", "ms", "gflops", "pct_peak", "speedup_vs_cpu",
+                                 "check"],
           {"sgemm_peak_gflops": peak_row["gflops"]})
     if not (as_json or as_csv):
         click.echo(f"sgemm peak (same run): {peak_row['gflops']:.1f} GFLOP/s; pct_peak is against it")
