@@ -17,6 +17,9 @@ def _real_gpu_present():
 
 if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _real_gpu_present():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+# numba warns when a grid has fewer blocks than it likes; the tests' shapes are small on
+# purpose, and that warning would otherwise turn into an error below (see pytest_configure).
+os.environ.setdefault("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", "0")
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     # The simulator runs a block's threads as Python threads watched by a polling loop; at every
     # syncthreads they hand the GIL around. The default 5 ms switch interval makes each barrier

@@ -15,7 +15,7 @@ from numba import cuda
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
 from .gemm import BIAS_NONE, BIAS_ROW, gemm
-from .launch import device_empty, launch_1d, require_device
+from .launch import device_empty, launch_1d, require_device, view
 from .reduce import add_batch_sums, add_channel_sums
 
 
@@ -87,8 +87,8 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     n_batch, channels, k_out, r, oh, ow, hyper = _geometry(x, w, stride, padding, dilation, groups)
     p = oh * ow
     cols = _columns(x, w, hyper, oh, ow)
-    gemm(out.reshape(n_batch, groups, k_out // groups, p), w.reshape(1, groups, k_out // groups, r),
-         cols.reshape(n_batch, groups, r, p), bias=b, bias_mode=BIAS_NONE if b is None else BIAS_ROW)
+    gemm(view(out, n_batch, groups, k_out // groups, p), view(w, 1, groups, k_out // groups, r),
+         view(cols, n_batch, groups, r, p), bias=b, bias_mode=BIAS_NONE if b is None else BIAS_ROW)
 
 
 def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
@@ -100,20 +100,20 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     require_device("conv2d_backward", dx=dx, dw=dw, db=db, dy=dy, x=x, w=w)
     n_batch, channels, k_out, r, oh, ow, hyper = _geometry(x, w, stride, padding, dilation, groups)
     p, kg = oh * ow, k_out // groups
-    dy_g = dy.reshape(n_batch, groups, kg, p)
+    dy_g = view(dy, n_batch, groups, kg, p)
     if db is not None:
-        add_channel_sums(db, dy.reshape(n_batch, k_out, p))
+        add_channel_sums(db, view(dy, n_batch, k_out, p))
     cols = _columns(x, w, hyper, oh, ow)
-    cols_g = cols.reshape(n_batch, groups, r, p)
+    cols_g = view(cols, n_batch, groups, r, p)
     if n_batch == 1:
-        gemm(dw.reshape(1, groups, kg, r), dy_g, cols_g, trans_b=True, accumulate=True)
+        gemm(view(dw, 1, groups, kg, r), dy_g, cols_g, trans_b=True, accumulate=True)
     else:
         per_sample = scratch("cuda.conv.dw", (n_batch, groups, kg, r), x.dtype, device_empty)
         gemm(per_sample, dy_g, cols_g, trans_b=True)
-        add_batch_sums(dw.reshape(dw.size), per_sample.reshape(n_batch, dw.size))
+        add_batch_sums(view(dw, dw.size), view(per_sample, n_batch, dw.size))
     if dx is not None:
         # dcols reuses the columns buffer: the columns are no longer needed.
-        gemm(cols_g, w.reshape(1, groups, kg, r), dy_g, trans_a=True)
+        gemm(cols_g, view(w, 1, groups, kg, r), dy_g, trans_a=True)
         launch_1d(_col2im, dx.size, dx, cols, *hyper, oh, ow, dx.dtype.type(0))
 
 

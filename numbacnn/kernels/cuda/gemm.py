@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .launch import SIMULATOR
+from .launch import SIMULATOR, flat
 
 # (TY, TX, TM, TN, BK): threads per block TY*TX; tile BM = TY*TM rows by BN = TX*TN columns.
 GPU_TILE = (16, 16, 4, 4, 16)
@@ -118,5 +118,5 @@ def gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False, bias=None, bia
     ty, tx, tm, tn, _ = tile
     grid = (-(-n_cols // (tx * tn)), -(-m_rows // (ty * tm)), z_count * groups)
     if bias is None:
-        bias, bias_mode = c.reshape(c.size)[:1], BIAS_NONE  # any array of the dtype: never read
+        bias, bias_mode = flat(c), BIAS_NONE  # any array of the dtype: never read
     kernel[grid, (tx, ty)](c, a, b, bias, bool(trans_a), bool(trans_b), bool(accumulate), int(bias_mode))

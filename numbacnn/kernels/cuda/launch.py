@@ -7,6 +7,9 @@ that names the argument, on a real GPU and in the simulator alike (the simulator
 In the simulator (``NUMBA_ENABLE_CUDASIM=1``) each GPU thread runs as Python, so launches use few
 threads and the grid-stride loops of the kernels do the rest; on a GPU the grid fills every SM.
 """
+import os
+import weakref
+
 import numpy as np
 from numba import cuda
 from numba.core import config
@@ -17,6 +20,22 @@ SIMULATOR = bool(config.ENABLE_CUDASIM)
 THREADS = 16 if SIMULATOR else 256          # threads per block for 1-D (grid-stride) kernels
 REDUCE_THREADS = 4 if SIMULATOR else 256   # threads of a block reduction (a power of two)
 _sm_count = None
+
+
+def _quiet_low_occupancy_warnings():
+    """numba warns at every launch of fewer than 128 blocks. Our grids are sized to the work on
+    purpose (a bias of 16 values needs one block), so the warning would only be noise; it stays
+    on where the user asked for it with NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS."""
+    if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" in os.environ:
+        return
+    try:
+        from numba.cuda.core import config as cuda_config
+    except ImportError:                  # older numba-cuda: the setting lives in numba's config
+        cuda_config = config
+    cuda_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
+
+
+_quiet_low_occupancy_warnings()
 
 
 def sm_count():
@@ -53,9 +72,38 @@ def require_device(where, **arrays):
             raise TypeError(f"{where}: '{name}' must be a CUDA device array, got {type(a).__name__}")
 
 
+# id(array) -> (weak reference to the array, {shape: view of it}). A fresh reshaped view costs a
+# launch some 40 us on a real GPU: numba builds the view (7 us) and then works out its type again
+# at the launch (35 us), where a view it has seen before is typed already. Layers reuse their
+# buffers from step to step, so their views are made once. An entry goes with its array.
+_views = {}
+
+
+def _forget(key, ref):
+    if _views.get(key, (None,))[0] is ref:
+        del _views[key]
+
+
+def view(a, *shape):
+    """Reshaped view (shape) of the C-contiguous device array a, made once and then reused."""
+    key = id(a)
+    entry = _views.get(key)
+    if entry is None or entry[0]() is not a:
+        try:
+            ref = weakref.ref(a, lambda r, key=key: _forget(key, r))
+        except TypeError:                # an array type that takes no weak references
+            return a.reshape(*shape)
+        entry = _views[key] = (ref, {})
+    views = entry[1]
+    v = views.get(shape)
+    if v is None:
+        v = views[shape] = a.reshape(*shape)
+    return v
+
+
 def flat(a):
-    """1-D view of a C-contiguous device array."""
-    return a.reshape(a.size)
+    """1-D view of a C-contiguous device array (cached, see :func:`view`)."""
+    return view(a, a.size)
 
 
 def device_empty(n, dtype):

@@ -5,11 +5,11 @@ Shapes: x (N, IN), w (OUT, IN), b (OUT,) or None, out (N, OUT).
 from numba import cuda
 
 from .gemm import BIAS_COLUMN, BIAS_NONE, gemm
-from .launch import launch_1d, require_device
+from .launch import launch_1d, require_device, view
 
 
 def _as4d(a):
-    return a.reshape(1, 1, a.shape[0], a.shape[1])
+    return view(a, 1, 1, a.shape[0], a.shape[1])
 
 
 @cuda.jit

@@ -9,7 +9,7 @@ import math
 from numba import cuda, float64
 
 from ..workspace import scratch
-from .launch import REDUCE_THREADS, device_empty, launch_1d, require_device
+from .launch import REDUCE_THREADS, device_empty, launch_1d, require_device, view
 from .reduce import block_sum
 
 
@@ -95,7 +95,7 @@ def _input_grad(dx, dy, x, weight, save_mean, save_invstd, mean_dy, mean_dy_xhat
 
 
 def _nchw3(a):
-    return a.reshape(a.shape[0], a.shape[1], a.shape[2] * a.shape[3])
+    return view(a, a.shape[0], a.shape[1], a.shape[2] * a.shape[3])
 
 
 def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight,
