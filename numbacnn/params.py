@@ -39,16 +39,24 @@ class FlatStorage:
         self.params = params
         self.data = data
         self.grad = grad
+        # The views flatten() bound: while each parameter still holds these very objects, the
+        # storage is intact and is_intact() need not look at memory addresses (called per step).
+        self._bound = [(p.data, p.grad) for p in params]
 
     def is_intact(self):
-        """True while every parameter is still a view of this storage (``to()`` breaks that)."""
+        """True while every parameter's data and grad are still views of this storage (``to()``
+        breaks that)."""
+        if all(p.data is d and p.grad is g for p, (d, g) in zip(self.params, self._bound)):
+            return True
         offset = 0
         for p in self.params:
             n = p.size
-            view = self.data[offset:offset + n]
-            if p.data.shape != p.shape or not _same_memory(p.data, view):
-                return False
+            for array, flat in ((p.data, self.data), (p.grad, self.grad)):
+                if array is None or tuple(array.shape) != p.shape or \
+                        not _same_memory(array, flat[offset:offset + n]):
+                    return False
             offset += n
+        self._bound = [(p.data, p.grad) for p in self.params]
         return True
 
 

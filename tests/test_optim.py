@@ -95,6 +95,20 @@ def test_moving_the_model_after_building_the_optimizer_is_reported():
         opt.step()
 
 
+def test_storage_check_follows_memory_not_objects(rng):
+    """A grad rebound to a new array would never be updated: reported. A parameter rebound to
+    another view of the same storage memory is still intact."""
+    params = make_params(rng, np.float32)
+    opt = nc.optim.SGD(params, lr=0.1)
+    params[0].data = params[0].data.reshape(params[0].shape)     # new object, same memory
+    assert opt.storage.is_intact()
+    opt.step()
+    params[1].grad = np.zeros_like(params[1].grad)
+    assert not opt.storage.is_intact()
+    with pytest.raises(RuntimeError, match="build the optimizer after moving the model"):
+        opt.step()
+
+
 def test_schedules():
     opt = nc.optim.SGD([Parameter(np.zeros(2), np.zeros(2))], lr=1.0)
     step = nc.optim.StepLR(opt, step_size=3, gamma=0.5)

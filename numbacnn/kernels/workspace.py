@@ -7,6 +7,7 @@ kernel call; two arrays needed at the same time must use two slot names.
 import numpy as np
 
 _slots = {}
+_views = {}     # (slot key, shape) -> (buffer, view): the same view object for the same request
 
 
 def scratch(name, shape, dtype, allocate=np.empty):
@@ -24,9 +25,19 @@ def scratch(name, shape, dtype, allocate=np.empty):
     if buf is None or buf.shape[0] < size:
         buf = allocate(max(size, 1), dtype)
         _slots[key] = buf
-    return buf[:size].reshape(shape)
+        for stale in [k for k in _views if k[0] == key]:    # views of the old buffer: let it go
+            del _views[stale]
+    # Reusing the view object matters on CUDA: numba types each new device array at its launch.
+    shape = tuple(shape)
+    cached = _views.get((key, shape))
+    if cached is not None and cached[0] is buf:
+        return cached[1]
+    view = buf[:size].reshape(shape)
+    _views[(key, shape)] = (buf, view)
+    return view
 
 
 def clear():
     """Release every scratch buffer (e.g. after benchmarking a very large shape)."""
     _slots.clear()
+    _views.clear()
