@@ -104,6 +104,7 @@ class Trainer:
         self.num_classes = num_classes
         self.epoch, self.batch = 0, 0       # position of the next step
         self.history = []
+        self.last_confusion = None     # of the latest validation (rows: true class), for reports
         self._running = _fresh_running()
         self._stop_requested = False
         self._upload = Uploader(model.device)
@@ -210,6 +211,7 @@ class Trainer:
         if self.val_loader is not None:
             ev = evaluate(self.model, self.val_loader, self.loss, self.num_classes)
             row.update(val_loss=ev["loss"], val_acc=ev["top1"], val_top5=ev["top5"])
+            self.last_confusion = ev["confusion"]
         self.history.append(row)
         text = (f"epoch {row['epoch']}/{epochs} loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% "
                 f"{row['images_per_s']:.0f} img/s {row['time_s']:.1f}s")

@@ -49,7 +49,24 @@ Examples:
   numbacnn train resnet14 --epochs 15 --out runs/r14
   numbacnn train lenet5 --dataset synthetic --epochs 1
   numbacnn train lenet5 --resume runs/lenet5/checkpoint.npz
+
+With matplotlib installed (pip install 'numbacnn[plot]') the run folder also gets
+curves.png (loss and accuracy per epoch) and confusion.png (last validation).
 """
+
+
+def _write_plots(trainer, config, classes, out):
+    """curves.png and confusion.png in the run folder (nothing without matplotlib: --plots
+    checked that before training)."""
+    from .. import plots
+    if not plots.available() or not trainer.history:
+        return
+    title = f"{config['model']} on {config['dataset']}"
+    written = [plots.plot_history(trainer.history, os.path.join(out, "curves.png"), title)]
+    if trainer.last_confusion is not None:
+        written.append(plots.plot_confusion(trainer.last_confusion, list(classes),
+                                            os.path.join(out, "confusion.png"), title))
+    click.echo("plots: " + ", ".join(written), err=True)
 
 
 @main.command(epilog=TRAIN_EPILOG)
@@ -73,11 +90,16 @@ Examples:
 @click.option("--synthetic-size", type=click.IntRange(min=1), default=None, help="Training images of --dataset synthetic.")
 @click.option("--quiet", is_flag=True, help="No progress line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON at the end.")
-def train(model, resume, out, quiet, as_json, **options):
+@click.option("--plots/--no-plots", default=None,
+              help="Write curves.png and confusion.png to the run folder (default: when matplotlib is installed).")
+def train(model, resume, out, quiet, as_json, plots, **options):
     """Train MODEL (lenet5, resnet8, resnet14, resnet20, ...) and save checkpoints to --out."""
     from ..device import DeviceError
     from ..recipes import build_trainer, resolve_config
     from ..train import TrainingDiverged
+    from .. import plots as plotting
+    if plots and not plotting.available():
+        _fail("--plots needs matplotlib: pip install 'numbacnn[plot]'", 2)
     ckpt = None
     if resume:
         ckpt = _load_checkpoint(resume)
@@ -115,6 +137,8 @@ def train(model, resume, out, quiet, as_json, **options):
         status = trainer.fit(config["epochs"])
     except TrainingDiverged as e:
         _fail(str(e), EXIT_DIVERGED)
+    if plots is not False:
+        _write_plots(trainer, config, list(dataset.classes), out)
     if as_json:
         click.echo(json.dumps({"status": status, "history": trainer.history, "checkpoint": trainer.checkpoint_path}))
     if status == "interrupted":
@@ -123,12 +147,15 @@ def train(model, resume, out, quiet, as_json, **options):
         click.echo(f"test accuracy {100 * trainer.history[-1]['val_acc']:.2f}%  checkpoint {trainer.checkpoint_path}")
 
 
-@main.command(epilog="\b\nExamples:\n  numbacnn evaluate runs/lenet5/checkpoint.npz\n  numbacnn evaluate CKPT --json")
+@main.command(epilog="\b\nExamples:\n  numbacnn evaluate runs/lenet5/checkpoint.npz\n  numbacnn evaluate CKPT --json\n"
+                    "  numbacnn evaluate CKPT --plot confusion.png     # needs matplotlib")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
-def evaluate(checkpoint, data_dir, device, as_json):
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the confusion matrix as a PNG image (needs matplotlib).")
+def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     """Test-set accuracy (top-1, top-5), per-class precision/recall and confusion matrix."""
     from .. import metrics
     from ..losses import CrossEntropyLoss
@@ -144,8 +171,14 @@ def evaluate(checkpoint, data_dir, device, as_json):
         model.load_state_dict(model_state)
     except (KeyError, ValueError) as e:
         _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
+    from .. import plots
+    if plot_path and not plots.available():
+        _fail("--plot needs matplotlib: pip install 'numbacnn[plot]'", 2)
     result = run_eval(model, test_loader(config, dataset), CrossEntropyLoss(), dataset.num_classes)
     precision, recall = metrics.per_class(result["confusion"])
+    if plot_path:
+        plots.plot_confusion(result["confusion"], list(dataset.classes), plot_path,
+                             f"{config['model']} on {config['dataset']}: top-1 {100 * result['top1']:.2f}%")
     if as_json:
         click.echo(json.dumps({"loss": result["loss"], "top1": result["top1"], "top5": result["top5"],
                                "samples": result["samples"], "classes": list(dataset.classes),
