@@ -11,10 +11,12 @@ import os
 import platform
 import time
 
-import numpy as np
-
-import numbacnn as nc
+# numbacnn first: it sets the thread settings OpenBLAS and OpenMP read when they load (see
+# numbacnn/__init__.py), as the numbacnn command does.
+import numbacnn as nc  # noqa: I001
 from numbacnn import bench
+
+import numpy as np
 
 try:
     import torch
@@ -163,6 +165,8 @@ def main():
     lines = [f"# numbacnn vs references ({time.strftime('%Y-%m-%d')})", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads: "
              f"numba {numba.config.NUMBA_NUM_THREADS}" + (f", torch {torch.get_num_threads()}" if torch else "") +
+             f" (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+             f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')})" +
              f". Versions: numbacnn {nc.__version__}, numpy {np.__version__}, numba {numba.__version__}" +
              (f", torch {torch.__version__}" if torch else " (PyTorch not installed)") +
              f". Medians of {args.rounds} interleaved rounds; ratios are within this run.", "",

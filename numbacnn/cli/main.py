@@ -71,6 +71,7 @@ def info(as_json):
         "numba": numba.__version__, "cpu_threads": numba.config.NUMBA_NUM_THREADS,
         "threading_layer": layer,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""),
         "cuda_simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1",
     }
     if facts["cuda_simulator"]:
