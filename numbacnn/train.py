@@ -105,6 +105,7 @@ class Trainer:
         self.epoch, self.batch = 0, 0       # position of the next step
         self.history = []
         self.last_confusion = None     # of the latest validation (rows: true class), for reports
+        self.first_step_done_at = None  # time.time() when this process finished its first step
         self._running = _fresh_running()
         self._stop_requested = False
         self._upload = Uploader(model.device)
@@ -171,6 +172,8 @@ class Trainer:
             t0 = time.perf_counter() - self._running["time"]
             for x, y in self.train_loader.epoch(self.epoch, self.batch):
                 self._step(self._upload(x), y)
+                if self.first_step_done_at is None:
+                    self.first_step_done_at = time.time()
                 self.batch += 1
                 steps += 1
                 r = self._running

@@ -18,6 +18,7 @@ def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path):
     assert r.exit_code == 0, r.output
     result = json.loads(r.output.strip().splitlines()[-1])
     assert result["status"] == "finished" and len(result["history"]) == 1
+    assert 0 < result["first_step_s"] < 3600     # measured from the process start (seconds)
     ckpt = out / "checkpoint.npz"
     assert ckpt.is_file() and (out / "log.jsonl").is_file()
 

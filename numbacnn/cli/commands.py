@@ -11,7 +11,7 @@ import sys
 import click
 import numpy as np
 
-from .main import main
+from .main import main, process_started_at
 
 EXIT_DATA, EXIT_CHECKPOINT, EXIT_DIVERGED, EXIT_INTERRUPTED = 3, 4, 5, 130
 
@@ -139,8 +139,14 @@ def train(model, resume, out, quiet, as_json, plots, **options):
         _fail(str(e), EXIT_DIVERGED)
     if plots is not False:
         _write_plots(trainer, config, list(dataset.classes), out)
+    first_step_s = None
+    if trainer.first_step_done_at is not None:
+        first_step_s = round(trainer.first_step_done_at - process_started_at(), 3)
+        if not quiet:
+            click.echo(f"first training step done {first_step_s:.2f} s after the process started", err=True)
     if as_json:
-        click.echo(json.dumps({"status": status, "history": trainer.history, "checkpoint": trainer.checkpoint_path}))
+        click.echo(json.dumps({"status": status, "history": trainer.history, "checkpoint": trainer.checkpoint_path,
+                               "first_step_s": first_step_s}))
     if status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
     if trainer.history and "val_acc" in trainer.history[-1] and not as_json:

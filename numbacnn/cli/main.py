@@ -2,6 +2,7 @@
 import json
 import os
 import platform
+import time
 
 import click
 
@@ -11,6 +12,23 @@ Examples:
   numbacnn summary resnet20 --input-shape 3,32,32
   numbacnn summary lenet5 --json
 """
+
+
+_IMPORTED_AT = time.time()
+
+
+def process_started_at():
+    """time.time() when this process started (Linux: from /proc; elsewhere: when the CLI loaded)."""
+    try:
+        with open("/proc/self/stat") as f:
+            # Field 22 is the start time in clock ticks after boot; the name (field 2) may hold
+            # spaces, so count from its closing parenthesis.
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return time.time() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return _IMPORTED_AT
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
