@@ -26,10 +26,11 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     # cost milliseconds; 50 us makes the CUDA suite about ten times faster.
     sys.setswitchinterval(5e-5)
 
-import numpy as np  # noqa: E402  (after the simulator switch above)
+# numbacnn before numpy: it sets the OpenMP and OpenBLAS thread settings that are read when those
+# libraries load (numbacnn/__init__.py), as the numbacnn command does.
+import numbacnn as nc  # noqa: E402  (after the simulator switch above)
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-import numbacnn as nc  # noqa: E402
 
 
 def _patch_simulator_shared_arrays():
