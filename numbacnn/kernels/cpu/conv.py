@@ -13,6 +13,12 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
+from .conv_wide import col2im_wide, im2col_wide, nchw_to_wide, pad_planes, wide_to_nchw
+
+# Stride-1 layers use the "wide" columns of conv_wide.py (whole padded rows: long copies instead
+# of short ones) unless the wasted GEMM columns would cost more than the copies save: padded
+# width Wp at most this many times the output width OW.
+WIDE_MAX_RATIO = 1.5
 
 
 @njit(parallel=True, cache=True)
@@ -143,6 +149,22 @@ def _add_row_sums(db, y):
         db[k] += acc
 
 
+def _wide_width(x, w, stride, padding, ow):
+    """The padded width Wp when the wide-column path applies, else 0."""
+    wp = x.shape[3] + 2 * padding[1]
+    return wp if tuple(stride) == (1, 1) and wp <= WIDE_MAX_RATIO * ow else 0
+
+
+def _wide_columns(x, w, padding, dilation, oh):
+    """The wide im2col matrix (C*KH*KW, N*OH*Wp) of x, in the 'conv.cols' workspace."""
+    n_batch, channels, height, width = x.shape
+    xp = scratch("conv.xpad", (n_batch, channels, height + 2 * padding[0] + 1, width + 2 * padding[1]), x.dtype)
+    pad_planes(xp, x, padding[0], padding[1])
+    cols = scratch("conv.cols", (channels * w.shape[2] * w.shape[3], n_batch * oh * xp.shape[3]), x.dtype)
+    im2col_wide(cols, xp, w.shape[2], w.shape[3], dilation[0], dilation[1], oh)
+    return cols
+
+
 def _gemm(out, a, b):
     """out = a @ b for 2-D or batched 3-D operands (no allocation: OpenBLAS writes into out)."""
     if out.shape[0] == 1 and out.ndim == 3:
@@ -162,13 +184,20 @@ def _shapes(x, w, stride, padding, dilation, groups):
 def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     """out (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C/groups, KH, KW)) + b (K,) or None."""
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
-    np_cols = n_batch * oh * ow
-    cols = _columns(x, w, stride, padding, dilation, oh, ow)
+    wide = _wide_width(x, w, stride, padding, ow)
+    np_cols = n_batch * oh * (wide or ow)
+    if wide:
+        cols = _wide_columns(x, w, padding, dilation, oh)
+    else:
+        cols = _columns(x, w, stride, padding, dilation, oh, ow)
     y = scratch("conv.y", (groups, k_out // groups, np_cols), x.dtype)
     _gemm(y, w.reshape(groups, k_out // groups, r), cols.reshape(groups, r, np_cols))
     has_bias = b is not None
-    _kp_to_nchw(out.reshape(n_batch, k_out, oh * ow), y.reshape(k_out, np_cols),
-                b if has_bias else w.reshape(-1), has_bias)
+    bias = b if has_bias else w.reshape(-1)
+    if wide:
+        wide_to_nchw(out, y.reshape(k_out, np_cols), bias, has_bias)
+    else:
+        _kp_to_nchw(out.reshape(n_batch, k_out, oh * ow), y.reshape(k_out, np_cols), bias, has_bias)
 
 
 def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
@@ -178,16 +207,23 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     accumulated (db skipped if None).
     """
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
-    np_cols = n_batch * oh * ow
+    wide = _wide_width(x, w, stride, padding, ow)
+    np_cols = n_batch * oh * (wide or ow)
     kg = k_out // groups
     dy_kp = scratch("conv.dy", (k_out, np_cols), x.dtype)
-    _nchw_to_kp(dy_kp, dy.reshape(n_batch, k_out, oh * ow))
+    if wide:
+        nchw_to_wide(dy_kp, dy)
+    else:
+        _nchw_to_kp(dy_kp, dy.reshape(n_batch, k_out, oh * ow))
     if db is not None:
-        _add_row_sums(db, dy_kp)
+        _add_row_sums(db, dy_kp)        # the wide layout's wasted columns hold zeros
     dy_g = dy_kp.reshape(groups, kg, np_cols)
     # The columns are recomputed rather than kept from the forward pass: it costs one cheap pass
     # over x and keeps one workspace for all layers instead of one per layer.
-    cols = _columns(x, w, stride, padding, dilation, oh, ow)
+    if wide:
+        cols = _wide_columns(x, w, padding, dilation, oh)
+    else:
+        cols = _columns(x, w, stride, padding, dilation, oh, ow)
     cols_g = cols.reshape(groups, r, np_cols)
     dw_tmp = scratch("conv.dw", (groups, kg, r), x.dtype)
     _gemm(dw_tmp, dy_g, cols_g.transpose(0, 2, 1))
@@ -197,6 +233,9 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         # dcols reuses the columns buffer: the columns are no longer needed.
         _gemm(cols_g, w.reshape(groups, kg, r).transpose(0, 2, 1), dy_g)
         # The padded input is no longer needed either: it becomes the padded gradient plane.
-        dxp = scratch("conv.xpad", (n_batch, channels, dx.shape[2] + 2 * padding[0],
+        dxp = scratch("conv.xpad", (n_batch, channels, dx.shape[2] + 2 * padding[0] + (1 if wide else 0),
                                     dx.shape[3] + 2 * padding[1]), x.dtype)
-        _col2im(dx, dxp, cols, (w.shape[2], w.shape[3]), stride, dilation, oh, ow)
+        if wide:
+            col2im_wide(dx, dxp, cols, w.shape[2], w.shape[3], dilation[0], dilation[1], oh)
+        else:
+            _col2im(dx, dxp, cols, (w.shape[2], w.shape[3]), stride, dilation, oh, ow)
