@@ -120,12 +120,15 @@ def _kp_to_nchw(out, y, b, has_bias):
         k = plane % k_out
         # Two loops rather than "bias = b[k] if has_bias else 0": the int 0 would type the sum
         # as float64.
+        # Views and range() indices: an offset index (y[k, n * p + q]) keeps the loop scalar.
+        src = y[k, n * p:(n + 1) * p]
+        dst = out[n, k]
         if has_bias:
             for q in range(p):
-                out[n, k, q] = y[k, n * p + q] + b[k]
+                dst[q] = src[q] + b[k]
         else:
             for q in range(p):
-                out[n, k, q] = y[k, n * p + q]
+                dst[q] = src[q]
 
 
 @njit(parallel=True, cache=True)
@@ -135,8 +138,10 @@ def _nchw_to_kp(y, dy):
     for plane in prange(n_batch * k_out):
         n = plane // k_out
         k = plane % k_out
+        dst = y[k, n * p:(n + 1) * p]
+        src = dy[n, k]
         for q in range(p):
-            y[k, n * p + q] = dy[n, k, q]
+            dst[q] = src[q]
 
 
 @njit(parallel=True, cache=True)
