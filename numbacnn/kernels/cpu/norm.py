@@ -8,8 +8,13 @@ import math
 
 from numba import njit, prange
 
+# The statistics are long float64 sums. Without leave to reassociate, LLVM keeps each one a single
+# serial chain of dependent adds; with it, the sums vectorise (2x on a 128x16x32x32 forward). The
+# order is still fixed by the compiled code, so results stay deterministic run to run.
+REDUCTIONS = {"reassoc"}
 
-@njit(parallel=True, cache=True)
+
+@njit(parallel=True, cache=True, fastmath=REDUCTIONS)
 def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias,
                    eps, momentum):
     n_batch, channels, height, width = x.shape
@@ -57,7 +62,7 @@ def _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, ru
                     out[n, c, i, j] = x[n, c, i, j] * scale + shift
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=REDUCTIONS)
 def _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, training):
     n_batch, channels, height, width = x.shape
     count = n_batch * height * width
