@@ -107,3 +107,37 @@ def test_input_grad_can_be_skipped_without_changing_weight_grads():
     layer.input_grad = False
     assert layer.backward(dy) is None
     np.testing.assert_array_equal(layer.weight.grad, full)
+
+
+# First layers (input_grad=False) with few taps and stride 1 run the direct kernels of
+# kernels/cpu/conv_direct.py: LeNet-5's conv1, a ResNet stem on gray images, a dilated one.
+FIRST_LAYER_CASES = [
+    (2, 1, 8, 9, 3, (5, 5), (1, 1), (2, 2), (1, 1), 1, True),
+    (3, 1, 7, 7, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1, False),
+    (2, 3, 9, 12, 2, (3, 3), (1, 1), (2, 2), (2, 2), 1, True),
+]
+
+
+@pytest.mark.parametrize("case", FIRST_LAYER_CASES, ids=str)
+def test_first_layer_path(case):
+    from numbacnn.kernels.cpu import conv as cpu_conv
+    layer, x = make(case, np.float64)
+    assert cpu_conv._direct(x, layer.weight.data, layer.groups,
+                            cpu_conv._wide_width(x, layer.weight.data, layer.stride, layer.padding,
+                                                 layer.output_shape(x.shape)[3]))
+    b = None if layer.bias is None else layer.bias.data
+    ref = conv2d_ref(x, layer.weight.data, b, layer.stride, layer.padding, layer.dilation, layer.groups)
+    np.testing.assert_allclose(layer(x), ref, rtol=1e-12, atol=1e-12)
+    layer.input_grad = False
+    gradient_check(layer, x, check_input_grad=False)
+    # The same weight gradients as the im2col path that computes the input gradient too.
+    dy = np.random.default_rng(5).standard_normal(ref.shape)
+    grads = []
+    for input_grad in (False, True):
+        layer.input_grad = input_grad
+        layer.zero_grad()
+        layer(x)
+        layer.backward(dy)
+        grads.append([p.grad.copy() for _, p in layer.named_parameters()])
+    for direct, gemm in zip(*grads):
+        np.testing.assert_allclose(direct, gemm, rtol=1e-12, atol=1e-12)

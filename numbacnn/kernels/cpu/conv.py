@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
+from . import conv_direct
 from .conv_wide import col2im_wide, im2col_wide, nchw_to_wide, pad_planes, wide_to_nchw
 
 # Stride-1 layers use the "wide" columns of conv_wide.py (whole padded rows: long copies instead
@@ -160,11 +161,23 @@ def _wide_width(x, w, stride, padding, ow):
     return wp if tuple(stride) == (1, 1) and wp <= WIDE_MAX_RATIO * ow else 0
 
 
-def _wide_columns(x, w, padding, dilation, oh):
-    """The wide im2col matrix (C*KH*KW, N*OH*Wp) of x, in the 'conv.cols' workspace."""
+def _direct(x, w, groups, wide):
+    """Whether the direct kernels of conv_direct.py apply: stride 1 (wide) and few taps."""
+    return bool(wide) and groups == 1 and x.shape[1] * w.shape[2] * w.shape[3] <= conv_direct.DIRECT_MAX_TAPS
+
+
+def _padded_planes(x, padding):
+    """x zero-padded, with the extra row the wide runs need, in the 'conv.xpad' workspace."""
     n_batch, channels, height, width = x.shape
     xp = scratch("conv.xpad", (n_batch, channels, height + 2 * padding[0] + 1, width + 2 * padding[1]), x.dtype)
     pad_planes(xp, x, padding[0], padding[1])
+    return xp
+
+
+def _wide_columns(x, w, padding, dilation, oh):
+    """The wide im2col matrix (C*KH*KW, N*OH*Wp) of x, in the 'conv.cols' workspace."""
+    n_batch, channels = x.shape[:2]
+    xp = _padded_planes(x, padding)
     cols = scratch("conv.cols", (channels * w.shape[2] * w.shape[3], n_batch * oh * xp.shape[3]), x.dtype)
     im2col_wide(cols, xp, w.shape[2], w.shape[3], dilation[0], dilation[1], oh)
     return cols
@@ -190,6 +203,12 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     """out (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C/groups, KH, KW)) + b (K,) or None."""
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
     wide = _wide_width(x, w, stride, padding, ow)
+    has_bias = b is not None
+    bias = b if has_bias else w.reshape(-1)
+    if _direct(x, w, groups, wide):
+        y_wide = scratch("conv.y", (n_batch, k_out, oh * wide), x.dtype)
+        conv_direct.forward(out, y_wide, _padded_planes(x, padding), w, bias, has_bias, dilation[0], dilation[1])
+        return
     np_cols = n_batch * oh * (wide or ow)
     if wide:
         cols = _wide_columns(x, w, padding, dilation, oh)
@@ -197,8 +216,6 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
         cols = _columns(x, w, stride, padding, dilation, oh, ow)
     y = scratch("conv.y", (groups, k_out // groups, np_cols), x.dtype)
     _gemm(y, w.reshape(groups, k_out // groups, r), cols.reshape(groups, r, np_cols))
-    has_bias = b is not None
-    bias = b if has_bias else w.reshape(-1)
     if wide:
         wide_to_nchw(out, y.reshape(k_out, np_cols), bias, has_bias)
     else:
@@ -213,6 +230,13 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     """
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
     wide = _wide_width(x, w, stride, padding, ow)
+    if dx is None and _direct(x, w, groups, wide):
+        # A first layer (no input gradient): dW and db straight from the padded input.
+        dy_wide = scratch("conv.dy", (n_batch, k_out, oh * wide), x.dtype)
+        conv_direct.to_wide(dy_wide, dy)
+        conv_direct.weight_and_bias_grad(dw, db if db is not None else dw.reshape(-1), db is not None,
+                                         dy_wide, _padded_planes(x, padding), dilation[0], dilation[1])
+        return
     np_cols = n_batch * oh * (wide or ow)
     kg = k_out // groups
     dy_kp = scratch("conv.dy", (k_out, np_cols), x.dtype)
