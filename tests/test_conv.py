@@ -114,7 +114,7 @@ def test_input_grad_can_be_skipped_without_changing_weight_grads():
 FIRST_LAYER_CASES = [
     (2, 1, 8, 9, 3, (5, 5), (1, 1), (2, 2), (1, 1), 1, True),
     (3, 1, 7, 7, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1, False),
-    (2, 3, 9, 12, 2, (3, 3), (1, 1), (2, 2), (2, 2), 1, True),
+    (2, 2, 9, 12, 2, (3, 3), (1, 1), (2, 2), (2, 2), 1, True),
 ]
 
 
