@@ -232,8 +232,8 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     wide = _wide_width(x, w, stride, padding, ow)
     if dx is None and _direct(x, w, groups, wide):
         # A first layer (no input gradient): dW and db straight from the padded input.
-        dy_wide = scratch("conv.dy", (n_batch, k_out, oh * wide), x.dtype)
-        conv_direct.to_wide(dy_wide, dy)
+        dy_wide = scratch("conv.dy", (k_out, n_batch * oh * wide), x.dtype)
+        nchw_to_wide(dy_wide, dy)
         conv_direct.weight_and_bias_grad(dw, db if db is not None else dw.reshape(-1), db is not None,
                                          dy_wide, _padded_planes(x, padding), dilation[0], dilation[1])
         return

@@ -9,7 +9,8 @@ the padded input plane, which stays in L1/L2, on the "wide" rows of conv_wide.py
 long multiply-add over OH*Wp values, written with views and range() indices so it vectorises.
 
 Shapes: xp (N, C, Hp + 1, Wp) padded planes (conv_wide.pad_planes); w (K, C, KH, KW);
-y_wide and dy_wide (N, K, OH*Wp); out and dy (N, K, OH, OW); dw (K, C, KH, KW).
+y_wide (N, K, OH*Wp); dy_wide (K, N*OH*Wp) as conv_wide.nchw_to_wide writes it;
+out and dy (N, K, OH, OW); dw (K, C, KH, KW).
 """
 import numpy as np
 from numba import njit, prange
@@ -53,23 +54,6 @@ def forward(out, y_wide, xp, w, b, has_bias, dh, dw):
                 dst[ox] = row[ox]
 
 
-@njit(parallel=True, cache=True)
-def to_wide(dy_wide, dy):
-    """dy_wide (N, K, OH*Wp) <- dy (N, K, OH, OW), zeros in the wasted columns of each row."""
-    n_batch, k_out, oh, ow = dy.shape
-    wp = dy_wide.shape[2] // oh
-    for task in prange(n_batch * k_out):
-        n = task // k_out
-        k = task % k_out
-        for oy in range(oh):
-            dst = dy_wide[n, k, oy * wp:(oy + 1) * wp]
-            src = dy[n, k, oy]
-            for ox in range(ow):
-                dst[ox] = src[ox]
-            for ox in range(ow, wp):
-                dst[ox] = 0
-
-
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
 def weight_and_bias_grad(dw, db, has_bias, dy_wide, xp, dh, dwx):
     """dw (K, C, KH, KW) += sum over samples and pixels of dy * input patch; db (K,) += sums of dy.
@@ -80,13 +64,13 @@ def weight_and_bias_grad(dw, db, has_bias, dy_wide, xp, dh, dwx):
     """
     n_batch, channels, hp1, wp = xp.shape
     k_out, _, kh, kw = dw.shape
-    run = dy_wide.shape[2]
+    run = dy_wide.shape[1] // n_batch
     planes = xp.reshape(n_batch, channels, hp1 * wp)
     for k in prange(k_out):
         sums = np.zeros(channels * kh * kw)
         bias_sum = 0.0
         for n in range(n_batch):
-            g = dy_wide[n, k]
+            g = dy_wide[k, n * run:(n + 1) * run]
             for c in range(channels):
                 for i in range(kh):
                     for j in range(kw):

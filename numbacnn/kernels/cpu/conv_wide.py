@@ -9,7 +9,7 @@ ones, the patch of tap (i, j) for one sample is one contiguous run of the padded
 so im2col becomes one long copy per (row, sample) and col2im one long add, instead of OH short
 runs of OW values (10 for LeNet's conv2: per-run overhead was most of the time). The price is
 Wp - OW wasted output columns per row in the GEMMs; the layout copies drop them, and backward
-feeds zeros there (``_nchw_to_wide``), so they add nothing to dW or dx. A run can spill
+feeds zeros there (``nchw_to_wide``), so they add nothing to dW or dx. A run can spill
 (KW-1)*dw values past the plane's end, so padded planes get one extra zero row.
 
 Shapes: x (N, C, H, W); xp (N, C, Hp + 1, Wp) with Hp = H + 2 ph, Wp = W + 2 pw;
