@@ -4,9 +4,15 @@ Shapes (G = groups, Cg = C/G, Kg = K/G, P = OH*OW, R = Cg*KH*KW):
     x (N, C, H, W), w (K, Cg, KH, KW), b (K,) or None, out (N, K, OH, OW)
     columns (G, R, N*P): row r = (c, i, j) of group g, column n*P + p
 
+Three paths, chosen per call from the shapes:
+  * stride 1, few taps (<= 25, groups 1): direct loops over the padded planes (conv_direct.py),
+    forward, and backward when no input gradient is wanted;
+  * stride 1: im2col/col2im on "wide" columns over whole padded rows (conv_wide.py), where each
+    copy is one long run;
+  * otherwise: im2col/col2im row by row (below).
 The GEMM runs as one (batched, if G > 1) ``np.matmul`` with ``out=`` into workspace buffers, so a
-training step allocates nothing. The copies around it (im2col, col2im, NCHW <-> (K, N*P)) are
-``@njit(parallel=True)`` loops whose parallel axis writes disjoint memory.
+training step allocates nothing. The copies around it are ``@njit(parallel=True)`` loops whose
+parallel axis writes disjoint memory.
 """
 import numpy as np
 from numba import njit, prange
