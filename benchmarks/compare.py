@@ -25,26 +25,31 @@ except ImportError:  # PyTorch is an optional reference
 
 
 # ------------------------------------------------------------------ workloads, one closure per engine
-def numbacnn_train(name, batch, shape):
-    model = nc.models.create(name, shape[0], 10, shape[1])
+# Each takes the device to run on ("cpu", or "cuda" for benchmarks/gpu_compare.py); the data
+# starts on that device.
+def numbacnn_train(name, batch, shape, device="cpu"):
+    device = nc.get_device(device)
+    model = nc.models.create(name, shape[0], 10, shape[1]).to(device)
     model.first_layer().input_grad = False
     opt = nc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     crit = nc.losses.CrossEntropyLoss()
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    x = device.asarray(rng.standard_normal((batch,) + shape).astype(np.float32))
     y = rng.integers(0, 10, batch)
 
     def step():
         opt.zero_grad()
-        crit.forward(model.forward(x), y)
+        # The per-sample losses stay where they are: a GPU step need not wait for a host copy.
+        crit.forward(model.forward(x), y, return_device_loss=True)
         model.backward(crit.backward())
         opt.step()
     return step
 
 
-def numbacnn_infer(name, batch, shape):
-    model = nc.models.create(name, shape[0], 10, shape[1]).eval()
-    x = np.random.default_rng(0).standard_normal((batch,) + shape).astype(np.float32)
+def numbacnn_infer(name, batch, shape, device="cpu"):
+    device = nc.get_device(device)
+    model = nc.models.create(name, shape[0], 10, shape[1]).to(device).eval()
+    x = device.asarray(np.random.default_rng(0).standard_normal((batch,) + shape).astype(np.float32))
     return lambda: model.forward(x)
 
 
@@ -76,12 +81,12 @@ def torch_model(name, shape):
                          *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
 
 
-def torch_train(name, batch, shape):
-    model = torch_model(name, shape)
+def torch_train(name, batch, shape, device="cpu"):
+    model = torch_model(name, shape).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     crit = torch.nn.CrossEntropyLoss()
-    x = torch.randn((batch,) + shape)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn((batch,) + shape, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
 
     def step():
         opt.zero_grad()
@@ -90,9 +95,9 @@ def torch_train(name, batch, shape):
     return step
 
 
-def torch_infer(name, batch, shape):
-    model = torch_model(name, shape).eval()
-    x = torch.randn((batch,) + shape)
+def torch_infer(name, batch, shape, device="cpu"):
+    model = torch_model(name, shape).to(device).eval()
+    x = torch.randn((batch,) + shape, device=device)
 
     def run():
         with torch.no_grad():
@@ -139,16 +144,25 @@ def torch_conv(n, c, hw, k):
 
 
 # ------------------------------------------------------------------ the interleaved runner
-def interleaved(engines, rounds, inner):
-    """{engine: median seconds per call}; each round runs every engine once (after one warm-up)."""
+def interleaved(engines, rounds, inner, syncs=None, warmups=1):
+    """{engine: median seconds per call}; each round runs every engine ``inner`` times, in turn.
+
+    ``syncs`` maps an engine to the call that waits for its queued device work (a GPU): it runs
+    before and after each timed stretch. ``warmups`` untimed calls first (JIT compile, autotune).
+    """
+    syncs = syncs or {}
     times = {name: [] for name in engines}
     for fn in engines.values():
-        fn()
+        for _ in range(warmups):
+            fn()
     for _ in range(rounds):
         for name, fn in engines.items():
+            sync = syncs.get(name, lambda: None)
+            sync()
             t = time.perf_counter()
             for _ in range(inner):
                 fn()
+            sync()
             times[name].append((time.perf_counter() - t) / inner)
     return {name: float(np.median(v)) for name, v in times.items()}
 

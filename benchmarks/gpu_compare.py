@@ -11,77 +11,12 @@ import os
 import sys
 import time
 
-import numpy as np
-
 import numbacnn as nc
 
 sys.path.insert(0, os.path.dirname(__file__))
-from compare import torch, torch_model  # noqa: E402  (the same PyTorch models as the CPU table)
-
-
-def numbacnn_train(name, batch, shape, device):
-    model = nc.models.create(name, shape[0], 10, shape[1]).to(device)
-    model.first_layer().input_grad = False
-    opt = nc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    crit = nc.losses.CrossEntropyLoss()
-    rng = np.random.default_rng(0)
-    x = device.asarray(rng.standard_normal((batch,) + shape).astype(np.float32))
-    y = rng.integers(0, 10, batch)
-
-    def step():
-        opt.zero_grad()
-        crit.forward(model.forward(x), y, return_device_loss=True)
-        model.backward(crit.backward())
-        opt.step()
-    return step
-
-
-def numbacnn_infer(name, batch, shape, device):
-    model = nc.models.create(name, shape[0], 10, shape[1]).to(device).eval()
-    x = device.asarray(np.random.default_rng(0).standard_normal((batch,) + shape).astype(np.float32))
-    return lambda: model.forward(x)
-
-
-def torch_train(name, batch, shape):
-    model = torch_model(name, shape).cuda()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    crit = torch.nn.CrossEntropyLoss()
-    x = torch.randn((batch,) + shape, device="cuda")
-    y = torch.randint(0, 10, (batch,), device="cuda")
-
-    def step():
-        opt.zero_grad()
-        crit(model(x), y).backward()
-        opt.step()
-    return step
-
-
-def torch_infer(name, batch, shape):
-    model = torch_model(name, shape).cuda().eval()
-    x = torch.randn((batch,) + shape, device="cuda")
-
-    def run():
-        with torch.no_grad():
-            model(x)
-    return run
-
-
-def interleaved(engines, syncs, rounds, inner):
-    """{engine: median seconds per call}; each round runs every engine ``inner`` times, in turn."""
-    times = {name: [] for name in engines}
-    for name, fn in engines.items():
-        for _ in range(3):          # warm-up: JIT compile, cuDNN autotune, allocator
-            fn()
-        syncs[name]()
-    for _ in range(rounds):
-        for name, fn in engines.items():
-            syncs[name]()
-            t = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            syncs[name]()
-            times[name].append((time.perf_counter() - t) / inner)
-    return {name: float(np.median(v)) for name, v in times.items()}
+# The same workloads and runner as the CPU table, on the GPU.
+from compare import (interleaved, numbacnn_infer, numbacnn_train, torch, torch_infer,  # noqa: E402
+                     torch_train)
 
 
 def main():
@@ -110,8 +45,8 @@ def main():
     for label, name, batch, shape, ours_fn, torch_fn, inner in workloads:
         engines, syncs = {"ours": ours_fn(name, batch, shape, device)}, {"ours": device.synchronize}
         if have_torch:
-            engines["torch"], syncs["torch"] = torch_fn(name, batch, shape), torch.cuda.synchronize
-        t = interleaved(engines, syncs, args.rounds, inner)
+            engines["torch"], syncs["torch"] = torch_fn(name, batch, shape, "cuda"), torch.cuda.synchronize
+        t = interleaved(engines, args.rounds, inner, syncs, warmups=3)
         ours = batch / t["ours"]
         theirs = batch / t["torch"] if have_torch else None
         lines.append(f"| {label}, batch {batch} | {ours:,.0f} img/s | " +
