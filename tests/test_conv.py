@@ -123,8 +123,7 @@ def test_first_layer_path(case):
     from numbacnn.kernels.cpu import conv as cpu_conv
     layer, x = make(case, np.float64)
     assert cpu_conv._direct(x, layer.weight.data, layer.groups,
-                            cpu_conv._wide_width(x, layer.weight.data, layer.stride, layer.padding,
-                                                 layer.output_shape(x.shape)[3]))
+                            cpu_conv._wide_width(x, layer.stride, layer.padding, layer.output_shape(x.shape)[3]))
     b = None if layer.bias is None else layer.bias.data
     ref = conv2d_ref(x, layer.weight.data, b, layer.stride, layer.padding, layer.dilation, layer.groups)
     np.testing.assert_allclose(layer(x), ref, rtol=1e-12, atol=1e-12)

@@ -20,7 +20,7 @@ from numba import njit, prange
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
 from . import conv_direct
-from .conv_wide import col2im_wide, im2col_wide, nchw_to_wide, pad_planes, wide_to_nchw
+from .conv_wide import col2im_wide, im2col_wide, nchw_to_wide, wide_to_nchw
 
 # Stride-1 layers use the "wide" columns of conv_wide.py (whole padded rows: long copies instead
 # of short ones) unless the wasted GEMM columns would cost more than the copies save: padded
@@ -30,7 +30,8 @@ WIDE_MAX_RATIO = 1.5
 
 @njit(parallel=True, cache=True)
 def _pad(xp, x, ph, pw):
-    """xp (N, C, H + 2 ph, W + 2 pw) <- x with a zero border, so im2col needs no bounds checks."""
+    """xp (N, C, >= H + 2 ph, W + 2 pw) <- x with a zero border (and zeros in any rows below it,
+    such as the extra row of the wide path), so im2col needs no bounds checks."""
     n_batch, channels, height, width = x.shape
     for plane in prange(n_batch * channels):
         n = plane // channels
@@ -161,7 +162,7 @@ def _add_row_sums(db, y):
         db[k] += acc
 
 
-def _wide_width(x, w, stride, padding, ow):
+def _wide_width(x, stride, padding, ow):
     """The padded width Wp when the wide-column path applies, else 0."""
     wp = x.shape[3] + 2 * padding[1]
     return wp if tuple(stride) == (1, 1) and wp <= WIDE_MAX_RATIO * ow else 0
@@ -176,7 +177,7 @@ def _padded_planes(x, padding):
     """x zero-padded, with the extra row the wide runs need, in the 'conv.xpad' workspace."""
     n_batch, channels, height, width = x.shape
     xp = scratch("conv.xpad", (n_batch, channels, height + 2 * padding[0] + 1, width + 2 * padding[1]), x.dtype)
-    pad_planes(xp, x, padding[0], padding[1])
+    _pad(xp, x, padding[0], padding[1])
     return xp
 
 
@@ -187,6 +188,13 @@ def _wide_columns(x, w, padding, dilation, oh):
     cols = scratch("conv.cols", (channels * w.shape[2] * w.shape[3], n_batch * oh * xp.shape[3]), x.dtype)
     im2col_wide(cols, xp, w.shape[2], w.shape[3], dilation[0], dilation[1], oh)
     return cols
+
+
+def _columns_for(x, w, stride, padding, dilation, oh, ow, wide):
+    """The im2col matrix for this layer's path: wide (stride 1) or row by row."""
+    if wide:
+        return _wide_columns(x, w, padding, dilation, oh)
+    return _columns(x, w, stride, padding, dilation, oh, ow)
 
 
 def _gemm(out, a, b):
@@ -208,7 +216,7 @@ def _shapes(x, w, stride, padding, dilation, groups):
 def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     """out (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C/groups, KH, KW)) + b (K,) or None."""
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
-    wide = _wide_width(x, w, stride, padding, ow)
+    wide = _wide_width(x, stride, padding, ow)
     has_bias = b is not None
     bias = b if has_bias else w.reshape(-1)
     if _direct(x, w, groups, wide):
@@ -216,10 +224,7 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
         conv_direct.forward(out, y_wide, _padded_planes(x, padding), w, bias, has_bias, dilation[0], dilation[1])
         return
     np_cols = n_batch * oh * (wide or ow)
-    if wide:
-        cols = _wide_columns(x, w, padding, dilation, oh)
-    else:
-        cols = _columns(x, w, stride, padding, dilation, oh, ow)
+    cols = _columns_for(x, w, stride, padding, dilation, oh, ow, wide)
     y = scratch("conv.y", (groups, k_out // groups, np_cols), x.dtype)
     _gemm(y, w.reshape(groups, k_out // groups, r), cols.reshape(groups, r, np_cols))
     if wide:
@@ -235,7 +240,7 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     accumulated (db skipped if None).
     """
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
-    wide = _wide_width(x, w, stride, padding, ow)
+    wide = _wide_width(x, stride, padding, ow)
     if dx is None and _direct(x, w, groups, wide):
         # A first layer (no input gradient): dW and db straight from the padded input.
         dy_wide = scratch("conv.dy", (k_out, n_batch * oh * wide), x.dtype)
@@ -255,10 +260,7 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     dy_g = dy_kp.reshape(groups, kg, np_cols)
     # The columns are recomputed rather than kept from the forward pass: it costs one cheap pass
     # over x and keeps one workspace for all layers instead of one per layer.
-    if wide:
-        cols = _wide_columns(x, w, padding, dilation, oh)
-    else:
-        cols = _columns(x, w, stride, padding, dilation, oh, ow)
+    cols = _columns_for(x, w, stride, padding, dilation, oh, ow, wide)
     cols_g = cols.reshape(groups, r, np_cols)
     dw_tmp = scratch("conv.dw", (groups, kg, r), x.dtype)
     _gemm(dw_tmp, dy_g, cols_g.transpose(0, 2, 1))

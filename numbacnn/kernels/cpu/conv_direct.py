@@ -8,7 +8,7 @@ is bound by moving columns through memory. Here each output plane is accumulated
 the padded input plane, which stays in L1/L2, on the "wide" rows of conv_wide.py: every tap is one
 long multiply-add over OH*Wp values, written with views and range() indices so it vectorises.
 
-Shapes: xp (N, C, Hp + 1, Wp) padded planes (conv_wide.pad_planes); w (K, C, KH, KW);
+Shapes: xp (N, C, Hp + 1, Wp) padded planes (conv._padded_planes); w (K, C, KH, KW);
 y_wide (N, K, OH*Wp); dy_wide (K, N*OH*Wp) as conv_wide.nchw_to_wide writes it;
 out and dy (N, K, OH, OW); dw (K, C, KH, KW).
 """

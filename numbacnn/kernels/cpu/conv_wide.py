@@ -10,27 +10,13 @@ so im2col becomes one long copy per (row, sample) and col2im one long add, inste
 runs of OW values (10 for LeNet's conv2: per-run overhead was most of the time). The price is
 Wp - OW wasted output columns per row in the GEMMs; the layout copies drop them, and backward
 feeds zeros there (``nchw_to_wide``), so they add nothing to dW or dx. A run can spill
-(KW-1)*dw values past the plane's end, so padded planes get one extra zero row.
+(KW-1)*dw values past the plane's end, so padded planes get one extra zero row (conv._pad
+zeros every row of the buffer it is given).
 
 Shapes: x (N, C, H, W); xp (N, C, Hp + 1, Wp) with Hp = H + 2 ph, Wp = W + 2 pw;
 cols (C*KH*KW, N*Pw); y and dy_wide (K, N*Pw); out and dy (N, K, OH, OW).
 """
 from numba import njit, prange
-
-
-@njit(parallel=True, cache=True)
-def pad_planes(xp, x, ph, pw):
-    """xp (N, C, Hp + 1, Wp) <- x in the middle, zeros around it and in the extra last row."""
-    n_batch, channels, height, width = x.shape
-    for plane in prange(n_batch * channels):
-        n = plane // channels
-        c = plane % channels
-        for iy in range(xp.shape[2]):
-            for ix in range(xp.shape[3]):
-                xp[n, c, iy, ix] = 0
-        for iy in range(height):
-            for ix in range(width):
-                xp[n, c, iy + ph, ix + pw] = x[n, c, iy, ix]
 
 
 @njit(parallel=True, cache=True)
