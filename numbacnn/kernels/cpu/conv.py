@@ -121,16 +121,20 @@ def _columns(x, w, stride, padding, dilation, oh, ow):
 
 @njit(parallel=True, cache=True)
 def _kp_to_nchw(out, y, b, has_bias):
-    """out (N, K, P) <- y (K, N*P) (+ bias b (K,)); out is the NCHW output viewed as (N, K, P)."""
+    """out (N, K, P) <- y (K, N*P) (+ bias b (K,)); out is the NCHW output viewed as (N, K, P).
+
+    conv_wide.wide_to_nchw does the same for Wp = OW, row by row; one run per plane is 2x
+    faster on short rows (0.13 against 0.23 ms at 128x64x8x8), so this layout keeps its own.
+    """
     n_batch, k_out, p = out.shape
     for plane in prange(n_batch * k_out):
         n = plane // k_out
         k = plane % k_out
-        # Two loops rather than "bias = b[k] if has_bias else 0": the int 0 would type the sum
-        # as float64.
         # Views and range() indices: an offset index (y[k, n * p + q]) keeps the loop scalar.
         src = y[k, n * p:(n + 1) * p]
         dst = out[n, k]
+        # Two loops rather than "bias = b[k] if has_bias else 0": the int 0 would type the sum
+        # as float64.
         if has_bias:
             for q in range(p):
                 dst[q] = src[q] + b[k]
