@@ -19,6 +19,8 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _real_gpu_present():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 # numba warns when a grid has fewer blocks than it likes; the tests' shapes are small on
 # purpose, and that warning would otherwise turn into an error below (see pytest_configure).
+# numbacnn switches it off in numba's config too (kernels/cuda/launch.py); as an environment
+# variable it also survives numba re-reading its config when a test changes a NUMBA_* variable.
 os.environ.setdefault("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", "0")
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     # The simulator runs a block's threads as Python threads watched by a polling loop; at every
