@@ -8,9 +8,9 @@ import os
 
 import numpy as np
 
+from .errors import DeviceError
 
-class DeviceError(RuntimeError):
-    """A device was asked for that this machine cannot provide, or arrays sit on the wrong one."""
+__all__ = ["CPU", "CPUDevice", "Device", "DeviceError", "cuda_available", "device_of", "get_device"]
 
 
 class Device:
@@ -45,6 +45,11 @@ class Device:
 
     def owns(self, array):
         """True when ``array`` lives on this device."""
+        raise NotImplementedError
+
+    def same_memory(self, a, b):
+        """True when arrays ``a`` and ``b`` of this device start at the same address (a view and
+        the storage it was cut from, say)."""
         raise NotImplementedError
 
     def __eq__(self, other):
@@ -86,6 +91,9 @@ class CPUDevice(Device):
 
     def owns(self, array):
         return isinstance(array, np.ndarray)
+
+    def same_memory(self, a, b):
+        return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
 
 
 CPU = CPUDevice()

@@ -10,11 +10,9 @@ import zipfile
 
 import numpy as np
 
+from .errors import CheckpointError
+
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, corrupt or does not fit the model."""
 
 
 def save_checkpoint(path, model_state, optimizer_state=None, schedule_state=None, meta=None):

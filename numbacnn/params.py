@@ -35,8 +35,9 @@ class Parameter:
 class FlatStorage:
     """Flat data/grad buffers that back a list of parameters (all on one device, one dtype)."""
 
-    def __init__(self, params, data, grad):
+    def __init__(self, params, data, grad, device):
         self.params = params
+        self.device = device
         self.data = data
         self.grad = grad
         # The views flatten() bound: while each parameter still holds these very objects, the
@@ -53,18 +54,11 @@ class FlatStorage:
             n = p.size
             for array, flat in ((p.data, self.data), (p.grad, self.grad)):
                 if array is None or tuple(array.shape) != p.shape or \
-                        not _same_memory(array, flat[offset:offset + n]):
+                        not self.device.same_memory(array, flat[offset:offset + n]):
                     return False
             offset += n
         self._bound = [(p.data, p.grad) for p in self.params]
         return True
-
-
-def _same_memory(a, b):
-    if isinstance(a, np.ndarray):
-        return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-    from .cuda_device import address
-    return address(a) == address(b)
 
 
 def flatten(params, device):
@@ -96,4 +90,4 @@ def flatten(params, device):
             ops.copy(g_view, p.grad)
         p.data, p.grad = d_view, g_view
         offset += n
-    return FlatStorage(params, data, grad)
+    return FlatStorage(params, data, grad, device)

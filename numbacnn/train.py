@@ -1,9 +1,10 @@
 """Training: :class:`Trainer` runs epochs with progress, validation, schedules, logs and
 checkpoints; :func:`evaluate` measures a model on a loader.
 
-Exact resume: a checkpoint holds the model, optimizer state, schedule, the position in the data
-(epoch and batch; the data order derives from the seed and the epoch) and the dropout counters,
-so an interrupted run resumed from it ends with the same weights as an uninterrupted one.
+Exact resume: a checkpoint holds the model (with its non-persistent buffers: dropout's call
+counters), optimizer state, schedule and the position in the data (epoch and batch; the data order
+derives from the seed and the epoch), so an interrupted run resumed from it ends with the same
+weights as an uninterrupted one.
 Ctrl-C finishes the current step, saves a checkpoint and stops; a second Ctrl-C aborts at once.
 A non-finite loss stops training before the bad step is saved: the last checkpoint stays good.
 """
@@ -18,11 +19,7 @@ import numpy as np
 
 from . import metrics
 from .io import save_checkpoint
-from .layers import Dropout
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+from .errors import TrainingDiverged
 
 
 class Uploader:
@@ -117,17 +114,14 @@ class Trainer:
     def checkpoint_path(self):
         return os.path.join(self.out_dir, "checkpoint.npz") if self.out_dir else None
 
-    def _dropouts(self):
-        return [m for _, m in self.model.named_modules() if isinstance(m, Dropout)]
-
     def save(self, path=None):
         path = path or self.checkpoint_path
         if path is None:
             return None
         meta = {"config": self.config, "epoch": self.epoch, "batch": self.batch, "history": self.history,
-                "running": self._running, "dropout_calls": [d.calls for d in self._dropouts()]}
+                "running": self._running}
         sched = self.schedule.state_dict() if self.schedule else None
-        return save_checkpoint(path, self.model.state_dict(), self.optimizer.state_dict(), sched, meta)
+        return save_checkpoint(path, self.model.state_dict(keep_nonpersistent=True), self.optimizer.state_dict(), sched, meta)
 
     def restore(self, model_state, optim_state, sched_state, meta):
         """Continue from a checkpoint's contents (see ``io.load_checkpoint``)."""
@@ -138,8 +132,6 @@ class Trainer:
         self.epoch, self.batch = int(meta["epoch"]), int(meta["batch"])
         self.history = list(meta.get("history", []))
         self._running = dict(meta.get("running", self._running))
-        for d, calls in zip(self._dropouts(), meta.get("dropout_calls", [])):
-            d.calls = int(calls)
 
     # ------------------------------------------------------------------ the loop
     def _on_sigint(self, signum, frame):

@@ -14,7 +14,7 @@ import pytest
 
 def test_all_cuda_kernels_compile_to_ptx_without_float64_leaks():
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    done = subprocess.run([sys.executable, "-m", "numbacnn.kernels.cuda.ptx", "--json"], env=env,
+    done = subprocess.run([sys.executable, "-m", "numbacnn.tools.ptx", "--json"], env=env,
                           capture_output=True, text=True, timeout=600)
     if "NVVM" in done.stderr and "cannot be found" in done.stderr:
         pytest.skip("NVVM is not installed (pip install numbacnn[cuda])")

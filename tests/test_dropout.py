@@ -46,3 +46,20 @@ def test_gradient_with_a_fixed_mask(rng):
 def test_invalid_probability(p):
     with pytest.raises(ValueError, match="p must be in"):
         nc.layers.Dropout(p)
+
+
+def test_call_counter_is_a_nonpersistent_buffer():
+    """The counter travels with checkpoints (state_dict(keep_nonpersistent=True)) but not in the
+    PyTorch-style state dict, where torch.nn.Dropout has no such key."""
+    model = nc.layers.Sequential(nc.layers.Linear(4, 4), nc.layers.Dropout(0.5))
+    x = np.ones((2, 4), np.float32)
+    model(x)
+    model(x)
+    assert "1.calls" not in model.state_dict()
+    full = model.state_dict(keep_nonpersistent=True)
+    assert int(full["1.calls"]) == 2
+    other = nc.layers.Sequential(nc.layers.Linear(4, 4), nc.layers.Dropout(0.5))
+    other.load_state_dict(model.state_dict())          # without the counter: still loads
+    assert int(other[1].calls) == 0
+    other.load_state_dict(full)
+    assert int(other[1].calls) == 2

@@ -8,9 +8,7 @@ import tarfile
 
 import numpy as np
 
-
-class DataError(RuntimeError):
-    """Missing, truncated or corrupt data set files, with a message that says how to fix it."""
+from ..errors import DataError
 
 
 def _read_bytes(path):

@@ -1,4 +1,6 @@
 """Inverted dropout with a seeded, counter-based mask (the same mask on CPU and CUDA)."""
+import numpy as np
+
 from .. import init
 from .module import Module
 
@@ -7,7 +9,8 @@ class Dropout(Module):
     """Training: zero each element with probability p and scale the rest by 1/(1-p). Eval: identity.
 
     Each forward call in training uses a fresh seed: the layer's base seed (drawn from the global
-    generator at construction, see ``numbacnn.manual_seed``) plus a call counter.
+    generator at construction, see ``numbacnn.manual_seed``) plus a call counter. The counter is a
+    non-persistent buffer (``calls``): checkpoints keep it, PyTorch-style state dicts do not.
     """
 
     def __init__(self, p=0.5):
@@ -16,7 +19,7 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
         self.seed = int(init.generator().integers(0, 2 ** 40))
-        self.calls = 0
+        self.register_buffer("calls", np.zeros((), np.int64), persistent=False)
         self._x = None
 
     def forward(self, x):
@@ -27,7 +30,7 @@ class Dropout(Module):
             return x
         out = self._work("out", x.shape)
         self._mask = self._work("mask", x.shape)
-        self.device.ops.dropout_forward(out, self._mask, x, self.p, self.seed + self.calls)
+        self.device.ops.dropout_forward(out, self._mask, x, self.p, self.seed + int(self.calls))
         self.calls += 1
         return out
 

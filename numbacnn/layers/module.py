@@ -21,6 +21,7 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_nonpersistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_work_buffers", {})
         object.__setattr__(self, "device", CPU)
@@ -38,11 +39,27 @@ class Module:
             self._modules[name] = value
         elif value is None and name in self._parameters:
             self._parameters[name] = None
+        elif name in self._buffers:
+            # ``layer.counter = 0`` rebinds a buffer: keep it an array of the buffer's dtype.
+            old = self._buffers[name]
+            if isinstance(value, (int, float, np.number)) and isinstance(old, np.ndarray):
+                value = np.asarray(value, dtype=old.dtype)
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
 
-    def register_buffer(self, name, array):
-        """A non-trainable array saved in the state dict (e.g. BatchNorm running statistics)."""
+    def register_buffer(self, name, array, persistent=True):
+        """A non-trainable array of the layer's state (e.g. BatchNorm running statistics).
+
+        Persistent buffers are in ``state_dict()`` (with PyTorch's key names); non-persistent ones
+        (as PyTorch's ``persistent=False``: a dropout call counter, say) only in
+        ``state_dict(keep_nonpersistent=True)``, which checkpoints use so a resumed run continues
+        exactly.
+        """
         self._buffers[name] = array
+        if persistent:
+            self._nonpersistent.discard(name)
+        else:
+            self._nonpersistent.add(name)
         object.__setattr__(self, name, array)
 
     def _set_buffer(self, name, array):
@@ -81,10 +98,12 @@ class Module:
                 out.append(p)
         return out
 
-    def named_buffers(self, prefix=""):
+    def named_buffers(self, prefix="", persistent=None):
+        """(name, array) of every buffer; ``persistent`` True/False keeps only those kinds."""
         for mod_name, mod in self.named_modules(prefix):
             for name, b in mod._buffers.items():
-                yield (f"{mod_name}.{name}" if mod_name else name), b
+                if persistent is None or (name not in mod._nonpersistent) == persistent:
+                    yield (f"{mod_name}.{name}" if mod_name else name), b
 
     def num_parameters(self):
         return sum(p.size for p in self.parameters())
@@ -177,12 +196,15 @@ class Module:
         object.__setattr__(self, "dtype", np.dtype(dtype))
 
     # ----------------------------------------------------------------- state dict
-    def state_dict(self):
-        """{name: numpy array} with PyTorch key names ("0.weight", "bn1.running_mean", ...)."""
+    def state_dict(self, keep_nonpersistent=False):
+        """{name: numpy array} with PyTorch key names ("0.weight", "bn1.running_mean", ...).
+
+        ``keep_nonpersistent=True`` adds the non-persistent buffers (see :meth:`register_buffer`).
+        """
         out = OrderedDict()
         for name, p in self.named_parameters():
             out[name] = np.array(self.device.to_host(p.data), copy=True)
-        for name, b in self.named_buffers():
+        for name, b in self.named_buffers(persistent=None if keep_nonpersistent else True):
             out[name] = np.array(b if isinstance(b, np.ndarray) else self.device.to_host(b), copy=True)
         return out
 
@@ -194,7 +216,8 @@ class Module:
             own[name] = ("param", p)
         for name, mod_buf in self._named_buffer_owners():
             own[name] = ("buffer", mod_buf)
-        missing = [k for k in own if k not in state]
+        optional = {name for name, _ in self.named_buffers(persistent=False)}
+        missing = [k for k in own if k not in state and k not in optional]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
             parts = []

@@ -14,7 +14,7 @@ import numpy as np
 from numba import cuda
 from numba.core import config
 
-from ...device import DeviceError
+from ...errors import DeviceError
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 THREADS = 16 if SIMULATOR else 256          # threads per block for 1-D (grid-stride) kernels

@@ -1,6 +1,6 @@
 """Compile every CUDA kernel to PTX without a GPU, with the argument types real launches use.
 
-    python -m numbacnn.kernels.cuda.ptx [--cc 9.0] [--json]
+    python -m numbacnn.tools.ptx [--cc 9.0] [--json]
 
 numba's simulator runs kernels as Python and never type-checks them, so a kernel can pass the
 whole simulator suite and still fail to compile on a GPU. This closes that gap in two steps:
@@ -129,7 +129,7 @@ def main(argv=None):
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         parser.error("run without NUMBA_ENABLE_CUDASIM=1: step 2 needs the real numba-cuda compiler")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    done = subprocess.run([sys.executable, "-m", "numbacnn.kernels.cuda.ptx", "--record"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "numbacnn.tools.ptx", "--record"], env=env, capture_output=True,
                           text=True, check=True)
     launches = json.loads(done.stdout.strip().splitlines()[-1])
     cc = tuple(int(p) for p in args.cc.split("."))
