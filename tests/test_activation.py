@@ -53,3 +53,17 @@ def test_fused_add_relu_kernels(rng):
     np.testing.assert_allclose(dx, np.where(a + b > 0, dy, 0))
     ops.add_forward(out, a, b)
     np.testing.assert_allclose(out, a + b)
+
+
+def test_softmax_reference_gradients_and_stability(rng):
+    x = rng.standard_normal((4, 7)) * 3
+    layer = L.Softmax(dim=1).to(np.float64)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(layer(x), e / e.sum(axis=1, keepdims=True), rtol=1e-12, atol=1e-15)
+    assert gradient_check(layer, x) == x.size
+    big = np.array([[1000.0, 0.0, -1000.0]], np.float32)
+    np.testing.assert_allclose(L.Softmax()(big), [[1, 0, 0]], atol=1e-30)
+    with pytest.raises(ValueError, match="dim=1"):
+        L.Softmax(dim=0)
+    with pytest.raises(ValueError):
+        L.Softmax()(np.zeros((2, 3, 4), np.float32))

@@ -97,8 +97,9 @@ def test_conv2d_parity_batch1_and_float64(rng, cuda):
     (lambda: L.Tanh(), (2, 3, 5)),
     (lambda: L.Dropout(0.3), (4, 25)),
     (lambda: L.Flatten(), (2, 3, 2, 2)),
+    (lambda: L.Softmax(), (3, 5)),
 ], ids=["maxpool2", "maxpool3s2p1", "avgpool2", "avgpool3s2p1", "global_avg", "linear", "linear_nobias",
-        "batchnorm", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "dropout", "flatten"])
+        "batchnorm", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "dropout", "flatten", "softmax"])
 def test_layer_parity(layer, shape, rng, cuda):
     assert_layer_parity(layer(), shape, rng)
 

@@ -25,6 +25,6 @@ def test_all_cuda_kernels_compile_to_ptx_without_float64_leaks():
     # One compiled signature per kernel of every family: nothing was skipped by the recording run.
     for kernel in ("gemm", "_im2col", "_col2im", "_max_fwd", "_max_bwd", "_avg_fwd", "_global_avg_bwd",
                    "_batch_stats", "_grad_sums", "_input_grad", "_running_stats", "_ce_forward",
-                   "_mse_forward", "_sgd", "_adam", "_dropout_fwd", "_sigmoid_bwd", "_column_sums",
+                   "_mse_forward", "_softmax_fwd", "_softmax_bwd", "_sgd", "_adam", "_dropout_fwd", "_sigmoid_bwd", "_column_sums",
                    "_channel_sums", "_batch_sums"):
         assert kernel in compiled, kernel

@@ -196,103 +196,6 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     click.echo(metrics.format_report(result["confusion"], dataset.classes))
 
 
-def _read_image(path, shape):
-    c, h, w = shape
-    try:
-        if path.lower().endswith(".npy"):
-            img = np.load(path, allow_pickle=False)
-        elif path.lower().endswith((".pgm", ".pnm", ".ppm")):
-            img = _read_pnm(path)
-        elif path.lower().endswith(".png"):
-            img = _read_png(path)
-        else:
-            raise click.BadParameter(f"{path}: unsupported image type (use .png, .pgm/.ppm or .npy)")
-    except (OSError, ValueError) as e:
-        raise click.BadParameter(f"{path}: cannot read image ({e})")
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = img[None]
-    elif img.ndim == 3 and img.shape[-1] in (1, 3, 4) and img.shape[0] not in (1, 3):
-        img = img[..., :3].transpose(2, 0, 1)
-    if img.shape[0] == 3 and c == 1:
-        img = img.mean(axis=0, keepdims=True)
-    if img.shape != (c, h, w):
-        raise click.BadParameter(f"{path}: image of shape {img.shape}, the model expects {(c, h, w)}")
-    return img
-
-
-def _read_pnm(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    tokens, pos = [], 0
-    while len(tokens) < 4:
-        while data[pos:pos + 1].isspace():
-            pos += 1
-        if data[pos:pos + 1] == b"#":
-            pos = data.index(b"\n", pos)
-            continue
-        start = pos
-        while not data[pos:pos + 1].isspace():
-            pos += 1
-        tokens.append(data[start:pos])
-    magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
-    channels = {b"P5": 1, b"P6": 3}.get(magic)
-    if channels is None or maxval > 255:
-        raise ValueError("only binary 8-bit PGM (P5) / PPM (P6) are supported")
-    pixels = np.frombuffer(data, np.uint8, count=w * h * channels, offset=pos + 1)
-    return pixels.reshape(h, w, channels).transpose(2, 0, 1)
-
-
-def _read_png(path):
-    import struct
-    import zlib
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("not a PNG file")
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", chunk)
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    w, h, depth, color, _, _, interlace = header
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(color)
-    if depth != 8 or channels is None or interlace:
-        raise ValueError("only 8-bit, non-interlaced grey/RGB(A) PNGs are supported")
-    raw = zlib.decompress(idat)
-    stride = w * channels
-    out = np.zeros((h, stride), np.int32)
-    prev = np.zeros(stride, np.int32)
-    for y in range(h):
-        ftype = raw[y * (stride + 1)]
-        line = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
-        cur = np.zeros(stride, np.int32)
-        for i in range(stride):
-            a = cur[i - channels] if i >= channels else 0
-            b = prev[i]
-            c = prev[i - channels] if i >= channels else 0
-            if ftype == 0:
-                pred = 0
-            elif ftype == 1:
-                pred = a
-            elif ftype == 2:
-                pred = b
-            elif ftype == 3:
-                pred = (a + b) // 2
-            else:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-            cur[i] = (line[i] + pred) & 0xFF
-        out[y], prev = cur, cur
-    img = out.reshape(h, w, channels).astype(np.uint8)
-    return img[..., 0] if channels in (1, 2) else img[..., :3].transpose(2, 0, 1)
-
-
 @main.command(epilog="\b\nExamples:\n  numbacnn predict runs/lenet5/checkpoint.npz shoe.png\n  numbacnn predict CKPT a.npy b.pgm --top 3 --json")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
@@ -300,7 +203,9 @@ def _read_png(path):
 @click.option("--json", "as_json", is_flag=True)
 def predict(checkpoint, images, top_k, as_json):
     """Top-k classes with probabilities for each IMAGE (PNG, PGM/PPM, or .npy of raw 0-255 pixels)."""
-    from ..losses import CrossEntropyLoss
+    from ..errors import ImageError
+    from ..images import read_image
+    from ..layers import Softmax
     from ..recipes import build_model, data_facts
     model_state, _, _, meta = _load_checkpoint(checkpoint)
     config = dict(meta["config"], device="cpu")
@@ -315,12 +220,13 @@ def predict(checkpoint, images, top_k, as_json):
     except (KeyError, ValueError) as e:
         _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
     model.eval()
-    batch = np.stack([_read_image(p, shape) for p in images]).astype(np.float32)
-    batch = (batch / 255.0 - np.asarray(mean, np.float32).reshape(1, -1, 1, 1)) / np.asarray(std, np.float32).reshape(1, -1, 1, 1)
-    crit = CrossEntropyLoss()
-    logits = model(np.ascontiguousarray(batch, dtype=np.float32))
-    crit.forward(logits, np.zeros(len(images), np.int64))
-    probs = crit.probabilities
+    try:
+        batch = np.stack([read_image(p, shape) for p in images])
+    except ImageError as e:
+        _fail(str(e), EXIT_DATA)
+    batch = (batch / np.float32(255) - np.asarray(mean, np.float32).reshape(1, -1, 1, 1)) / \
+        np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    probs = Softmax()(model(np.ascontiguousarray(batch, dtype=np.float32)))
     results = []
     for path, p in zip(images, probs):
         order = np.argsort(-p)[:top_k]

@@ -34,6 +34,8 @@ KERNEL_NAMES = (
     "batchnorm2d_forward_train", "batchnorm2d_forward_eval", "batchnorm2d_backward",
     # loss.py
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "mse_forward", "mse_backward",
+    # softmax.py
+    "softmax_forward", "softmax_backward",
     # optim.py
     "sgd_step", "adam_step",
 )

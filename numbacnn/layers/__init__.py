@@ -1,5 +1,5 @@
 """Layers with hand-written forward and backward; PyTorch names, arguments and weight shapes."""
-from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .containers import BasicBlock, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
@@ -10,5 +10,5 @@ from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .reshape import Flatten
 
 __all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Linear", "ReLU",
-           "LeakyReLU", "ELU", "Sigmoid", "Tanh", "BatchNorm2d", "Dropout", "Flatten", "Sequential",
+           "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "BatchNorm2d", "Dropout", "Flatten", "Sequential",
            "BasicBlock"]

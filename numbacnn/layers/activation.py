@@ -1,4 +1,5 @@
-"""Activations: ReLU, LeakyReLU, ELU, Sigmoid, Tanh. Any input rank; output has x's shape."""
+"""Activations: ReLU, LeakyReLU, ELU, Sigmoid, Tanh (any input rank; output has x's shape) and
+Softmax over the classes of (N, K) logits."""
 import numpy as np
 
 from .module import Module
@@ -77,3 +78,34 @@ class Tanh(_Activation):
 
     def _bwd(self, dx, dy, x, y):
         self.device.ops.tanh_backward(dx, dy, y)
+
+
+class Softmax(Module):
+    """softmax over the classes of x (N, K), as PyTorch's ``Softmax(dim=1)``: probabilities from
+    logits at inference. Train with ``CrossEntropyLoss`` on the logits instead (fused, stabler)."""
+
+    def __init__(self, dim=1):
+        super().__init__()
+        if dim not in (1, -1):
+            raise ValueError(f"Softmax: only dim=1 (the class axis of (N, K) logits) is supported, got {dim!r}")
+        self.dim = 1
+
+    def forward(self, x):
+        self._check_input(x, ndim=2)
+        out = self._work("out", x.shape)
+        self.device.ops.softmax_forward(out, x)
+        self._x, self._y = x, out
+        return out
+
+    def backward(self, dy):
+        x = self._saved()
+        self._check_grad(dy, x.shape)
+        dx = self._work("dx", x.shape)
+        self.device.ops.softmax_backward(dx, dy, self._y)
+        return dx
+
+    def flops(self, input_shape):
+        return 3 * int(np.prod(input_shape))
+
+    def extra_repr(self):
+        return f"dim={self.dim}"

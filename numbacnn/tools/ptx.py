@@ -23,7 +23,7 @@ import sys
 # losses, window sums) accumulate in float64 for accuracy, as the CPU kernels do.
 FLOAT64_BY_DESIGN = {
     "_channel_sums", "_batch_stats", "_running_stats", "_grad_sums", "_column_sums", "_ce_forward",
-    "_ce_backward", "_mse_forward", "_avg_fwd", "_avg_bwd", "_global_avg_fwd", "_dropout_fwd",
+    "_ce_backward", "_softmax_fwd", "_softmax_bwd", "_mse_forward", "_avg_fwd", "_avg_bwd", "_global_avg_fwd", "_dropout_fwd",
 }
 
 
@@ -70,6 +70,7 @@ def record():
         (L.MaxPool2d(2), (1, 2, 4, 4)), (L.AvgPool2d(2), (1, 2, 4, 4)), (L.AdaptiveAvgPool2d(1), (1, 2, 2, 2)),
         (L.Linear(3, 2), (2, 3)), (L.BatchNorm2d(2), (2, 2, 2, 2)), (L.ReLU(), (4,)), (L.LeakyReLU(), (4,)),
         (L.ELU(), (4,)), (L.Sigmoid(), (4,)), (L.Tanh(), (4,)), (L.Dropout(), (4,)),
+        (L.Softmax(), (2, 3)),
         (L.BasicBlock(2, 2), (1, 2, 2, 2)),
     ]:
         run(layer, shape)

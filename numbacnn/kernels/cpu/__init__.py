@@ -9,5 +9,6 @@ from .loss import (mse_backward, mse_forward, softmax_cross_entropy_backward,
                    softmax_cross_entropy_forward)
 from .norm import batchnorm2d_backward, batchnorm2d_forward_eval, batchnorm2d_forward_train
 from .optim import adam_step, sgd_step
+from .softmax import softmax_backward, softmax_forward
 from .pool import (avgpool2d_backward, avgpool2d_forward, global_avgpool2d_backward,
                    global_avgpool2d_forward, maxpool2d_backward, maxpool2d_forward)
