@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from . import metrics
-from .io import save_checkpoint
+from .checkpoint import save_checkpoint
 from .errors import TrainingDiverged
 
 
@@ -124,7 +124,7 @@ class Trainer:
         return save_checkpoint(path, self.model.state_dict(keep_nonpersistent=True), self.optimizer.state_dict(), sched, meta)
 
     def restore(self, model_state, optim_state, sched_state, meta):
-        """Continue from a checkpoint's contents (see ``io.load_checkpoint``)."""
+        """Continue from a checkpoint's contents (see ``checkpoint.load_checkpoint``)."""
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optim_state)
         if self.schedule and sched_state:

@@ -94,3 +94,12 @@ def test_lenet5_summary():
     # conv1: 6*28*28 outputs x 25 multiply-adds x 2, plus bias adds
     assert s.rows[0][4] == 2 * 6 * 28 * 28 * 25 + 6 * 28 * 28
     assert "total params: 61,706" in str(s)
+
+
+def test_unknown_model_is_refused_not_given_resnet_defaults():
+    """A name that merely does not start with "lenet" used to get ResNet defaults silently."""
+    from numbacnn.config import resolve_config
+    with pytest.raises(ValueError, match="unknown model 'vgg99'.*lenet5"):
+        resolve_config("vgg99")
+    assert resolve_config("ResNet-20")["augment"] is True
+    assert nc.models.family("lenet5") == "lenet"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from numbacnn import metrics
-from numbacnn.io import CheckpointError, load_checkpoint, save_checkpoint
-from numbacnn.recipes import build_trainer, load_data, resolve_config
+from numbacnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numbacnn.config import build_trainer, load_data, resolve_config
 from numbacnn.train import TrainingDiverged
 
 CONFIG = dict(dataset="synthetic", synthetic_size=96, batch_size=32, epochs=2, seed=3)

@@ -55,9 +55,9 @@ def _parse_shape(text):
 def summary(model, input_shape, num_classes, as_json):
     """Layer table of MODEL: output shapes, parameters, FLOPs."""
     from .. import models
-    default = "1,28,28" if model.lower().startswith("lenet") else "3,32,32"
-    c, h, w = _parse_shape(input_shape or default)
     try:
+        default = "1,28,28" if models.family(model) == "lenet" else "3,32,32"
+        c, h, w = _parse_shape(input_shape or default)
         net = models.create(model, c, num_classes, h)
         table = net.summary((c, h, w))
     except ValueError as e:

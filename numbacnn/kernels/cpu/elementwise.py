@@ -8,10 +8,10 @@ import math
 
 from numba import njit, prange
 
-from .. import scalar
+from .. import shared_math
 
-_sigmoid = njit(inline="always")(scalar.sigmoid)
-_uniform_hash = njit(inline="always")(scalar.uniform_hash)
+_sigmoid = njit(inline="always")(shared_math.sigmoid)
+_uniform_hash = njit(inline="always")(shared_math.uniform_hash)
 
 
 def _flat(*arrays):

@@ -3,7 +3,7 @@
 Twins of ``kernels/cpu/elementwise.py``: C-contiguous arrays of one shape (any rank) handled as
 flat views by grid-stride loops. Scalars, and the constants 0 and 1, are passed in the array dtype:
 a literal ``0`` or ``1.0`` in a kernel would promote float32 arithmetic to float64, which consumer
-GPUs run at a fraction of the float32 rate (``python -m numbacnn.tools.ptx`` checks this). Dropout uses the same counter-based hash as the CPU (``scalar.py``),
+GPUs run at a fraction of the float32 rate (``python -m numbacnn.tools.ptx`` checks this). Dropout uses the same counter-based hash as the CPU (``shared_math.py``),
 so both backends draw the same mask for the same seed.
 """
 import math
@@ -11,11 +11,11 @@ import warnings
 
 from numba import cuda
 
-from .. import scalar
+from .. import shared_math
 from .launch import flat, launch_1d, require_device
 
-_sigmoid = cuda.jit(device=True)(scalar.sigmoid)
-_uniform_hash = cuda.jit(device=True)(scalar.uniform_hash)
+_sigmoid = cuda.jit(device=True)(shared_math.sigmoid)
+_uniform_hash = cuda.jit(device=True)(shared_math.uniform_hash)
 
 
 @cuda.jit

@@ -28,7 +28,7 @@ def _download_progress(filename, done, total):
 
 def _load_data(config):
     from ..data import DataError
-    from ..recipes import load_data
+    from ..config import load_data
     try:
         return load_data(config, progress=_download_progress)
     except DataError as e:
@@ -36,7 +36,7 @@ def _load_data(config):
 
 
 def _load_checkpoint(path):
-    from ..io import CheckpointError, load_checkpoint
+    from ..checkpoint import CheckpointError, load_checkpoint
     try:
         return load_checkpoint(path)
     except CheckpointError as e:
@@ -95,7 +95,7 @@ def _write_plots(trainer, config, classes, out):
 def train(model, resume, out, quiet, as_json, plots, **options):
     """Train MODEL (lenet5, resnet8, resnet14, resnet20, ...) and save checkpoints to --out."""
     from ..device import DeviceError
-    from ..recipes import build_trainer, resolve_config
+    from ..config import build_trainer, resolve_config
     from ..train import TrainingDiverged
     from .. import plots as plotting
     if plots and not plotting.available():
@@ -124,7 +124,7 @@ def train(model, resume, out, quiet, as_json, plots, **options):
     except ValueError as e:
         raise click.UsageError(str(e))
     if ckpt:
-        from ..io import CheckpointError
+        from ..checkpoint import CheckpointError
         try:
             trainer.restore(*ckpt)
         except (KeyError, ValueError, CheckpointError) as e:
@@ -165,7 +165,7 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     """Test-set accuracy (top-1, top-5), per-class precision/recall and confusion matrix."""
     from .. import metrics
     from ..losses import CrossEntropyLoss
-    from ..recipes import build_model, test_loader
+    from ..config import build_model, test_loader
     from ..train import evaluate as run_eval
     model_state, _, _, meta = _load_checkpoint(checkpoint)
     config = dict(meta["config"], data_dir=data_dir or meta["config"].get("data_dir"))
@@ -206,7 +206,7 @@ def predict(checkpoint, images, top_k, as_json):
     from ..errors import ImageError
     from ..images import read_image
     from ..layers import Softmax
-    from ..recipes import build_model, data_facts
+    from ..config import build_model, data_facts
     model_state, _, _, meta = _load_checkpoint(checkpoint)
     config = dict(meta["config"], device="cpu")
     try:

@@ -1,0 +1,65 @@
+"""Checkpoints: one .npz (no pickle) holding model, optimizer and schedule arrays plus JSON metadata.
+
+Writes go to a temporary file in the same folder and are renamed into place, so a crash or Ctrl-C
+never leaves a half-written checkpoint where a good one was.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+__all__ = ["CheckpointError", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
+
+
+def save_checkpoint(path, model_state, optimizer_state=None, schedule_state=None, meta=None):
+    """Atomically write a checkpoint to ``path`` (.npz)."""
+    arrays = {f"model/{k}": v for k, v in model_state.items()}
+    arrays.update({f"optim/{k}": v for k, v in (optimizer_state or {}).items()})
+    arrays.update({f"sched/{k}": v for k, v in (schedule_state or {}).items()})
+    meta = dict(meta or {}, format=FORMAT_VERSION)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path):
+    """(model_state, optimizer_state, schedule_state, meta) from ``path``, or CheckpointError."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise CheckpointError(f"{path} is not a readable numbacnn checkpoint (corrupt or truncated: {e})") from None
+    if "meta" not in arrays:
+        raise CheckpointError(f"{path} is not a numbacnn checkpoint (no metadata)")
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata ({e})") from None
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')} is not supported "
+                              f"(this numbacnn reads format {FORMAT_VERSION})")
+    parts = {"model": {}, "optim": {}, "sched": {}}
+    for k, v in arrays.items():
+        group, _, name = k.partition("/")
+        if group in parts:
+            parts[group][name] = v
+    return parts["model"], parts["optim"], parts["sched"], meta

@@ -1,0 +1,102 @@
+"""Turn a run configuration (what ``numbacnn train`` parses) into data, model, optimizer, schedule
+and :class:`~numbacnn.train.Trainer`. The configuration is stored in every checkpoint, so
+``--resume`` and ``evaluate`` rebuild exactly the same objects from it.
+"""
+from types import SimpleNamespace
+
+from . import init, losses, models, optim
+from .data import DataLoader, canonical_name, load_dataset
+from .device import get_device
+from .train import Trainer
+
+__all__ = ["BASE", "MODEL_DEFAULTS", "build_model", "build_trainer", "data_facts", "load_data", "resolve_config",
+           "test_loader"]
+
+# Good defaults per model family (``models.family(name)``): `numbacnn train lenet5` alone does the
+# right thing.
+MODEL_DEFAULTS = {
+    "lenet": {"epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+              "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 0, "augment": False},
+    "resnet": {"epochs": 15, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+               "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 1, "augment": True},
+}
+BASE = {"dataset": "fashion-mnist", "seed": 0, "device": "cpu", "data_dir": None, "label_smoothing": 0.0,
+        "synthetic_size": 2048}
+
+
+def resolve_config(model, **options):
+    """Defaults for ``model`` overridden by every option that is not None (ValueError naming the
+    registered models for an unknown one)."""
+    config = dict(BASE, **MODEL_DEFAULTS[models.family(model)], model=model)
+    config.update({k: v for k, v in options.items() if v is not None})
+    config["dataset"] = canonical_name(config["dataset"])
+    return config
+
+
+def load_data(config, progress=None):
+    # Only the synthetic data set reads the size options.
+    return load_dataset(config["dataset"], data_dir=config.get("data_dir"), progress=progress,
+                        train_size=config.get("synthetic_size", 2048), test_size=512, size=28, channels=1,
+                        seed=config["seed"])
+
+
+def build_model(config, dataset):
+    init.manual_seed(config["seed"])
+    c, h, _ = dataset.image_shape
+    model = models.create(config["model"], c, dataset.num_classes, h)
+    return model.to(get_device(config["device"]))
+
+
+DATA_FACT_KEYS = ("image_shape", "classes", "mean", "std")
+
+
+def data_facts(config):
+    """What a trained model needs to know of its data set, as recorded by :func:`build_trainer`
+    (image_shape, classes, mean, std; ``num_classes`` derived)."""
+    facts = {k: tuple(config[k]) for k in DATA_FACT_KEYS}
+    return SimpleNamespace(**facts, num_classes=len(facts["classes"]))
+
+
+def build_trainer(config, dataset, out_dir=None, progress=True):
+    """Model, loss, optimizer, schedule and loaders for ``config``, wrapped in a Trainer.
+
+    The data set's shape, class names and normalisation are added to the config that every
+    checkpoint stores, so ``predict`` needs no data set to read an image.
+    """
+    config = dict(config, image_shape=list(dataset.image_shape), classes=list(dataset.classes),
+                  mean=list(dataset.mean), std=list(dataset.std))
+    model = build_model(config, dataset)
+    train_loader = DataLoader(dataset.train_images, dataset.train_labels, config["batch_size"], shuffle=True,
+                              seed=config["seed"], mean=dataset.mean, std=dataset.std,
+                              augment=config["augment"], pad=2 if dataset.image_shape[1] <= 28 else 4)
+    val_loader = test_loader(config, dataset)
+    params = model.parameters()
+    name = config["optimizer"].lower()
+    if name == "sgd":
+        opt = optim.SGD(params, lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"],
+                        nesterov=config.get("nesterov", False))
+    elif name == "adam":
+        opt = optim.Adam(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    elif name == "adamw":
+        opt = optim.AdamW(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    else:
+        raise ValueError(f"unknown optimizer {config['optimizer']!r}: sgd, adam or adamw")
+    steps_per_epoch = len(train_loader)
+    warmup = int(config.get("warmup_epochs", 0) * steps_per_epoch)
+    kind = config["schedule"]
+    if kind == "cosine":
+        schedule = optim.CosineAnnealingLR(opt, config["epochs"] * steps_per_epoch, warmup_steps=warmup)
+    elif kind == "step":
+        schedule = optim.StepLR(opt, max(1, config["epochs"] * steps_per_epoch // 3), 0.1, warmup_steps=warmup)
+    elif kind == "constant":
+        schedule = optim.ConstantLR(opt, warmup_steps=warmup)
+    else:
+        raise ValueError(f"unknown schedule {kind!r}: cosine, step or constant")
+    loss = losses.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
+    return Trainer(model, loss, opt, train_loader, val_loader, schedule, out_dir=out_dir, config=config,
+                   progress=progress, num_classes=dataset.num_classes)
+
+
+def test_loader(config, dataset, batch_size=500):
+    return DataLoader(dataset.test_images, dataset.test_labels, batch_size, shuffle=False,
+                      mean=dataset.mean, std=dataset.std)
