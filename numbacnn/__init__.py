@@ -9,9 +9,9 @@ import os
 # numba's OpenMP threads spin after each parallel region and steal the cores from the OpenBLAS
 # threads that run the GEMMs next; passive waiting gives them back. Set before numba loads OpenMP.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# The other half of the same fight: OpenBLAS's worker threads spin for 2^28 cycles (~0.1 s) after
-# each GEMM, slowing the numba loops that follow (im2col, col2im) by 1.3-2x on two cores. 2^4
-# cycles makes them sleep at once. OpenBLAS reads this when numpy first loads: it takes effect
+# The other half of the same fight: OpenBLAS's worker threads spin for a long while after each
+# GEMM and slow the numba loops that follow (im2col, col2im); 2^4 cycles makes them sleep at once
+# (benchmarks/NOTES.md, entry 5). OpenBLAS reads this when numpy first loads: it takes effect
 # when numbacnn is imported before numpy (as the CLI does), or when exported in the shell.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 

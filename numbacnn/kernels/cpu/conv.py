@@ -49,7 +49,7 @@ def _im2col(cols, xp, kernel, stride, dilation, oh, ow):
     """cols (C*KH*KW, N*OH*OW) <- patches of the padded input xp (N, C, Hp, Wp).
 
     With stride 1 along W each output row is a contiguous run of an input row: a branch-free copy
-    that vectorises (3x faster than bounds-checking every tap on the unpadded input).
+    that vectorises, where bounds-checking every tap on the unpadded input does not (NOTES entry 3).
     """
     n_batch, channels = xp.shape[0], xp.shape[1]
     kh, kw = kernel
@@ -123,8 +123,8 @@ def _columns(x, w, stride, padding, dilation, oh, ow):
 def _kp_to_nchw(out, y, b, has_bias):
     """out (N, K, P) <- y (K, N*P) (+ bias b (K,)); out is the NCHW output viewed as (N, K, P).
 
-    conv_wide.wide_to_nchw does the same for Wp = OW, row by row; one run per plane is 2x
-    faster on short rows (0.13 against 0.23 ms at 128x64x8x8), so this layout keeps its own.
+    conv_wide.wide_to_nchw does the same for Wp = OW, row by row; one run per plane is faster on
+    short rows (benchmarks/NOTES.md, entry 14), so this layout keeps its own.
     """
     n_batch, k_out, p = out.shape
     for plane in prange(n_batch * k_out):

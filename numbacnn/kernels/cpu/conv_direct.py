@@ -15,8 +15,8 @@ out and dy (N, K, OH, OW); dw (K, C, KH, KW).
 import numpy as np
 from numba import njit, prange
 
-# Measured (benchmarks/NOTES.md): 2x over im2col + GEMM at 1x5x5 (K=6), 1.26x at 1x3x3 (K=16),
-# no gain at 3x3x3 (K=16, 27 taps).
+# Up to this many taps the direct loops beat im2col + GEMM; a 3x3x3 stem (27 taps) gained nothing
+# (benchmarks/NOTES.md, entry 10).
 DIRECT_MAX_TAPS = 25
 
 

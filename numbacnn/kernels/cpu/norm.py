@@ -9,7 +9,7 @@ import math
 from numba import njit, prange
 
 # The statistics are long float64 sums. Without leave to reassociate, LLVM keeps each one a single
-# serial chain of dependent adds; with it, the sums vectorise (2x on a 128x16x32x32 forward). The
+# serial chain of dependent adds; with it, the sums vectorise (benchmarks/NOTES.md, entry 9). The
 # order is still fixed by the compiled code, so results stay deterministic run to run.
 REDUCTIONS = {"reassoc"}
 

@@ -72,10 +72,10 @@ def require_device(where, **arrays):
             raise TypeError(f"{where}: '{name}' must be a CUDA device array, got {type(a).__name__}")
 
 
-# id(array) -> (weak reference to the array, {shape: view of it}). A fresh reshaped view costs a
-# launch some 40 us on a real GPU: numba builds the view (7 us) and then works out its type again
-# at the launch (35 us), where a view it has seen before is typed already. Layers reuse their
-# buffers from step to step, so their views are made once. An entry goes with its array.
+# id(array) -> (weak reference to the array, {shape: view of it}). A fresh reshaped view is costly
+# at launch on a real GPU: numba builds the view and then works out its type again, where a view
+# it has seen before is typed already (benchmarks/NOTES.md, entry 12). Layers reuse their buffers
+# from step to step, so their views are made once. An entry goes with its array.
 _views = {}
 
 
