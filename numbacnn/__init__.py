@@ -1,9 +1,10 @@
 """numbacnn: a convolutional-network engine written from scratch with Numba.
 
-    import numbacnn as nc
-    model = nc.models.lenet5()
-    logits = model(x)              # x: float32 (N, 1, 28, 28)
+import numbacnn as nc
+model = nc.models.lenet5()
+logits = model(x)              # x: float32 (N, 1, 28, 28)
 """
+
 import os
 
 # numba's OpenMP threads spin after each parallel region and steal the cores from the OpenBLAS
@@ -22,5 +23,17 @@ from .params import Parameter  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Device", "DeviceError", "Parameter", "cuda_available", "get_device", "init", "layers",
-           "losses", "manual_seed", "models", "optim", "__version__"]
+__all__ = [
+    "Device",
+    "DeviceError",
+    "Parameter",
+    "cuda_available",
+    "get_device",
+    "init",
+    "layers",
+    "losses",
+    "manual_seed",
+    "models",
+    "optim",
+    "__version__",
+]

@@ -10,6 +10,7 @@ Rules every figure here follows:
   forward (or, for ops without one, the same layer in float64), CUDA against the CPU. A row whose
   check fails says so in ``check`` and ``numbacnn bench kernels`` exits 1.
 """
+
 import time
 
 import numpy as np
@@ -37,8 +38,14 @@ def time_call(fn, device=CPU, repeats=7, inner=1):
         device.synchronize()
         times.append((time.perf_counter() - t) / inner)
     med = float(np.median(times))
-    return {"compile_s": compile_s, "median_s": med, "min_s": min(times), "max_s": max(times),
-            "spread": (max(times) - min(times)) / med if med > 0 else 0.0, "repeats": len(times)}
+    return {
+        "compile_s": compile_s,
+        "median_s": med,
+        "min_s": min(times),
+        "max_s": max(times),
+        "spread": (max(times) - min(times)) / med if med > 0 else 0.0,
+        "repeats": len(times),
+    }
 
 
 def sgemm_peak(n=1024, repeats=7):
@@ -47,8 +54,15 @@ def sgemm_peak(n=1024, repeats=7):
     a, b = rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n)).astype(np.float32)
     out = np.empty_like(a)
     t = time_call(lambda: np.matmul(a, b, out=out), CPU, repeats)
-    return {"op": "sgemm", "shape": f"{n}x{n}x{n}", "device": "cpu", "direction": "forward",
-            "ms": 1e3 * t["median_s"], "spread": t["spread"], "gflops": 2 * n ** 3 / t["median_s"] / 1e9}
+    return {
+        "op": "sgemm",
+        "shape": f"{n}x{n}x{n}",
+        "device": "cpu",
+        "direction": "forward",
+        "ms": 1e3 * t["median_s"],
+        "spread": t["spread"],
+        "gflops": 2 * n**3 / t["median_s"] / 1e9,
+    }
 
 
 # (op name, layer factory, input shape, forward FLOPs of that layer at that shape)
@@ -85,12 +99,13 @@ def _numpy_forward(layer, x):
     if isinstance(layer, L.Conv2d) and layer.groups == 1 and layer.stride == (1, 1) and layer.dilation == (1, 1):
         ph, pw = layer.padding
         win = np.lib.stride_tricks.sliding_window_view(
-            np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))), layer.kernel_size, axis=(2, 3))
+            np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))), layer.kernel_size, axis=(2, 3)
+        )
         out = np.einsum("nchwij,kcij->nkhw", win, layer.weight.data.astype(np.float64), optimize=True)
         return out + (0 if layer.bias is None else layer.bias.data.reshape(1, -1, 1, 1))
     if isinstance(layer, (L.MaxPool2d, L.AvgPool2d)) and layer.padding == (0, 0) and layer.stride == layer.kernel_size:
         (kh, kw), (n, c, h, w) = layer.kernel_size, x.shape
-        blocks = x[:, :, :h // kh * kh, :w // kw * kw].reshape(n, c, h // kh, kh, w // kw, kw)
+        blocks = x[:, :, : h // kh * kh, : w // kw * kw].reshape(n, c, h // kh, kh, w // kw, kw)
         return blocks.max(axis=(3, 5)) if isinstance(layer, L.MaxPool2d) else blocks.mean(axis=(3, 5))
     if isinstance(layer, L.AdaptiveAvgPool2d):
         return x.mean(axis=(2, 3), keepdims=True)
@@ -100,8 +115,9 @@ def _numpy_forward(layer, x):
         return np.maximum(x, 0)
     if isinstance(layer, L.BatchNorm2d):
         mean, var = x.mean(axis=(0, 2, 3), keepdims=True), x.var(axis=(0, 2, 3), keepdims=True)
-        return ((x - mean) / np.sqrt(var + layer.eps) * layer.weight.data.reshape(1, -1, 1, 1)
-                + layer.bias.data.reshape(1, -1, 1, 1))
+        return (x - mean) / np.sqrt(var + layer.eps) * layer.weight.data.reshape(1, -1, 1, 1) + layer.bias.data.reshape(
+            1, -1, 1, 1
+        )
     return None
 
 
@@ -112,11 +128,12 @@ def _check(layer_factory, shape, device, x, dy):
     catches precision loss, not logic errors). CUDA: the CPU run of the same weights.
     """
     from . import init
+
     init.manual_seed(123)
     test = layer_factory().to(device)
     ref = layer_factory()
     ref.load_state_dict(test.state_dict())
-    if hasattr(ref, "calls"):   # dropout: the same seed draws the same mask on every backend
+    if hasattr(ref, "calls"):  # dropout: the same seed draws the same mask on every backend
         ref.seed = test.seed
     y = device.to_host(test.forward(device.asarray(x)))
     dx = device.to_host(test.backward(device.asarray(dy)))
@@ -153,16 +170,23 @@ def kernel_rows(devices=("cpu",), repeats=7, size="default", peak_gflops=None):
             fwd = time_call(lambda: layer.forward(x_dev), device, repeats)
             bwd = time_call(lambda: (layer.forward(x_dev), layer.backward(dy_dev)), device, repeats)
             bwd_only = max(bwd["median_s"] - fwd["median_s"], 1e-9)
-            for direction, t, work in (("forward", fwd["median_s"], flops),
-                                       ("backward", bwd_only, 2 * flops)):
+            for direction, t, work in (("forward", fwd["median_s"], flops), ("backward", bwd_only, 2 * flops)):
                 gflops = work / t / 1e9 if work else None
-                rows.append({
-                    "op": op, "shape": "x".join(map(str, shape)), "device": name, "direction": direction,
-                    "ms": 1e3 * t, "spread": fwd["spread"] if direction == "forward" else bwd["spread"],
-                    "gflops": gflops,
-                    "pct_peak": 100 * gflops / peak_gflops if gflops and peak_gflops and name == "cpu" else None,
-                    "compile_s": fwd["compile_s"] if direction == "forward" else bwd["compile_s"],
-                    "check_error": err, "check": "ok" if err < 1e-3 else "MISMATCH"})
+                rows.append(
+                    {
+                        "op": op,
+                        "shape": "x".join(map(str, shape)),
+                        "device": name,
+                        "direction": direction,
+                        "ms": 1e3 * t,
+                        "spread": fwd["spread"] if direction == "forward" else bwd["spread"],
+                        "gflops": gflops,
+                        "pct_peak": 100 * gflops / peak_gflops if gflops and peak_gflops and name == "cpu" else None,
+                        "compile_s": fwd["compile_s"] if direction == "forward" else bwd["compile_s"],
+                        "check_error": err,
+                        "check": "ok" if err < 1e-3 else "MISMATCH",
+                    }
+                )
     # CPU vs CUDA side by side: each non-CPU row gets its speed-up over the CPU row of the same case.
     cpu_ms = {(r["op"], r["shape"], r["direction"]): r["ms"] for r in rows if r["device"] == "cpu"}
     for r in rows:
@@ -203,7 +227,7 @@ def model_rows(name, batch_size=64, device="cpu", repeats=5, input_shape=None, c
         input_shape = (1, 28, 28) if name == "lenet5" else (3, 32, 32)
     model = REGISTRY[name](in_channels=input_shape[0], num_classes=classes, input_size=input_shape[1])
     model.to(device)
-    model.first_layer().input_grad = False    # as in training: no gradient w.r.t. the images
+    model.first_layer().input_grad = False  # as in training: no gradient w.r.t. the images
     rng = np.random.default_rng(0)
     x = device.asarray(rng.standard_normal((batch_size,) + tuple(input_shape)).astype(np.float32))
     y = rng.integers(0, classes, batch_size)
@@ -238,13 +262,24 @@ def model_rows(name, batch_size=64, device="cpu", repeats=5, input_shape=None, c
         fwd = time_call(lambda: layer.forward(inp), device, repeats)
         both = time_call(lambda: (layer.forward(inp), layer.backward(grad)), device, repeats)
         flops = _flops(layer, tuple(inp.shape))
-        rows.append({"layer": stage_name, "type": type(layer).__name__,
-                     "output": "x".join(map(str, layer.output_shape(tuple(inp.shape)))),
-                     "forward_ms": 1e3 * fwd["median_s"],
-                     "backward_ms": 1e3 * max(both["median_s"] - fwd["median_s"], 0.0),
-                     "gflops_fwd": flops / fwd["median_s"] / 1e9 if flops else None})
-    summary = {"model": name, "device": device.name, "batch_size": batch_size,
-               "train_step_ms": 1e3 * train["median_s"], "train_images_per_s": batch_size / train["median_s"],
-               "train_spread": train["spread"], "inference_images_per_s": batch_size / infer["median_s"],
-               "compile_s": train["compile_s"]}
+        rows.append(
+            {
+                "layer": stage_name,
+                "type": type(layer).__name__,
+                "output": "x".join(map(str, layer.output_shape(tuple(inp.shape)))),
+                "forward_ms": 1e3 * fwd["median_s"],
+                "backward_ms": 1e3 * max(both["median_s"] - fwd["median_s"], 0.0),
+                "gflops_fwd": flops / fwd["median_s"] / 1e9 if flops else None,
+            }
+        )
+    summary = {
+        "model": name,
+        "device": device.name,
+        "batch_size": batch_size,
+        "train_step_ms": 1e3 * train["median_s"],
+        "train_images_per_s": batch_size / train["median_s"],
+        "train_spread": train["spread"],
+        "inference_images_per_s": batch_size / infer["median_s"],
+        "compile_s": train["compile_s"],
+    }
     return rows, summary

@@ -3,10 +3,14 @@
 Writes go to a temporary file in the same folder and are renamed into place, so a crash or Ctrl-C
 never leaves a half-written checkpoint where a good one was.
 """
+
+from __future__ import annotations
+
 import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -17,7 +21,13 @@ FORMAT_VERSION = 1
 __all__ = ["CheckpointError", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
 
 
-def save_checkpoint(path, model_state, optimizer_state=None, schedule_state=None, meta=None):
+def save_checkpoint(
+    path: str | os.PathLike,
+    model_state: Mapping[str, np.ndarray],
+    optimizer_state: Mapping[str, np.ndarray] | None = None,
+    schedule_state: Mapping[str, np.ndarray] | None = None,
+    meta: dict | None = None,
+) -> str | os.PathLike:
     """Atomically write a checkpoint to ``path`` (.npz)."""
     arrays = {f"model/{k}": v for k, v in model_state.items()}
     arrays.update({f"optim/{k}": v for k, v in (optimizer_state or {}).items()})
@@ -39,7 +49,9 @@ def save_checkpoint(path, model_state, optimizer_state=None, schedule_state=None
     return path
 
 
-def load_checkpoint(path):
+def load_checkpoint(
+    path: str | os.PathLike,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], dict]:
     """(model_state, optimizer_state, schedule_state, meta) from ``path``, or CheckpointError."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -55,8 +67,10 @@ def load_checkpoint(path):
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({e})") from None
     if meta.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')} is not supported "
-                              f"(this numbacnn reads format {FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{path}: checkpoint format {meta.get('format')} is not supported "
+            f"(this numbacnn reads format {FORMAT_VERSION})"
+        )
     parts = {"model": {}, "optim": {}, "sched": {}}
     for k, v in arrays.items():
         group, _, name = k.partition("/")

@@ -2,6 +2,7 @@
 and :class:`~numbacnn.train.Trainer`. The configuration is stored in every checkpoint, so
 ``--resume`` and ``evaluate`` rebuild exactly the same objects from it.
 """
+
 from types import SimpleNamespace
 
 from . import init, losses, models, optim
@@ -9,19 +10,51 @@ from .data import DataLoader, canonical_name, load_dataset
 from .device import get_device
 from .train import Trainer
 
-__all__ = ["BASE", "MODEL_DEFAULTS", "build_model", "build_trainer", "data_facts", "load_data", "resolve_config",
-           "test_loader"]
+__all__ = [
+    "BASE",
+    "MODEL_DEFAULTS",
+    "build_model",
+    "build_trainer",
+    "data_facts",
+    "load_data",
+    "resolve_config",
+    "test_loader",
+]
 
 # Good defaults per model family (``models.family(name)``): `numbacnn train lenet5` alone does the
 # right thing.
 MODEL_DEFAULTS = {
-    "lenet": {"epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
-              "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 0, "augment": False},
-    "resnet": {"epochs": 15, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
-               "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 1, "augment": True},
+    "lenet": {
+        "epochs": 10,
+        "batch_size": 64,
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "warmup_epochs": 0,
+        "augment": False,
+    },
+    "resnet": {
+        "epochs": 15,
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+        "augment": True,
+    },
 }
-BASE = {"dataset": "fashion-mnist", "seed": 0, "device": "cpu", "data_dir": None, "label_smoothing": 0.0,
-        "synthetic_size": 2048}
+BASE = {
+    "dataset": "fashion-mnist",
+    "seed": 0,
+    "device": "cpu",
+    "data_dir": None,
+    "label_smoothing": 0.0,
+    "synthetic_size": 2048,
+}
 
 
 def resolve_config(model, **options):
@@ -35,9 +68,16 @@ def resolve_config(model, **options):
 
 def load_data(config, progress=None):
     # Only the synthetic data set reads the size options.
-    return load_dataset(config["dataset"], data_dir=config.get("data_dir"), progress=progress,
-                        train_size=config.get("synthetic_size", 2048), test_size=512, size=28, channels=1,
-                        seed=config["seed"])
+    return load_dataset(
+        config["dataset"],
+        data_dir=config.get("data_dir"),
+        progress=progress,
+        train_size=config.get("synthetic_size", 2048),
+        test_size=512,
+        size=28,
+        channels=1,
+        seed=config["seed"],
+    )
 
 
 def build_model(config, dataset):
@@ -63,18 +103,36 @@ def build_trainer(config, dataset, out_dir=None, progress=True):
     The data set's shape, class names and normalisation are added to the config that every
     checkpoint stores, so ``predict`` needs no data set to read an image.
     """
-    config = dict(config, image_shape=list(dataset.image_shape), classes=list(dataset.classes),
-                  mean=list(dataset.mean), std=list(dataset.std))
+    config = dict(
+        config,
+        image_shape=list(dataset.image_shape),
+        classes=list(dataset.classes),
+        mean=list(dataset.mean),
+        std=list(dataset.std),
+    )
     model = build_model(config, dataset)
-    train_loader = DataLoader(dataset.train_images, dataset.train_labels, config["batch_size"], shuffle=True,
-                              seed=config["seed"], mean=dataset.mean, std=dataset.std,
-                              augment=config["augment"], pad=2 if dataset.image_shape[1] <= 28 else 4)
+    train_loader = DataLoader(
+        dataset.train_images,
+        dataset.train_labels,
+        config["batch_size"],
+        shuffle=True,
+        seed=config["seed"],
+        mean=dataset.mean,
+        std=dataset.std,
+        augment=config["augment"],
+        pad=2 if dataset.image_shape[1] <= 28 else 4,
+    )
     val_loader = test_loader(config, dataset)
     params = model.parameters()
     name = config["optimizer"].lower()
     if name == "sgd":
-        opt = optim.SGD(params, lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"],
-                        nesterov=config.get("nesterov", False))
+        opt = optim.SGD(
+            params,
+            lr=config["lr"],
+            momentum=config["momentum"],
+            weight_decay=config["weight_decay"],
+            nesterov=config.get("nesterov", False),
+        )
     elif name == "adam":
         opt = optim.Adam(params, lr=config["lr"], weight_decay=config["weight_decay"])
     elif name == "adamw":
@@ -93,10 +151,21 @@ def build_trainer(config, dataset, out_dir=None, progress=True):
     else:
         raise ValueError(f"unknown schedule {kind!r}: cosine, step or constant")
     loss = losses.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
-    return Trainer(model, loss, opt, train_loader, val_loader, schedule, out_dir=out_dir, config=config,
-                   progress=progress, num_classes=dataset.num_classes)
+    return Trainer(
+        model,
+        loss,
+        opt,
+        train_loader,
+        val_loader,
+        schedule,
+        out_dir=out_dir,
+        config=config,
+        progress=progress,
+        num_classes=dataset.num_classes,
+    )
 
 
 def test_loader(config, dataset, batch_size=500):
-    return DataLoader(dataset.test_images, dataset.test_labels, batch_size, shuffle=False,
-                      mean=dataset.mean, std=dataset.std)
+    return DataLoader(
+        dataset.test_images, dataset.test_labels, batch_size, shuffle=False, mean=dataset.mean, std=dataset.std
+    )

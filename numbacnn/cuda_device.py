@@ -4,6 +4,7 @@ Imported only when a GPU (or numba's simulator) is asked for, so ``import numbac
 machines without a CUDA driver. Data moves between host and GPU only where the caller says so:
 ``asarray`` (host -> device, into a reusable ``out`` buffer when given) and ``to_host``.
 """
+
 import numpy as np
 from numba import cuda
 
@@ -21,6 +22,7 @@ class CUDADevice(Device):
     @property
     def ops(self):
         from .kernels import cuda as cuda_kernels
+
         return cuda_kernels
 
     def empty(self, shape, dtype=np.float32):
@@ -48,8 +50,9 @@ class CUDADevice(Device):
         host = np.ascontiguousarray(array, dtype=dtype)
         if out is not None:
             if tuple(out.shape) != host.shape or out.dtype != host.dtype:
-                raise ValueError(f"asarray: out has shape {tuple(out.shape)} {out.dtype}, the data "
-                                 f"{host.shape} {host.dtype}")
+                raise ValueError(
+                    f"asarray: out has shape {tuple(out.shape)} {out.dtype}, the data {host.shape} {host.dtype}"
+                )
             out.copy_to_device(host)
             return out
         return cuda.to_device(host)

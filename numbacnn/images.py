@@ -8,6 +8,7 @@ returns pixels as float32 (C, H, W) on the 0..255 scale the training data uses.
 PNG: every colour type (grey, RGB, palette, grey+alpha, RGBA), every bit depth the format allows
 (1, 2, 4, 8, 16), the five filter types; interlaced (Adam7) files are refused with a clear error.
 """
+
 import os
 import struct
 import zlib
@@ -21,8 +22,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PIXELS = 1 << 24
 
 # colour type -> (channels, allowed bit depths)
-_PNG_COLOR = {0: (1, (1, 2, 4, 8, 16)), 2: (3, (8, 16)), 3: (1, (1, 2, 4, 8)), 4: (2, (8, 16)),
-              6: (4, (8, 16))}
+_PNG_COLOR = {0: (1, (1, 2, 4, 8, 16)), 2: (3, (8, 16)), 3: (1, (1, 2, 4, 8)), 4: (2, (8, 16)), 6: (4, (8, 16))}
 
 __all__ = ["MAX_PIXELS", "read_image", "read_npy", "read_png", "read_pnm", "to_layout"]
 
@@ -58,7 +58,7 @@ def to_layout(img, shape, path="image"):
         img = np.moveaxis(img, -1, 0)
     if img.ndim != 3:
         raise ImageError(f"{path}: expected an image of 2 or 3 dimensions, got shape {img.shape}")
-    if img.shape[0] in (2, 4):                       # drop alpha
+    if img.shape[0] in (2, 4):  # drop alpha
         img = img[:-1]
     if img.shape[0] == 3 and c == 1:
         img = img.mean(axis=0, keepdims=True)
@@ -73,11 +73,14 @@ def _check_size(path, width, height, expected_hw):
     if width < 1 or height < 1:
         raise ImageError(f"{path}: the header declares an empty image ({width}x{height})")
     if expected_hw is not None and (height, width) != tuple(expected_hw):
-        raise ImageError(f"{path}: image of {width}x{height} pixels (width x height), the model expects "
-                         f"{expected_hw[1]}x{expected_hw[0]}")
+        raise ImageError(
+            f"{path}: image of {width}x{height} pixels (width x height), the model expects "
+            f"{expected_hw[1]}x{expected_hw[0]}"
+        )
     if width * height > MAX_PIXELS:
-        raise ImageError(f"{path}: the header declares {width}x{height} pixels, more than this reader "
-                         f"decodes ({MAX_PIXELS})")
+        raise ImageError(
+            f"{path}: the header declares {width}x{height} pixels, more than this reader decodes ({MAX_PIXELS})"
+        )
 
 
 def _read_file(path):
@@ -94,8 +97,9 @@ def read_npy(path, shape=None):
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)(f)
+            header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )(f)
             stored_shape, _, dtype = header
             if dtype.kind not in "uif" or dtype.hasobject:
                 raise ImageError(f"{path}: .npy holds {dtype}, not numbers")
@@ -114,16 +118,17 @@ def read_pnm(path, expected_hw=None):
     data = _read_file(path)
     tokens, pos = [], 0
     while len(tokens) < 4:
-        while pos < len(data) and data[pos:pos + 1].isspace():
+        while pos < len(data) and data[pos : pos + 1].isspace():
             pos += 1
         if pos >= len(data):
-            raise ImageError(f"{path}: the PGM/PPM header ends before its {('magic number', 'width', 'height', 'maxval')[len(tokens)]}")
-        if data[pos:pos + 1] == b"#":
+            missing = ("magic number", "width", "height", "maxval")[len(tokens)]
+            raise ImageError(f"{path}: the PGM/PPM header ends before its {missing}")
+        if data[pos : pos + 1] == b"#":
             end = data.find(b"\n", pos)
             pos = len(data) if end < 0 else end
             continue
         start = pos
-        while pos < len(data) and not data[pos:pos + 1].isspace() and pos - start < 16:
+        while pos < len(data) and not data[pos : pos + 1].isspace() and pos - start < 16:
             pos += 1
         tokens.append(data[start:pos])
     channels = {b"P5": 1, b"P6": 3}.get(tokens[0])
@@ -136,12 +141,14 @@ def read_pnm(path, expected_hw=None):
     if not 0 < maxval < 65536:
         raise ImageError(f"{path}: maxval {maxval} outside 1..65535")
     _check_size(path, width, height, expected_hw)
-    pos += 1                                         # the single whitespace after maxval
+    pos += 1  # the single whitespace after maxval
     dtype = np.dtype(">u2") if maxval > 255 else np.dtype(np.uint8)
     count = width * height * channels
     if len(data) - pos < count * dtype.itemsize:
-        raise ImageError(f"{path}: truncated: {width}x{height}x{channels} pixels need "
-                         f"{count * dtype.itemsize} bytes, the file holds {max(len(data) - pos, 0)}")
+        raise ImageError(
+            f"{path}: truncated: {width}x{height}x{channels} pixels need "
+            f"{count * dtype.itemsize} bytes, the file holds {max(len(data) - pos, 0)}"
+        )
     pixels = np.frombuffer(data, dtype, count=count, offset=pos).astype(np.float32)
     if maxval != 255:
         pixels *= np.float32(255.0 / maxval)
@@ -160,10 +167,10 @@ def read_png(path, expected_hw=None):
     while True:
         if pos + 8 > len(data):
             raise ImageError(f"{path}: truncated PNG (no IEND chunk)")
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if pos + 12 + length > len(data):
             raise ImageError(f"{path}: truncated PNG (chunk {kind!r} needs {length} bytes)")
-        chunk = data[pos + 8:pos + 8 + length]
+        chunk = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             if length != 13:
                 raise ImageError(f"{path}: corrupt PNG header (IHDR of {length} bytes)")
@@ -185,7 +192,7 @@ def read_png(path, expected_hw=None):
     expected = height * (row_bytes + 1)
     raw = _inflate(path, b"".join(idat), expected)
     rows = _unfilter(path, raw, height, row_bytes, max(1, bits_per_pixel // 8))
-    samples = _unpack(rows, width, channels, depth)             # (H, W, channels) ints
+    samples = _unpack(rows, width, channels, depth)  # (H, W, channels) ints
     if color == 3:
         if palette is None:
             raise ImageError(f"{path}: palette PNG without a PLTE chunk")
@@ -259,10 +266,10 @@ def _unpack(rows, width, channels, depth):
     """Rows of packed samples -> (H, W, channels) integers."""
     height = rows.shape[0]
     if depth == 8:
-        return rows[:, :width * channels].reshape(height, width, channels)
+        return rows[:, : width * channels].reshape(height, width, channels)
     if depth == 16:
-        wide = rows[:, :width * channels * 2].reshape(height, -1, 2).astype(np.uint16)
+        wide = rows[:, : width * channels * 2].reshape(height, -1, 2).astype(np.uint16)
         return ((wide[..., 0] << 8) | wide[..., 1]).reshape(height, width, channels)
-    bits = np.unpackbits(rows, axis=1)[:, :width * depth].reshape(height, width, depth)
+    bits = np.unpackbits(rows, axis=1)[:, : width * depth].reshape(height, width, depth)
     weights = (1 << np.arange(depth - 1, -1, -1)).astype(np.uint8)
     return (bits * weights).sum(axis=2, dtype=np.uint8).reshape(height, width, 1)

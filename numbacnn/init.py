@@ -3,6 +3,7 @@
 All randomness in numbacnn (weights, dropout seeds, data shuffling defaults) draws from one
 generator set by :func:`manual_seed`, so the same seed gives the same model and the same run.
 """
+
 import math
 
 import numpy as np
@@ -40,8 +41,7 @@ def kaiming_uniform(shape, a=math.sqrt(5.0), mode="fan_in", dtype=np.float32, rn
     return uniform(shape, bound, dtype, rng)
 
 
-def kaiming_normal(shape, mode="fan_out", nonlinearity_gain=math.sqrt(2.0), dtype=np.float32,
-                   rng=None):
+def kaiming_normal(shape, mode="fan_out", nonlinearity_gain=math.sqrt(2.0), dtype=np.float32, rng=None):
     """N(0, (gain / sqrt(fan))^2): the usual ResNet convolution initialiser (fan_out, ReLU)."""
     fan_in, fan_out = fan_in_and_fan_out(shape)
     fan = fan_in if mode == "fan_in" else fan_out

@@ -3,6 +3,7 @@
 ``forward`` returns the mean loss as a Python float; ``backward()`` returns the gradient of that
 mean with respect to the input (an array owned by the loss, overwritten by its next call).
 """
+
 import numpy as np
 
 from .device import device_of
@@ -45,13 +46,17 @@ class CrossEntropyLoss:
         else:
             targets_host = device.to_host(targets)
         if targets_host.shape != (n,):
-            raise ValueError(f"CrossEntropyLoss: expected targets of shape ({n},) for logits of shape "
-                             f"{(n, k)}, got {tuple(targets_host.shape)}")
+            raise ValueError(
+                f"CrossEntropyLoss: expected targets of shape ({n},) for logits of shape "
+                f"{(n, k)}, got {tuple(targets_host.shape)}"
+            )
         if targets_host.dtype.kind not in "iu":
             raise TypeError(f"CrossEntropyLoss: targets must be integer class indices, got {targets_host.dtype}")
         if n and (targets_host.min() < 0 or targets_host.max() >= k):
-            raise ValueError(f"CrossEntropyLoss: targets must lie in [0, {k - 1}], got values from "
-                             f"{targets_host.min()} to {targets_host.max()}")
+            raise ValueError(
+                f"CrossEntropyLoss: targets must lie in [0, {k - 1}], got values from "
+                f"{targets_host.min()} to {targets_host.max()}"
+            )
         t = self._buf(device, "targets", (n,), np.int64)
         if isinstance(t, np.ndarray):
             t[...] = targets_host
@@ -95,11 +100,15 @@ class MSELoss:
         check_input(pred, "MSELoss", device, pred.dtype)
         target = device.asarray(target, dtype=pred.dtype) if device_of(target) != device else target
         if tuple(target.shape) != tuple(pred.shape):
-            raise ValueError(f"MSELoss: target shape {tuple(target.shape)} differs from prediction "
-                             f"shape {tuple(pred.shape)}")
+            raise ValueError(
+                f"MSELoss: target shape {tuple(target.shape)} differs from prediction shape {tuple(pred.shape)}"
+            )
         check_input(target, "MSELoss target", device, pred.dtype)
-        if "diff" not in self._buffers or self._buffers["diff"].shape != pred.shape or \
-                self._buffers["diff"].dtype != pred.dtype:
+        if (
+            "diff" not in self._buffers
+            or self._buffers["diff"].shape != pred.shape
+            or self._buffers["diff"].dtype != pred.dtype
+        ):
             self._buffers["diff"] = device.empty(pred.shape, pred.dtype)
             self._buffers["loss"] = device.empty((1,), pred.dtype)
             self._buffers["dpred"] = device.empty(pred.shape, pred.dtype)

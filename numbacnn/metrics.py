@@ -1,4 +1,5 @@
 """Classification metrics: top-k accuracy, confusion matrix, per-class precision and recall."""
+
 import numpy as np
 
 

@@ -4,12 +4,16 @@ An optimizer moves all its parameters into one flat buffer (``params.flatten``) 
 single kernel call over the whole model. Build it after ``model.to(device)``: moving the model
 afterwards breaks the flat views, and ``step`` says so.
 """
+
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from .device import device_of
-from .params import flatten
+from .params import Parameter, flatten
 
 
 class Optimizer:
@@ -30,16 +34,18 @@ class Optimizer:
     def params(self):
         return self.storage.params
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         self.device.ops.fill(self.storage.grad, 0)
 
     def _check_intact(self):
         if not self.storage.is_intact():
-            raise RuntimeError(f"{type(self).__name__}: the model's parameters were moved or replaced "
-                               f"(model.to(...) after the optimizer was built); build the optimizer "
-                               f"after moving the model")
+            raise RuntimeError(
+                f"{type(self).__name__}: the model's parameters were moved or replaced "
+                f"(model.to(...) after the optimizer was built); build the optimizer "
+                f"after moving the model"
+            )
 
-    def step(self):
+    def step(self) -> None:
         self._check_intact()
         self.steps += 1
         self._update()
@@ -47,7 +53,7 @@ class Optimizer:
     def hyperparameters(self):
         return {"lr": self.lr}
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         """{name: numpy array}: step count, hyper-parameters and per-parameter state."""
         out = {"steps": np.array(self.steps, dtype=np.int64)}
         for k, v in self.hyperparameters().items():
@@ -56,15 +62,17 @@ class Optimizer:
             out["state." + k] = np.array(self.device.to_host(v), copy=True)
         return out
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         for k, v in self.state.items():
             key = "state." + k
             if key not in state:
                 raise KeyError(f"{type(self).__name__}.load_state_dict: missing key '{key}'")
             value = np.asarray(state[key])
             if value.shape != tuple(v.shape):
-                raise ValueError(f"{type(self).__name__}.load_state_dict: key '{key}' has shape "
-                                 f"{value.shape}, expected {tuple(v.shape)} (a different model?)")
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: key '{key}' has shape "
+                    f"{value.shape}, expected {tuple(v.shape)} (a different model?)"
+                )
             self.device.ops.copy(v, self.device.asarray(value.astype(v.dtype)))
         self.steps = int(state.get("steps", 0))
         if "hp.lr" in state:
@@ -74,7 +82,14 @@ class Optimizer:
 class SGD(Optimizer):
     """PyTorch's SGD: weight decay as L2, momentum (dampening 0), optional Nesterov."""
 
-    def __init__(self, params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
         if momentum < 0 or weight_decay < 0:
             raise ValueError("SGD: momentum and weight_decay must be >= 0")
         if nesterov and momentum <= 0:
@@ -84,8 +99,9 @@ class SGD(Optimizer):
 
     def _update(self):
         s = self.storage
-        self.device.ops.sgd_step(s.data, s.grad, self.state["velocity"], self.lr, self.momentum,
-                                 self.weight_decay, self.nesterov)
+        self.device.ops.sgd_step(
+            s.data, s.grad, self.state["velocity"], self.lr, self.momentum, self.weight_decay, self.nesterov
+        )
 
 
 class Adam(Optimizer):
@@ -93,7 +109,14 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"{type(self).__name__}: betas must lie in [0, 1), got {betas!r}")
         super().__init__(params, lr, ["exp_avg", "exp_avg_sq"])
@@ -101,9 +124,19 @@ class Adam(Optimizer):
 
     def _update(self):
         s = self.storage
-        self.device.ops.adam_step(s.data, s.grad, self.state["exp_avg"], self.state["exp_avg_sq"], self.lr,
-                                  self.betas[0], self.betas[1], self.eps, self.weight_decay,
-                                  self.decoupled, self.steps)
+        self.device.ops.adam_step(
+            s.data,
+            s.grad,
+            self.state["exp_avg"],
+            self.state["exp_avg_sq"],
+            self.lr,
+            self.betas[0],
+            self.betas[1],
+            self.eps,
+            self.weight_decay,
+            self.decoupled,
+            self.steps,
+        )
 
 
 class AdamW(Adam):
@@ -111,7 +144,14 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
@@ -136,15 +176,17 @@ class LRSchedule:
     def _after_warmup(self, step):
         return self.base_lr
 
-    def step(self):
+    def step(self) -> None:
         self.last_step += 1
         self.optimizer.lr = self.lr_at(self.last_step)
 
-    def state_dict(self):
-        return {"last_step": np.array(self.last_step, dtype=np.int64),
-                "base_lr": np.array(self.base_lr, dtype=np.float64)}
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {
+            "last_step": np.array(self.last_step, dtype=np.int64),
+            "base_lr": np.array(self.base_lr, dtype=np.float64),
+        }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         self.last_step = int(state["last_step"])
         self.base_lr = float(state["base_lr"])
         self.optimizer.lr = self.lr_at(self.last_step)

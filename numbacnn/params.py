@@ -6,6 +6,7 @@ their weights through ``param.data`` / ``param.grad``, never through a saved arr
 into another) by rebinding those attributes. The optimizer then updates the whole model with one
 kernel call per step instead of one per tensor.
 """
+
 import numpy as np
 
 
@@ -53,8 +54,11 @@ class FlatStorage:
         for p in self.params:
             n = p.size
             for array, flat in ((p.data, self.data), (p.grad, self.grad)):
-                if array is None or tuple(array.shape) != p.shape or \
-                        not self.device.same_memory(array, flat[offset:offset + n]):
+                if (
+                    array is None
+                    or tuple(array.shape) != p.shape
+                    or not self.device.same_memory(array, flat[offset : offset + n])
+                ):
                     return False
             offset += n
         self._bound = [(p.data, p.grad) for p in self.params]
@@ -71,8 +75,10 @@ def flatten(params, device):
         raise ValueError("no parameters to optimize: the model has no trainable parameters")
     dtypes = {p.dtype for p in params}
     if len(dtypes) > 1:
-        raise TypeError(f"parameters mix dtypes {sorted(str(d) for d in dtypes)}; convert the "
-                        f"model with .to(np.float32) or .to(np.float64) first")
+        raise TypeError(
+            f"parameters mix dtypes {sorted(str(d) for d in dtypes)}; convert the "
+            f"model with .to(np.float32) or .to(np.float64) first"
+        )
     dtype = dtypes.pop()
     total = sum(p.size for p in params)
     data = device.empty((total,), dtype)
@@ -81,8 +87,8 @@ def flatten(params, device):
     offset = 0
     for p in params:
         n = p.size
-        d_view = data[offset:offset + n].reshape(p.shape)
-        g_view = grad[offset:offset + n].reshape(p.shape)
+        d_view = data[offset : offset + n].reshape(p.shape)
+        g_view = grad[offset : offset + n].reshape(p.shape)
         ops.copy(d_view, p.data)
         if p.grad is None:
             ops.fill(g_view, 0)

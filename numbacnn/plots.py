@@ -4,6 +4,7 @@ matplotlib is optional (``pip install numbacnn[plot]``); :func:`available` says 
 there. Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no GUI, no
 global state) and written atomically, like checkpoints.
 """
+
 import os
 
 import numpy as np
@@ -26,6 +27,7 @@ def _figure(width, height):
         raise PlotError("plots need matplotlib: pip install 'numbacnn[plot]' (or pip install matplotlib)")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
@@ -77,8 +79,15 @@ def plot_confusion(confusion, classes, path, title=None):
     for i in range(k):
         for j in range(k):
             share = confusion[i, j] / max(rows[i, 0], 1)
-            ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=7,
-                    color="white" if share > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(int(confusion[i, j])),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if share > 0.5 else "black",
+            )
     ax.set_xticks(range(k), [str(c) for c in classes], rotation=45, ha="right")
     ax.set_yticks(range(k), [str(c) for c in classes])
     ax.set_xlabel("predicted")

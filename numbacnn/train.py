@@ -8,18 +8,28 @@ weights as an uninterrupted one.
 Ctrl-C finishes the current step, saves a checkpoint and stops; a second Ctrl-C aborts at once.
 A non-finite loss stops training before the bad step is saved: the last checkpoint stays good.
 """
+
+from __future__ import annotations
+
 import json
 import math
 import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import metrics
 from .checkpoint import save_checkpoint
 from .errors import TrainingDiverged
+
+if TYPE_CHECKING:
+    from .data import DataLoader
+    from .layers import Module
+    from .losses import CrossEntropyLoss
+    from .optim import LRSchedule, Optimizer
 
 
 class Uploader:
@@ -38,7 +48,7 @@ class Uploader:
         return self.device.asarray(x, out=self.buffers[key])
 
 
-def evaluate(model, loader, loss=None, num_classes=None, epoch=0):
+def evaluate(model: Module, loader: DataLoader, loss=None, num_classes: int | None = None, epoch: int = 0) -> dict:
     """{loss, top1, top5, confusion} of ``model`` over ``loader`` (eval mode; mode restored)."""
     was_training = model.training
     model.eval()
@@ -61,9 +71,13 @@ def evaluate(model, loader, loss=None, num_classes=None, epoch=0):
     finally:
         model.train(was_training)
     labels_all, preds_all = np.concatenate(labels_all), np.concatenate(preds_all)
-    return {"loss": loss_sum / total if loss is not None else None, "top1": correct1 / total,
-            "top5": correct5 / total, "samples": total,
-            "confusion": metrics.confusion_matrix(labels_all, preds_all, num_classes)}
+    return {
+        "loss": loss_sum / total if loss is not None else None,
+        "top1": correct1 / total,
+        "top5": correct5 / total,
+        "samples": total,
+        "confusion": metrics.confusion_matrix(labels_all, preds_all, num_classes),
+    }
 
 
 class Progress:
@@ -91,17 +105,28 @@ class Progress:
 class Trainer:
     """Owns a training run: model, loss, optimizer, schedule, loaders, position and history."""
 
-    def __init__(self, model, loss, optimizer, train_loader, val_loader=None, schedule=None,
-                 out_dir=None, config=None, progress=True, num_classes=None):
+    def __init__(
+        self,
+        model: Module,
+        loss: CrossEntropyLoss,
+        optimizer: Optimizer,
+        train_loader: DataLoader,
+        val_loader: DataLoader | None = None,
+        schedule: LRSchedule | None = None,
+        out_dir: str | None = None,
+        config: dict | None = None,
+        progress: bool = True,
+        num_classes: int | None = None,
+    ):
         self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
         self.train_loader, self.val_loader = train_loader, val_loader
         self.out_dir = out_dir
         self.config = dict(config or {})
         self.progress = Progress(progress)
         self.num_classes = num_classes
-        self.epoch, self.batch = 0, 0       # position of the next step
+        self.epoch, self.batch = 0, 0  # position of the next step
         self.history = []
-        self.last_confusion = None     # of the latest validation (rows: true class), for reports
+        self.last_confusion = None  # of the latest validation (rows: true class), for reports
         self.first_step_done_at = None  # time.time() when this process finished its first step
         self._running = _fresh_running()
         self._stop_requested = False
@@ -114,14 +139,21 @@ class Trainer:
     def checkpoint_path(self):
         return os.path.join(self.out_dir, "checkpoint.npz") if self.out_dir else None
 
-    def save(self, path=None):
+    def save(self, path: str | None = None) -> str | None:
         path = path or self.checkpoint_path
         if path is None:
             return None
-        meta = {"config": self.config, "epoch": self.epoch, "batch": self.batch, "history": self.history,
-                "running": self._running}
+        meta = {
+            "config": self.config,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "history": self.history,
+            "running": self._running,
+        }
         sched = self.schedule.state_dict() if self.schedule else None
-        return save_checkpoint(path, self.model.state_dict(keep_nonpersistent=True), self.optimizer.state_dict(), sched, meta)
+        return save_checkpoint(
+            path, self.model.state_dict(keep_nonpersistent=True), self.optimizer.state_dict(), sched, meta
+        )
 
     def restore(self, model_state, optim_state, sched_state, meta):
         """Continue from a checkpoint's contents (see ``checkpoint.load_checkpoint``)."""
@@ -139,7 +171,7 @@ class Trainer:
         # A second Ctrl-C aborts at once.
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    def fit(self, epochs, max_steps=None):
+    def fit(self, epochs: int, max_steps: int | None = None) -> str:
         """Train until ``epochs`` epochs are done (counting those already done before a resume).
 
         Returns "finished", or "interrupted" after Ctrl-C (or ``max_steps`` steps), with a
@@ -173,11 +205,15 @@ class Trainer:
                 self.progress.update(
                     f"epoch {self.epoch + 1}/{epochs} {_bar(self.batch, n_batches)} {self.batch}/{n_batches} "
                     f"loss {r['loss'] / r['seen']:.4f} acc {100 * r['correct'] / r['seen']:.2f}% "
-                    f"{r['seen'] / max(r['time'], 1e-9):.0f} img/s lr {self.optimizer.lr:.3g}")
+                    f"{r['seen'] / max(r['time'], 1e-9):.0f} img/s lr {self.optimizer.lr:.3g}"
+                )
                 if self._stop_requested or (max_steps is not None and steps >= max_steps):
                     self.save()
-                    self.progress.update(f"stopped at epoch {self.epoch + 1}, batch {self.batch}; "
-                                         f"checkpoint saved to {self.checkpoint_path}", final=True)
+                    self.progress.update(
+                        f"stopped at epoch {self.epoch + 1}, batch {self.batch}; "
+                        f"checkpoint saved to {self.checkpoint_path}",
+                        final=True,
+                    )
                     return "interrupted"
             self._end_epoch(epochs)
         return "finished"
@@ -188,8 +224,10 @@ class Trainer:
         loss = self.loss.forward(logits, y)
         if not math.isfinite(loss):
             where = f" (last good checkpoint: {self.checkpoint_path})" if self.checkpoint_path else ""
-            raise TrainingDiverged(f"loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "
-                                   f"training stopped{where}. Try a lower learning rate.")
+            raise TrainingDiverged(
+                f"loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "
+                f"training stopped{where}. Try a lower learning rate."
+            )
         self.model.backward(self.loss.backward())
         self.optimizer.step()
         if self.schedule:
@@ -201,17 +239,27 @@ class Trainer:
 
     def _end_epoch(self, epochs):
         r = self._running
-        row = {"epoch": self.epoch + 1, "train_loss": r["loss"] / r["seen"], "train_acc": r["correct"] / r["seen"],
-               "lr": self.optimizer.lr, "time_s": r["time"], "images_per_s": r["seen"] / max(r["time"], 1e-9)}
+        row = {
+            "epoch": self.epoch + 1,
+            "train_loss": r["loss"] / r["seen"],
+            "train_acc": r["correct"] / r["seen"],
+            "lr": self.optimizer.lr,
+            "time_s": r["time"],
+            "images_per_s": r["seen"] / max(r["time"], 1e-9),
+        }
         if self.val_loader is not None:
             ev = evaluate(self.model, self.val_loader, self.loss, self.num_classes)
             row.update(val_loss=ev["loss"], val_acc=ev["top1"], val_top5=ev["top5"])
             self.last_confusion = ev["confusion"]
         self.history.append(row)
-        text = (f"epoch {row['epoch']}/{epochs} loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% "
-                f"{row['images_per_s']:.0f} img/s {row['time_s']:.1f}s")
+        text = (
+            f"epoch {row['epoch']}/{epochs} loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% "
+            f"{row['images_per_s']:.0f} img/s {row['time_s']:.1f}s"
+        )
         if "val_acc" in row:
-            text += f" | val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}% top5 {100 * row['val_top5']:.2f}%"
+            text += (
+                f" | val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}% top5 {100 * row['val_top5']:.2f}%"
+            )
         self.progress.update(text, final=True)
         self.epoch, self.batch = self.epoch + 1, 0
         self._running = _fresh_running()
@@ -234,4 +282,5 @@ def _bar(done, total, width=20):
 
 def _in_main_thread():
     import threading
+
     return threading.current_thread() is threading.main_thread()

@@ -1,5 +1,6 @@
 """Test setup. CUDA tests run on a real GPU when the driver reports one; otherwise in numba's
 simulator, which must be switched on before numba is first imported, so this runs first."""
+
 import ctypes
 import os
 import sys
@@ -30,9 +31,10 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
 
 # numbacnn before numpy: it sets the OpenMP and OpenBLAS thread settings that are read when those
 # libraries load (numbacnn/__init__.py), as the numbacnn command does.
-import numbacnn as nc  # noqa: E402  (after the simulator switch above)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+import numbacnn as nc  # noqa: E402  (after the simulator switch above)
 
 
 def _patch_simulator_shared_arrays():

@@ -1,4 +1,5 @@
 """Shared test helpers: naive NumPy references and a float64 central-difference gradient check."""
+
 import numpy as np
 
 
@@ -18,10 +19,15 @@ def conv2d_ref(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1
     for g in range(groups):
         for i in range(kh):
             for j in range(kw):
-                patch = xp[:, g * cg:(g + 1) * cg, i * dh: i * dh + sh * (oh - 1) + 1: sh,
-                           j * dw: j * dw + sw * (ow - 1) + 1: sw]
-                out[:, g * kg:(g + 1) * kg] += np.einsum("nchw,kc->nkhw", patch,
-                                                         w[g * kg:(g + 1) * kg, :, i, j].astype(np.float64))
+                patch = xp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                    j * dw : j * dw + sw * (ow - 1) + 1 : sw,
+                ]
+                out[:, g * kg : (g + 1) * kg] += np.einsum(
+                    "nchw,kc->nkhw", patch, w[g * kg : (g + 1) * kg, :, i, j].astype(np.float64)
+                )
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out
@@ -39,7 +45,7 @@ def pool2d_ref(x, kernel, stride, padding, mode):
     out = np.empty((n, c, oh, ow))
     for i in range(oh):
         for j in range(ow):
-            win = xp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+            win = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
             out[:, :, i, j] = win.max(axis=(2, 3)) if mode == "max" else win.mean(axis=(2, 3))
     return out
 
@@ -78,8 +84,9 @@ def _numeric_grad(f, array, eps, max_checks, rng):
     return grads
 
 
-def gradient_check(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, max_checks=None, seed=0,
-                   before_forward=None, check_input_grad=True):
+def gradient_check(
+    layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, max_checks=None, seed=0, before_forward=None, check_input_grad=True
+):
     """Compare layer.backward with central differences of L = sum(forward(x) * R) in float64.
 
     Checks the input gradient and every parameter gradient (all elements, or ``max_checks``
@@ -103,7 +110,7 @@ def gradient_check(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, max_checks=None, se
     layer.zero_grad()
     run()
     dx = layer.backward(r)
-    dx = None if dx is None else dx.copy()      # None when the layer skips its input gradient
+    dx = None if dx is None else dx.copy()  # None when the layer skips its input gradient
     analytic = {name: p.grad.copy() for name, p in layer.named_parameters()}
     compared = 0
     targets = [("input", x, dx)] if check_input_grad else []
@@ -113,8 +120,10 @@ def gradient_check(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, max_checks=None, se
         flat_grad = grad.reshape(-1)
         for i, g in numeric.items():
             if not np.isclose(flat_grad[i], g, rtol=rtol, atol=atol):
-                raise AssertionError(f"gradient of {name}[{np.unravel_index(i, array.shape)}]: "
-                                     f"analytic {flat_grad[i]!r} vs numeric {g!r}")
+                raise AssertionError(
+                    f"gradient of {name}[{np.unravel_index(i, array.shape)}]: "
+                    f"analytic {flat_grad[i]!r} vs numeric {g!r}"
+                )
             compared += 1
     return compared
 

@@ -1,8 +1,10 @@
 """Activations and the fused residual add+ReLU: reference, gradients, float32 vs float64."""
+
 import numpy as np
 import pytest
 
 import numbacnn as nc
+
 from helpers import away_from_zero, gradient_check
 
 L = nc.layers

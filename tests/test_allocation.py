@@ -1,4 +1,5 @@
 """A warm training step allocates no arrays: outputs, gradients and kernel scratch are reused."""
+
 import tracemalloc
 
 import numpy as np
@@ -20,10 +21,14 @@ def _buffers(model, crit):
     return ids
 
 
-@pytest.mark.parametrize("build,shape", [
-    (lambda: nc.models.lenet5(), (32, 1, 28, 28)),
-    (lambda: nc.models.resnet(8, in_channels=3), (16, 3, 16, 16)),
-], ids=["lenet5", "resnet8"])
+@pytest.mark.parametrize(
+    "build,shape",
+    [
+        (lambda: nc.models.lenet5(), (32, 1, 28, 28)),
+        (lambda: nc.models.resnet(8, in_channels=3), (16, 3, 16, 16)),
+    ],
+    ids=["lenet5", "resnet8"],
+)
 def test_training_step_reuses_every_buffer(build, shape):
     model = build()
     model.first_layer().input_grad = False

@@ -1,4 +1,5 @@
 """The timing harness and `numbacnn bench`: rows, compile time kept apart, checks that can fail."""
+
 import json
 import time
 
@@ -19,6 +20,7 @@ def test_time_call_reports_the_first_call_apart():
     def fn():
         time.sleep(0.05 if not calls else 0.001)
         calls.append(1)
+
     t = bench.time_call(fn, repeats=5)
     assert t["compile_s"] >= 0.05 and t["median_s"] < 0.02 and t["repeats"] == 5 == len(calls) - 1
     assert t["min_s"] <= t["median_s"] <= t["max_s"]
@@ -35,6 +37,7 @@ def test_kernel_rows_check_then_time():
 
 def test_a_wrong_kernel_fails_the_check(monkeypatch):
     import numbacnn.kernels.cpu as cpu
+
     real = cpu.relu_forward
     monkeypatch.setattr(cpu, "relu_forward", lambda out, x: (real(out, x), cpu.fill(out.reshape(-1)[:1], 7.0)))
     rows = [r for r in bench.kernel_rows(("cpu",), repeats=1, size="small") if r["op"] == "relu"]

@@ -1,4 +1,5 @@
 """The numbacnn command line, run in-process with click's CliRunner."""
+
 import json
 
 import numpy as np
@@ -13,12 +14,24 @@ def run(*args, env=None):
 
 def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path):
     out = tmp_path / "run"
-    r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 256,
-            "--out", out, "--quiet", "--json")
+    r = run(
+        "train",
+        "lenet5",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        1,
+        "--synthetic-size",
+        256,
+        "--out",
+        out,
+        "--quiet",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     result = json.loads(r.output.strip().splitlines()[-1])
     assert result["status"] == "finished" and len(result["history"]) == 1
-    assert 0 < result["first_step_s"] < 3600     # measured from the process start (seconds)
+    assert 0 < result["first_step_s"] < 3600  # measured from the process start (seconds)
     ckpt = out / "checkpoint.npz"
     assert ckpt.is_file() and (out / "log.jsonl").is_file()
 
@@ -58,9 +71,17 @@ def test_errors_have_meaningful_exit_codes(tmp_path):
     r = run("train", "lenet7", "--dataset", "synthetic")
     assert r.exit_code == 2 and "unknown model" in r.output
     # No MNIST anywhere, and a mirror that refuses connections: exit 3 with the how-to-get-it message.
-    r = run("train", "lenet5", "--dataset", "mnist", "--data-dir", tmp_path / "empty", "--out", tmp_path / "o",
-            env={"NUMBACNN_MIRROR": "http://127.0.0.1:9/", "XDG_CACHE_HOME": str(tmp_path / "cache"),
-                 "NUMBACNN_DATA": ""})
+    r = run(
+        "train",
+        "lenet5",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        tmp_path / "empty",
+        "--out",
+        tmp_path / "o",
+        env={"NUMBACNN_MIRROR": "http://127.0.0.1:9/", "XDG_CACHE_HOME": str(tmp_path / "cache"), "NUMBACNN_DATA": ""},
+    )
     assert r.exit_code == 3 and "not found" in r.output and "Download failed" in r.output
     r = run("summary", "lenet5", "--input-shape", "1,28")
     assert r.exit_code == 2

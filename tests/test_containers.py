@@ -1,8 +1,10 @@
 """Containers: gradient checks of BasicBlock (both shortcut kinds) and a small Sequential."""
+
 import numpy as np
 import pytest
 
 import numbacnn as nc
+
 from helpers import gradient_check
 
 L = nc.layers
@@ -28,14 +30,28 @@ def test_basic_block_gradients(cin, cout, stride, rng):
 
 def test_basic_block_state_dict_keys():
     keys = set(L.BasicBlock(2, 4, 2).state_dict())
-    assert {"conv1.weight", "bn1.running_mean", "conv2.weight", "bn2.num_batches_tracked",
-            "shortcut.0.weight", "shortcut.1.running_var"} <= keys
+    assert {
+        "conv1.weight",
+        "bn1.running_mean",
+        "conv2.weight",
+        "bn2.num_batches_tracked",
+        "shortcut.0.weight",
+        "shortcut.1.running_var",
+    } <= keys
 
 
 def test_sequential_gradients(rng):
     model = L.Sequential(
-        L.Conv2d(2, 3, 3, padding=1), L.BatchNorm2d(3), L.Tanh(), L.AvgPool2d(2),
-        L.Conv2d(3, 4, 2), L.ELU(), L.Flatten(), L.Linear(4 * 2 * 2, 5), L.Sigmoid(), L.Linear(5, 3),
+        L.Conv2d(2, 3, 3, padding=1),
+        L.BatchNorm2d(3),
+        L.Tanh(),
+        L.AvgPool2d(2),
+        L.Conv2d(3, 4, 2),
+        L.ELU(),
+        L.Flatten(),
+        L.Linear(4 * 2 * 2, 5),
+        L.Sigmoid(),
+        L.Linear(5, 3),
     )
     x = rng.standard_normal((3, 2, 6, 6))
     assert gradient_check(model, x, rtol=1e-5, atol=1e-8) > 0

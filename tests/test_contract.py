@@ -1,4 +1,5 @@
 """The kernel contract: kernels.cpu and kernels.cuda export the same names with the same signatures."""
+
 import inspect
 
 import pytest
@@ -12,8 +13,11 @@ def _signature(fn):
 
 
 def _public(module):
-    return {name for name in vars(module) if not name.startswith("_") and callable(getattr(module, name))
-            and not inspect.ismodule(getattr(module, name))}
+    return {
+        name
+        for name in vars(module)
+        if not name.startswith("_") and callable(getattr(module, name)) and not inspect.ismodule(getattr(module, name))
+    }
 
 
 def test_both_backends_export_exactly_the_contract():

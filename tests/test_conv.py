@@ -1,8 +1,10 @@
 """Conv2d: NumPy reference, float64 gradient check, float32 vs float64."""
+
 import numpy as np
 import pytest
 
 import numbacnn as nc
+
 from helpers import conv2d_ref, gradient_check
 
 # (N, C, H, W, K, kernel, stride, padding, dilation, groups, bias)
@@ -10,8 +12,8 @@ CASES = [
     (1, 1, 5, 5, 1, (3, 3), (1, 1), (0, 0), (1, 1), 1, True),
     (2, 3, 7, 6, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1, True),
     (2, 4, 9, 8, 6, (3, 2), (2, 1), (1, 0), (1, 1), 2, False),
-    (1, 4, 9, 9, 4, (3, 3), (1, 2), (2, 2), (2, 2), 4, True),   # depthwise, dilated
-    (3, 2, 6, 7, 3, (1, 1), (2, 2), (0, 0), (1, 1), 1, True),   # 1x1 projection
+    (1, 4, 9, 9, 4, (3, 3), (1, 2), (2, 2), (2, 2), 4, True),  # depthwise, dilated
+    (3, 2, 6, 7, 3, (1, 1), (2, 2), (0, 0), (1, 1), 1, True),  # 1x1 projection
     (2, 6, 5, 5, 6, (5, 5), (1, 1), (2, 2), (1, 1), 3, True),
 ]
 
@@ -30,8 +32,9 @@ def random_cases(count, seed=7):
         h, w = (int(v) for v in rng.integers(4, 10, size=2))
         if any((s + 2 * p - d * (kk - 1) - 1) < 0 for s, p, d, kk in zip((h, w), padding, dilation, kernel)):
             continue
-        out.append((int(rng.integers(1, 4)), c, h, w, k, kernel, stride, padding, dilation, groups,
-                    bool(rng.integers(0, 2))))
+        out.append(
+            (int(rng.integers(1, 4)), c, h, w, k, kernel, stride, padding, dilation, groups, bool(rng.integers(0, 2)))
+        )
     return out
 
 
@@ -121,9 +124,14 @@ FIRST_LAYER_CASES = [
 @pytest.mark.parametrize("case", FIRST_LAYER_CASES, ids=str)
 def test_first_layer_path(case):
     from numbacnn.kernels.cpu import conv as cpu_conv
+
     layer, x = make(case, np.float64)
-    assert cpu_conv._direct(x, layer.weight.data, layer.groups,
-                            cpu_conv._wide_width(x, layer.stride, layer.padding, layer.output_shape(x.shape)[3]))
+    assert cpu_conv._direct(
+        x,
+        layer.weight.data,
+        layer.groups,
+        cpu_conv._wide_width(x, layer.stride, layer.padding, layer.output_shape(x.shape)[3]),
+    )
     b = None if layer.bias is None else layer.bias.data
     ref = conv2d_ref(x, layer.weight.data, b, layer.stride, layer.padding, layer.dilation, layer.groups)
     np.testing.assert_allclose(layer(x), ref, rtol=1e-12, atol=1e-12)

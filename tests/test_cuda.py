@@ -5,6 +5,7 @@ Without a GPU these run in numba's simulator (conftest switches it on), which ex
 thread as Python: shapes here are tiny. The ``gpu`` tests repeat the checks at real sizes and run
 only on a real GPU.
 """
+
 import numpy as np
 import pytest
 from numba.core import config
@@ -77,38 +78,63 @@ def test_conv2d_parity(case, rng, cuda):
 def test_conv2d_parity_batch1_and_float64(rng, cuda):
     """Batch 1 takes the direct weight-gradient path; float64 compiles a second GEMM."""
     assert_layer_parity(L.Conv2d(2, 3, 3, padding=1), (1, 2, 4, 4), rng)
-    assert_layer_parity(L.Conv2d(2, 3, 3, stride=2, padding=1), (2, 2, 5, 5), rng, np.float64,
-                        rtol=1e-10, atol=1e-12)
+    assert_layer_parity(L.Conv2d(2, 3, 3, stride=2, padding=1), (2, 2, 5, 5), rng, np.float64, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("layer,shape", [
-    (lambda: L.MaxPool2d(2), (2, 3, 4, 6)),
-    (lambda: L.MaxPool2d(3, stride=2, padding=1), (2, 2, 7, 5)),   # overlapping windows
-    (lambda: L.AvgPool2d(2), (2, 2, 4, 4)),
-    (lambda: L.AvgPool2d(3, stride=2, padding=1), (2, 2, 5, 6)),
-    (lambda: L.AdaptiveAvgPool2d(1), (3, 2, 3, 4)),
-    (lambda: L.Linear(7, 5), (3, 7)),
-    (lambda: L.Linear(4, 3, bias=False), (2, 4)),
-    (lambda: L.BatchNorm2d(3), (2, 3, 3, 4)),
-    (lambda: L.ReLU(), (2, 3, 5)),
-    (lambda: L.LeakyReLU(0.1), (2, 3, 5)),
-    (lambda: L.ELU(0.7), (2, 3, 5)),
-    (lambda: L.Sigmoid(), (2, 3, 5)),
-    (lambda: L.Tanh(), (2, 3, 5)),
-    (lambda: L.Dropout(0.3), (4, 25)),
-    (lambda: L.Flatten(), (2, 3, 2, 2)),
-    (lambda: L.Softmax(), (3, 5)),
-], ids=["maxpool2", "maxpool3s2p1", "avgpool2", "avgpool3s2p1", "global_avg", "linear", "linear_nobias",
-        "batchnorm", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "dropout", "flatten", "softmax"])
+@pytest.mark.parametrize(
+    "layer,shape",
+    [
+        (lambda: L.MaxPool2d(2), (2, 3, 4, 6)),
+        (lambda: L.MaxPool2d(3, stride=2, padding=1), (2, 2, 7, 5)),  # overlapping windows
+        (lambda: L.AvgPool2d(2), (2, 2, 4, 4)),
+        (lambda: L.AvgPool2d(3, stride=2, padding=1), (2, 2, 5, 6)),
+        (lambda: L.AdaptiveAvgPool2d(1), (3, 2, 3, 4)),
+        (lambda: L.Linear(7, 5), (3, 7)),
+        (lambda: L.Linear(4, 3, bias=False), (2, 4)),
+        (lambda: L.BatchNorm2d(3), (2, 3, 3, 4)),
+        (lambda: L.ReLU(), (2, 3, 5)),
+        (lambda: L.LeakyReLU(0.1), (2, 3, 5)),
+        (lambda: L.ELU(0.7), (2, 3, 5)),
+        (lambda: L.Sigmoid(), (2, 3, 5)),
+        (lambda: L.Tanh(), (2, 3, 5)),
+        (lambda: L.Dropout(0.3), (4, 25)),
+        (lambda: L.Flatten(), (2, 3, 2, 2)),
+        (lambda: L.Softmax(), (3, 5)),
+    ],
+    ids=[
+        "maxpool2",
+        "maxpool3s2p1",
+        "avgpool2",
+        "avgpool3s2p1",
+        "global_avg",
+        "linear",
+        "linear_nobias",
+        "batchnorm",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "sigmoid",
+        "tanh",
+        "dropout",
+        "flatten",
+        "softmax",
+    ],
+)
 def test_layer_parity(layer, shape, rng, cuda):
     assert_layer_parity(layer(), shape, rng)
 
 
 def test_batchnorm_eval_parity(rng, cuda):
     bn = L.BatchNorm2d(3)
-    bn.load_state_dict({"weight": rng.uniform(0.5, 1.5, 3), "bias": rng.standard_normal(3),
-                        "running_mean": rng.standard_normal(3), "running_var": rng.uniform(0.5, 2, 3),
-                        "num_batches_tracked": np.array(5)})
+    bn.load_state_dict(
+        {
+            "weight": rng.uniform(0.5, 1.5, 3),
+            "bias": rng.standard_normal(3),
+            "running_mean": rng.standard_normal(3),
+            "running_var": rng.uniform(0.5, 2, 3),
+            "num_batches_tracked": np.array(5),
+        }
+    )
     bn.eval()
     assert_layer_parity(bn, (2, 3, 2, 3), rng)
 
@@ -134,16 +160,21 @@ def test_cross_entropy_parity(smoothing, rng, cuda):
 def test_mse_parity(rng, cuda):
     pred, target = rng.standard_normal((2, 3, 5)).astype(np.float32), rng.standard_normal((2, 3, 5)).astype(np.float32)
     crit, crit_gpu = nc.losses.MSELoss(), nc.losses.MSELoss()
-    assert crit_gpu.forward(cuda.asarray(pred), cuda.asarray(target)) == pytest.approx(crit.forward(pred, target), rel=1e-6)
+    assert crit_gpu.forward(cuda.asarray(pred), cuda.asarray(target)) == pytest.approx(
+        crit.forward(pred, target), rel=1e-6
+    )
     np.testing.assert_allclose(host(crit_gpu.backward()), crit.backward(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("sgd_step", dict(lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True)),
-    ("sgd_step", dict(lr=0.1, momentum=0.0, weight_decay=0.0, nesterov=False)),
-    ("adam_step", dict(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=1e-2, decoupled=False, step=3)),
-    ("adam_step", dict(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=1e-2, decoupled=True, step=1)),
-])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("sgd_step", dict(lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True)),
+        ("sgd_step", dict(lr=0.1, momentum=0.0, weight_decay=0.0, nesterov=False)),
+        ("adam_step", dict(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=1e-2, decoupled=False, step=3)),
+        ("adam_step", dict(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=1e-2, decoupled=True, step=1)),
+    ],
+)
 def test_optimizer_step_parity(name, kwargs, rng, cuda):
     n_state = 1 if name == "sgd_step" else 2
     arrays = [rng.standard_normal(37).astype(np.float32) for _ in range(2 + n_state)]
@@ -160,12 +191,20 @@ def test_gemm_with_the_gpu_tile(rng, cuda):
     """The simulator normally uses a small tile; check the tile a real GPU uses once, on a small
     problem that still spans several tiles and a partial last K step."""
     from numbacnn.kernels.cuda.gemm import BIAS_COLUMN, GPU_TILE, gemm
-    a = rng.standard_normal((1, 1, 70, 20)).astype(np.float32)   # used transposed: (20, 70)^T
+
+    a = rng.standard_normal((1, 1, 70, 20)).astype(np.float32)  # used transposed: (20, 70)^T
     b = rng.standard_normal((2, 1, 20, 3)).astype(np.float32)
     bias = rng.standard_normal(3).astype(np.float32)
     c = cuda.zeros((2, 1, 70, 3))
-    gemm(c, cuda.asarray(np.ascontiguousarray(a.transpose(0, 1, 3, 2))), cuda.asarray(b), trans_a=True,
-         bias=cuda.asarray(bias), bias_mode=BIAS_COLUMN, tile=GPU_TILE)
+    gemm(
+        c,
+        cuda.asarray(np.ascontiguousarray(a.transpose(0, 1, 3, 2))),
+        cuda.asarray(b),
+        trans_a=True,
+        bias=cuda.asarray(bias),
+        bias_mode=BIAS_COLUMN,
+        tile=GPU_TILE,
+    )
     np.testing.assert_allclose(host(c), a @ b + bias, rtol=1e-5, atol=1e-5)
 
 
@@ -192,17 +231,35 @@ def _run_steps(model, make_opt, x, y, steps, device):
 
 def lenet5_shaped():
     """LeNet-5's layer sequence (conv-relu-pool twice, three dense layers) at simulator size, 8x8."""
-    return L.Sequential(L.Conv2d(1, 3, 3, padding=1), L.ReLU(), L.MaxPool2d(2),
-                        L.Conv2d(3, 4, 3), L.ReLU(), L.MaxPool2d(2), L.Flatten(),
-                        L.Linear(4, 8), L.ReLU(), L.Linear(8, 6), L.ReLU(), L.Linear(6, 4))
+    return L.Sequential(
+        L.Conv2d(1, 3, 3, padding=1),
+        L.ReLU(),
+        L.MaxPool2d(2),
+        L.Conv2d(3, 4, 3),
+        L.ReLU(),
+        L.MaxPool2d(2),
+        L.Flatten(),
+        L.Linear(4, 8),
+        L.ReLU(),
+        L.Linear(8, 6),
+        L.ReLU(),
+        L.Linear(6, 4),
+    )
 
 
-@pytest.mark.parametrize("build,shape,classes,make_opt", [
-    (lenet5_shaped, (2, 1, 8, 8), 4,
-     lambda p: nc.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3)),
-    (lambda: nc.models.resnet(8, in_channels=1, num_classes=3, width=2), (2, 1, 8, 8), 3,
-     lambda p: nc.optim.Adam(p, lr=1e-2)),
-], ids=["lenet5", "resnet8"])
+@pytest.mark.parametrize(
+    "build,shape,classes,make_opt",
+    [
+        (lenet5_shaped, (2, 1, 8, 8), 4, lambda p: nc.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3)),
+        (
+            lambda: nc.models.resnet(8, in_channels=1, num_classes=3, width=2),
+            (2, 1, 8, 8),
+            3,
+            lambda p: nc.optim.Adam(p, lr=1e-2),
+        ),
+    ],
+    ids=["lenet5", "resnet8"],
+)
 def test_model_training_parity(build, shape, classes, make_opt):
     """Three optimizer steps on the CPU and on CUDA from the same weights: same losses and weights."""
     x, y = _fixed_batch(shape, classes)
@@ -223,12 +280,13 @@ def test_reshaped_views_are_made_once_and_go_with_their_array(cuda):
     import gc
 
     from numbacnn.kernels.cuda import launch
+
     a = cuda.zeros((2, 3, 4))
     v = launch.view(a, 6, 4)
     assert launch.view(a, 6, 4) is v and launch.flat(a) is launch.flat(a)
     assert tuple(v.shape) == (6, 4) and tuple(launch.flat(a).shape) == (24,)
     b = cuda.zeros((2, 3, 4))
-    assert launch.view(b, 6, 4) is not v       # same shape, another array: another view
+    assert launch.view(b, 6, 4) is not v  # same shape, another array: another view
     key = id(a)
     del a, v
     gc.collect()
@@ -266,6 +324,7 @@ def test_trainer_runs_on_cuda_and_matches_cpu(tmp_path):
     """The training loop on CUDA: batches uploaded into one buffer, weights match a CPU run."""
     from numbacnn.data.loader import DataLoader
     from numbacnn.train import Trainer
+
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 1, 6, 6), dtype=np.uint8)
     labels = np.arange(6) % 3
@@ -273,9 +332,14 @@ def test_trainer_runs_on_cuda_and_matches_cpu(tmp_path):
     for device in ("cpu", "cuda"):
         nc.manual_seed(1)
         model = L.Sequential(L.Conv2d(1, 2, 3), L.ReLU(), L.Flatten(), L.Linear(32, 3)).to(device)
-        trainer = Trainer(model, nc.losses.CrossEntropyLoss(), nc.optim.SGD(model.parameters(), lr=0.1),
-                          DataLoader(images, labels, batch_size=3, seed=0), out_dir=str(tmp_path / device),
-                          progress=False)
+        trainer = Trainer(
+            model,
+            nc.losses.CrossEntropyLoss(),
+            nc.optim.SGD(model.parameters(), lr=0.1),
+            DataLoader(images, labels, batch_size=3, seed=0),
+            out_dir=str(tmp_path / device),
+            progress=False,
+        )
         trainer.fit(1)
         assert len(trainer._upload.buffers) == (0 if device == "cpu" else 1)
         states.append(model.state_dict())
@@ -288,16 +352,19 @@ def test_trainer_runs_on_cuda_and_matches_cpu(tmp_path):
 @real_gpu
 @pytest.mark.parametrize("cin,cout,hw,stride", [(16, 32, 32, 1), (64, 64, 8, 1), (32, 64, 16, 2)])
 def test_conv2d_parity_real_sizes(cin, cout, hw, stride, rng, cuda):
-    assert_layer_parity(L.Conv2d(cin, cout, 3, stride=stride, padding=1), (32, cin, hw, hw), rng,
-                        rtol=1e-3, atol=1e-3)
+    assert_layer_parity(L.Conv2d(cin, cout, 3, stride=stride, padding=1), (32, cin, hw, hw), rng, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.gpu
 @real_gpu
-@pytest.mark.parametrize("build,shape", [
-    (lambda: nc.models.lenet5(), (64, 1, 28, 28)),
-    (lambda: nc.models.resnet(20, in_channels=3), (32, 3, 32, 32)),
-], ids=["lenet5", "resnet20"])
+@pytest.mark.parametrize(
+    "build,shape",
+    [
+        (lambda: nc.models.lenet5(), (64, 1, 28, 28)),
+        (lambda: nc.models.resnet(20, in_channels=3), (32, 3, 32, 32)),
+    ],
+    ids=["lenet5", "resnet20"],
+)
 def test_model_training_parity_real_sizes(build, shape):
     """Three SGD steps at real sizes: the GPU's float32 weights are as close to a float64 CPU run
     as the CPU's own float32 run is. (Elementwise tolerances do not work here: float32 rounding
@@ -325,9 +392,15 @@ def test_model_training_parity_real_sizes(build, shape):
 def test_bench_kernels_side_by_side(monkeypatch, cuda):
     """`numbacnn bench kernels` on CPU and CUDA: checked against the CPU, speed-up column filled."""
     from numbacnn import bench
-    monkeypatch.setattr(bench, "kernel_grid", lambda size="default": [
-        ("relu", lambda: L.ReLU(), (2, 3, 4, 4)),
-        ("conv2d", lambda: L.Conv2d(2, 2, 3, padding=1), (1, 2, 4, 4))])
+
+    monkeypatch.setattr(
+        bench,
+        "kernel_grid",
+        lambda size="default": [
+            ("relu", lambda: L.ReLU(), (2, 3, 4, 4)),
+            ("conv2d", lambda: L.Conv2d(2, 2, 3, padding=1), (1, 2, 4, 4)),
+        ],
+    )
     rows = bench.kernel_rows(("cpu", "cuda"), repeats=1)
     assert len(rows) == 8 and all(r["check"] == "ok" for r in rows)
     assert all((r["speedup_vs_cpu"] is None) == (r["device"] == "cpu") for r in rows)

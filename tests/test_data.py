@@ -1,4 +1,5 @@
 """Data: IDX reading, search order, verified downloads from a local HTTP server, loader, errors."""
+
 import functools
 import gzip
 import hashlib
@@ -11,8 +12,12 @@ import pytest
 
 from numbacnn.data import DataError, DataLoader, load_dataset, read_idx, sources, synthetic, write_idx
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-         "t10k-labels-idx1-ubyte.gz")
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 @pytest.fixture
@@ -21,18 +26,23 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("NUMBACNN_DATA", raising=False)
     real = sources.search_dirs
-    monkeypatch.setattr(sources, "search_dirs",
-                        lambda name, data_dir=None: [d for d in real(name, data_dir) if not str(d).startswith("/usr/share")])
+    monkeypatch.setattr(
+        sources,
+        "search_dirs",
+        lambda name, data_dir=None: [d for d in real(name, data_dir) if not str(d).startswith("/usr/share")],
+    )
     return tmp_path
 
 
 def write_small_mnist(folder, n_train=20, n_test=10, seed=0):
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 256, (n_train, 28, 28)),
-              "train-labels-idx1-ubyte.gz": rng.integers(0, 10, n_train),
-              "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (n_test, 28, 28)),
-              "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, n_test)}
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte.gz": rng.integers(0, 10, n_train),
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (n_test, 28, 28)),
+        "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, n_test),
+    }
     for name, a in arrays.items():
         write_idx(folder / name, a)
     return arrays
@@ -61,10 +71,13 @@ def test_missing_data_says_where_it_looked_and_how_to_get_it(isolated):
     assert "apt-get install dataset-fashion-mnist" in msg and "http" in msg
 
 
-@pytest.mark.parametrize("corrupt,match", [
-    (lambda raw: raw[:-100], "truncated"),
-    (lambda raw: b"\x00\x00\x09\x03" + raw[4:], "bad magic"),
-])
+@pytest.mark.parametrize(
+    "corrupt,match",
+    [
+        (lambda raw: raw[:-100], "truncated"),
+        (lambda raw: b"\x00\x00\x09\x03" + raw[4:], "bad magic"),
+    ],
+)
 def test_corrupt_idx_is_reported(isolated, corrupt, match):
     folder = isolated / "d" / "fashion-mnist"
     write_small_mnist(folder)
@@ -146,8 +159,9 @@ def test_loader_normalises_shuffles_reproducibly_and_covers_every_sample():
     assert sorted(seen.tolist()) == sorted(ds.train_labels.tolist())
     order = loader.order(0)
     x0, _ = next(loader.epoch(0))
-    expected = (ds.train_images[order[:16]] / 255.0 - np.array([0.5, 0.25]).reshape(1, 2, 1, 1)) / \
-        np.array([0.5, 0.25]).reshape(1, 2, 1, 1)
+    expected = (ds.train_images[order[:16]] / 255.0 - np.array([0.5, 0.25]).reshape(1, 2, 1, 1)) / np.array(
+        [0.5, 0.25]
+    ).reshape(1, 2, 1, 1)
     np.testing.assert_allclose(x0, expected, rtol=1e-5, atol=1e-5)
     assert not np.array_equal(loader.order(0), loader.order(1))
     np.testing.assert_array_equal(loader.order(1), DataLoader(ds.train_images, ds.train_labels, 16, seed=3).order(1))
@@ -164,6 +178,9 @@ def test_augmentation_is_reproducible_and_resumable():
 
 
 def test_synthetic_is_deterministic_and_learnable_shape():
-    a, b = synthetic(train_size=10, test_size=5, channels=3, size=12, seed=4), synthetic(train_size=10, test_size=5, channels=3, size=12, seed=4)
+    a, b = (
+        synthetic(train_size=10, test_size=5, channels=3, size=12, seed=4),
+        synthetic(train_size=10, test_size=5, channels=3, size=12, seed=4),
+    )
     np.testing.assert_array_equal(a.train_images, b.train_images)
     assert a.train_images.shape == (10, 3, 12, 12)

@@ -1,8 +1,10 @@
 """Dropout: inverted scaling, seeded masks, gradients, eval identity."""
+
 import numpy as np
 import pytest
 
 import numbacnn as nc
+
 from helpers import gradient_check
 
 
@@ -59,7 +61,7 @@ def test_call_counter_is_a_nonpersistent_buffer():
     full = model.state_dict(keep_nonpersistent=True)
     assert int(full["1.calls"]) == 2
     other = nc.layers.Sequential(nc.layers.Linear(4, 4), nc.layers.Dropout(0.5))
-    other.load_state_dict(model.state_dict())          # without the counter: still loads
+    other.load_state_dict(model.state_dict())  # without the counter: still loads
     assert int(other[1].calls) == 0
     other.load_state_dict(full)
     assert int(other[1].calls) == 2

@@ -1,4 +1,5 @@
 """Bad input gets a clear ValueError/TypeError naming what was expected and what was received."""
+
 import numpy as np
 import pytest
 
@@ -7,21 +8,34 @@ import numbacnn as nc
 L = nc.layers
 
 
-@pytest.mark.parametrize("layer,x,err,match", [
-    (L.Conv2d(3, 4, 3), np.zeros((3, 8, 8), np.float32), ValueError, r"expected input of shape \(N, 3, H, W\).*got shape \(3, 8, 8\)"),
-    (L.Conv2d(3, 4, 3), np.zeros((2, 1, 8, 8), np.float32), ValueError, r"expected 3 input channels.*got shape \(2, 1, 8, 8\)"),
-    (L.Conv2d(3, 4, 3), np.zeros((2, 3, 8, 8), np.float64), TypeError, r"expected float32 input.*got float64"),
-    (L.Conv2d(3, 4, 3), np.zeros((2, 3, 8, 8), np.int32), TypeError, r"expected float32 input.*got int32"),
-    (L.Conv2d(3, 4, 3), np.zeros((2, 8, 8, 3), np.float32).transpose(0, 3, 1, 2), ValueError, "not C-contiguous"),
-    (L.Conv2d(3, 4, 5), np.zeros((1, 3, 3, 3), np.float32), ValueError, "too small for kernel"),
-    (L.Linear(10, 2), np.zeros((4, 9), np.float32), ValueError, r"expected 10 input features.*got shape \(4, 9\)"),
-    (L.Linear(10, 2), np.zeros((4, 2, 5), np.float32), ValueError, r"expected input of shape \(N, 10\)"),
-    (L.MaxPool2d(2), np.zeros((4, 4), np.float32), ValueError, r"\(N, C, H, W\)"),
-    (L.MaxPool2d(3), np.zeros((1, 1, 2, 2), np.float32), ValueError, "smaller than the window"),
-    (L.BatchNorm2d(4), np.zeros((2, 3, 4, 4), np.float32), ValueError, "expected 4 input channels"),
-    (L.ReLU(), [[1.0, 2.0]], TypeError, "expected a numpy array"),
-    (L.ReLU(), np.zeros((0, 3), np.float32), ValueError, "empty batch"),
-])
+@pytest.mark.parametrize(
+    "layer,x,err,match",
+    [
+        (
+            L.Conv2d(3, 4, 3),
+            np.zeros((3, 8, 8), np.float32),
+            ValueError,
+            r"expected input of shape \(N, 3, H, W\).*got shape \(3, 8, 8\)",
+        ),
+        (
+            L.Conv2d(3, 4, 3),
+            np.zeros((2, 1, 8, 8), np.float32),
+            ValueError,
+            r"expected 3 input channels.*got shape \(2, 1, 8, 8\)",
+        ),
+        (L.Conv2d(3, 4, 3), np.zeros((2, 3, 8, 8), np.float64), TypeError, r"expected float32 input.*got float64"),
+        (L.Conv2d(3, 4, 3), np.zeros((2, 3, 8, 8), np.int32), TypeError, r"expected float32 input.*got int32"),
+        (L.Conv2d(3, 4, 3), np.zeros((2, 8, 8, 3), np.float32).transpose(0, 3, 1, 2), ValueError, "not C-contiguous"),
+        (L.Conv2d(3, 4, 5), np.zeros((1, 3, 3, 3), np.float32), ValueError, "too small for kernel"),
+        (L.Linear(10, 2), np.zeros((4, 9), np.float32), ValueError, r"expected 10 input features.*got shape \(4, 9\)"),
+        (L.Linear(10, 2), np.zeros((4, 2, 5), np.float32), ValueError, r"expected input of shape \(N, 10\)"),
+        (L.MaxPool2d(2), np.zeros((4, 4), np.float32), ValueError, r"\(N, C, H, W\)"),
+        (L.MaxPool2d(3), np.zeros((1, 1, 2, 2), np.float32), ValueError, "smaller than the window"),
+        (L.BatchNorm2d(4), np.zeros((2, 3, 4, 4), np.float32), ValueError, "expected 4 input channels"),
+        (L.ReLU(), [[1.0, 2.0]], TypeError, "expected a numpy array"),
+        (L.ReLU(), np.zeros((0, 3), np.float32), ValueError, "empty batch"),
+    ],
+)
 def test_bad_input_is_named(layer, x, err, match):
     with pytest.raises(err, match=match):
         layer.forward(x)
@@ -42,13 +56,16 @@ def test_backward_before_forward_and_wrong_gradient_shape():
         conv.backward(np.zeros((1, 2, 3, 3), np.float32))
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: L.Conv2d(3, 4, 3, groups=2), "divisible by groups"),
-    (lambda: L.Conv2d(3, 4, 0), ">= 1"),
-    (lambda: L.Conv2d(3, 4, (3, 3, 3)), "pair of ints"),
-    (lambda: L.Linear(0, 3), "positive int"),
-    (lambda: L.AdaptiveAvgPool2d(2), "output_size=1"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: L.Conv2d(3, 4, 3, groups=2), "divisible by groups"),
+        (lambda: L.Conv2d(3, 4, 0), ">= 1"),
+        (lambda: L.Conv2d(3, 4, (3, 3, 3)), "pair of ints"),
+        (lambda: L.Linear(0, 3), "positive int"),
+        (lambda: L.AdaptiveAvgPool2d(2), "output_size=1"),
+    ],
+)
 def test_bad_constructor_arguments(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()

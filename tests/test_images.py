@@ -1,5 +1,6 @@
 """Image reading (numbacnn.images): every PNG filter, colour type and bit depth; PGM/PPM; .npy;
 sizes checked from the header before decoding; truncated and hostile files refused, never a hang."""
+
 import struct
 import time
 import zlib

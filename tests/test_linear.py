@@ -1,8 +1,10 @@
 """Linear and Flatten: reference, gradients, float32 vs float64."""
+
 import numpy as np
 import pytest
 
 import numbacnn as nc
+
 from helpers import gradient_check
 
 

@@ -1,8 +1,10 @@
 """Cross-entropy (with label smoothing) and MSE: reference, gradients, stability."""
+
 import numpy as np
 import pytest
 
 import numbacnn as nc
+
 from helpers import cross_entropy_ref
 
 
@@ -46,11 +48,14 @@ def test_cross_entropy_float32_agrees_with_float64(rng):
     np.testing.assert_allclose(c32.backward(), c64.backward(), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("bad,err,match", [
-    (np.array([0, 10]), ValueError, r"targets must lie in \[0, 9\]"),
-    (np.array([0.0, 1.0]), TypeError, "integer class indices"),
-    (np.array([0, 1, 2]), ValueError, r"expected targets of shape \(2,\)"),
-])
+@pytest.mark.parametrize(
+    "bad,err,match",
+    [
+        (np.array([0, 10]), ValueError, r"targets must lie in \[0, 9\]"),
+        (np.array([0.0, 1.0]), TypeError, "integer class indices"),
+        (np.array([0, 1, 2]), ValueError, r"expected targets of shape \(2,\)"),
+    ],
+)
 def test_cross_entropy_bad_targets(bad, err, match):
     with pytest.raises(err, match=match):
         nc.losses.CrossEntropyLoss().forward(np.zeros((2, 10), np.float32), bad)

@@ -1,4 +1,5 @@
 """Model sanity: initial loss near ln(10), overfitting 64 fixed samples, determinism, summaries."""
+
 import math
 
 import numpy as np
@@ -34,11 +35,14 @@ def accuracy(model, x, y):
     return acc
 
 
-@pytest.mark.parametrize("build,shape", [
-    (lambda: nc.models.lenet5(), (32, 1, 28, 28)),
-    (lambda: nc.models.resnet(8, in_channels=1), (32, 1, 16, 16)),
-    (lambda: nc.models.resnet(20, in_channels=3), (8, 3, 32, 32)),
-])
+@pytest.mark.parametrize(
+    "build,shape",
+    [
+        (lambda: nc.models.lenet5(), (32, 1, 28, 28)),
+        (lambda: nc.models.resnet(8, in_channels=1), (32, 1, 16, 16)),
+        (lambda: nc.models.resnet(20, in_channels=3), (8, 3, 32, 32)),
+    ],
+)
 def test_initial_loss_is_near_ln10(build, shape):
     x, y = fixed_batch(shape)
     model = build()  # training mode: the loss of the first optimizer step
@@ -71,6 +75,7 @@ def test_same_seed_gives_bitwise_identical_losses():
         x, y = fixed_batch((16, 1, 16, 16), seed=5)
         opt = nc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         return train_steps(model, opt, x, y, 20)
+
     first, second = run(), run()
     assert first == second
     assert len(set(first)) > 1
@@ -99,6 +104,7 @@ def test_lenet5_summary():
 def test_unknown_model_is_refused_not_given_resnet_defaults():
     """A name that merely does not start with "lenet" used to get ResNet defaults silently."""
     from numbacnn.config import resolve_config
+
     with pytest.raises(ValueError, match="unknown model 'vgg99'.*lenet5"):
         resolve_config("vgg99")
     assert resolve_config("ResNet-20")["augment"] is True

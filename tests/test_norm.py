@@ -1,8 +1,10 @@
 """BatchNorm2d: reference (train and eval), running statistics, gradients, float32 vs float64."""
+
 import numpy as np
 import pytest
 
 import numbacnn as nc
+
 from helpers import batchnorm_ref, gradient_check
 
 

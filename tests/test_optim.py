@@ -1,4 +1,5 @@
 """Optimizers against PyTorch's update rules written out in NumPy; schedules; flat storage."""
+
 import math
 
 import numpy as np
@@ -47,7 +48,7 @@ def adam_ref(ws, grads_seq, lr, b1, b2, eps, wd, decoupled):
                 g = g + wd * w
             m[i] = b1 * m[i] + (1 - b1) * g
             v[i] = b2 * v[i] + (1 - b2) * g * g
-            mhat, vhat = m[i] / (1 - b1 ** t), v[i] / (1 - b2 ** t)
+            mhat, vhat = m[i] / (1 - b1**t), v[i] / (1 - b2**t)
             ws[i] = w - lr * mhat / (np.sqrt(vhat) + eps)
     return ws
 
@@ -56,7 +57,9 @@ def grad_sequence(rng, params, steps=5):
     return [[rng.standard_normal(p.shape) for p in params] for _ in range(steps)]
 
 
-@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-2), (0.5, False, 0.1)])
+@pytest.mark.parametrize(
+    "momentum,nesterov,wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-2), (0.5, False, 0.1)]
+)
 def test_sgd_matches_pytorch_rule(momentum, nesterov, wd, rng):
     params = make_params(rng)
     start = [p.data.copy() for p in params]
@@ -100,7 +103,7 @@ def test_storage_check_follows_memory_not_objects(rng):
     another view of the same storage memory is still intact."""
     params = make_params(rng, np.float32)
     opt = nc.optim.SGD(params, lr=0.1)
-    params[0].data = params[0].data.reshape(params[0].shape)     # new object, same memory
+    params[0].data = params[0].data.reshape(params[0].shape)  # new object, same memory
     assert opt.storage.is_intact()
     opt.step()
     params[1].grad = np.zeros_like(params[1].grad)

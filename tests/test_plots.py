@@ -1,4 +1,5 @@
 """PNG plots (optional matplotlib; CI installs the `plot` extra) and the CLI without matplotlib."""
+
 import struct
 
 import numpy as np
@@ -8,8 +9,10 @@ from click.testing import CliRunner
 from numbacnn import plots
 from numbacnn.cli import main
 
-HISTORY = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + 0.1 * e, "val_loss": 1.2 / e,
-            "val_acc": 0.45 + 0.1 * e} for e in (1, 2, 3)]
+HISTORY = [
+    {"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + 0.1 * e, "val_loss": 1.2 / e, "val_acc": 0.45 + 0.1 * e}
+    for e in (1, 2, 3)
+]
 
 
 def png_size(path):
@@ -31,7 +34,7 @@ def test_history_and_confusion_plots_are_pngs(tmp_path):
     confusion = np.array([[5, 1, 0], [2, 7, 1], [0, 0, 9]])
     plots.plot_confusion(confusion, ["a", "b", "c"], str(tmp_path / "m.png"))
     assert min(png_size(tmp_path / "m.png")) > 100
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "m.png"]   # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "m.png"]  # no temporary left
 
 
 def test_bad_plot_input_is_named(tmp_path):
@@ -45,8 +48,9 @@ def test_bad_plot_input_is_named(tmp_path):
 def test_train_writes_curves_and_confusion(tmp_path):
     pytest.importorskip("matplotlib", reason="the plot extra (pip install 'numbacnn[plot]') is not installed")
     out = tmp_path / "run"
-    r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 128,
-            "--out", out, "--quiet")
+    r = run(
+        "train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 128, "--out", out, "--quiet"
+    )
     assert r.exit_code == 0, r.output
     assert png_size(out / "curves.png")[0] > 400 and png_size(out / "confusion.png")[0] > 100
     r = run("evaluate", out / "checkpoint.npz", "--plot", tmp_path / "eval.png")
@@ -61,8 +65,7 @@ def test_without_matplotlib(tmp_path, monkeypatch):
     r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--out", out, "--plots")
     assert r.exit_code == 2 and "pip install 'numbacnn[plot]'" in r.output
     assert not out.exists()
-    r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 64,
-            "--out", out, "--quiet")
+    r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 64, "--out", out, "--quiet")
     assert r.exit_code == 0 and (out / "checkpoint.npz").is_file() and not (out / "curves.png").exists()
     r = run("evaluate", out / "checkpoint.npz", "--plot", tmp_path / "e.png")
     assert r.exit_code == 2 and "matplotlib" in r.output

@@ -1,8 +1,10 @@
 """Max, average and global average pooling: reference, gradients, float32 vs float64."""
+
 import numpy as np
 import pytest
 
 import numbacnn as nc
+
 from helpers import distinct_values, gradient_check, pool2d_ref
 
 # (N, C, H, W, kernel, stride, padding)

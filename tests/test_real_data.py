@@ -1,6 +1,7 @@
 """The real Fashion-MNIST, as Debian's dataset-fashion-mnist package installs it (.ci/run installs
 it; elsewhere: apt-get install dataset-fashion-mnist). The rest of the suite uses IDX files the
 tests write, so these are the tests that read the files users train on."""
+
 import os
 
 import numpy as np
@@ -11,8 +12,9 @@ from numbacnn.data import DataLoader, load_dataset
 from numbacnn.train import Trainer
 
 DEBIAN = "/usr/share/datasets/fashion-mnist"
-pytestmark = pytest.mark.skipif(not os.path.isdir(DEBIAN),
-                                reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+pytestmark = pytest.mark.skipif(
+    not os.path.isdir(DEBIAN), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+)
 
 
 @pytest.fixture(scope="module")

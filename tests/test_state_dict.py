@@ -1,4 +1,5 @@
 """state_dict / load_state_dict: PyTorch key names, round trips, clear errors."""
+
 import numpy as np
 import pytest
 
@@ -7,14 +8,31 @@ import numbacnn as nc
 
 def test_lenet5_keys_follow_pytorch_sequential_naming():
     keys = list(nc.models.lenet5().state_dict())
-    assert keys == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias", "9.weight", "9.bias",
-                    "11.weight", "11.bias"]
+    assert keys == [
+        "0.weight",
+        "0.bias",
+        "3.weight",
+        "3.bias",
+        "7.weight",
+        "7.bias",
+        "9.weight",
+        "9.bias",
+        "11.weight",
+        "11.bias",
+    ]
 
 
 def test_resnet_keys():
     keys = set(nc.models.resnet(8).state_dict())
-    assert {"conv1.weight", "bn1.running_var", "layer1.0.conv1.weight", "layer2.0.shortcut.0.weight",
-            "layer3.0.bn2.num_batches_tracked", "fc.weight", "fc.bias"} <= keys
+    assert {
+        "conv1.weight",
+        "bn1.running_var",
+        "layer1.0.conv1.weight",
+        "layer2.0.shortcut.0.weight",
+        "layer3.0.bn2.num_batches_tracked",
+        "fc.weight",
+        "fc.bias",
+    } <= keys
 
 
 def test_round_trip_reproduces_outputs(rng):

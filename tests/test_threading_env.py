@@ -1,5 +1,6 @@
 """numbacnn's thread settings: passive OpenMP waiting and short OpenBLAS spinning by default (see
 numbacnn/__init__.py and benchmarks/NOTES.md), never overriding what the user exported."""
+
 import os
 import subprocess
 import sys
@@ -9,8 +10,9 @@ PROBE = "import numbacnn, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['O
 
 def probe(**env):
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
-    out = subprocess.run([sys.executable, "-c", PROBE], env=dict(base, **env), capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], env=dict(base, **env), capture_output=True, text=True, check=True
+    )
     return out.stdout.split()
 
 

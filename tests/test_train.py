@@ -1,4 +1,5 @@
 """Training loop: exact resume, Ctrl-C, divergence, logs, evaluation metrics."""
+
 import json
 import os
 import signal
@@ -50,6 +51,7 @@ def test_ctrl_c_saves_a_checkpoint_and_stops_cleanly(tmp_path):
             if epoch == 1 and i == 1:
                 os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C
             yield batch
+
     loader.epoch = epoch_with_interrupt
     assert trainer.fit(50) == "interrupted"
     _, _, _, meta = load_checkpoint(trainer.checkpoint_path)

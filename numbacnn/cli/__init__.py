@@ -1,4 +1,5 @@
 """The ``numbacnn`` command line (click). Commands stay thin: parse, call the library, print."""
+
 from . import bench_commands, run_commands  # noqa: F401  (register bench, train, evaluate, predict, datasets)
 from .main import main
 

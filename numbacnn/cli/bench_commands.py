@@ -1,4 +1,5 @@
 """``numbacnn bench``: kernels (CPU vs CUDA), a model per layer, and this machine's sgemm peak."""
+
 import csv
 import io
 import json
@@ -41,6 +42,7 @@ def _emit(rows, as_json, as_csv, columns, extra=None):
 
 def _devices(choice):
     from ..device import cuda_available
+
     if choice == "all":
         return ("cpu", "cuda") if cuda_available() else ("cpu",)
     return (choice,)
@@ -59,15 +61,26 @@ def bench():
 def peak(size, repeats, as_json, as_csv):
     """sgemm GFLOP/s of this machine (numpy/OpenBLAS): the ceiling CPU figures are compared with."""
     from .. import bench as harness
+
     row = harness.sgemm_peak(size, repeats)
     _emit([row], as_json, as_csv, ["op", "shape", "ms", "gflops", "spread"])
 
 
 @bench.command()
-@click.option("--device", type=click.Choice(["all", "cpu", "cuda"]), default="all", show_default=True,
-              help="'all': the CPU, and CUDA when a GPU is present.")
-@click.option("--size", type=click.Choice(["default", "small"]), default="default", show_default=True,
-              help="'small': batch 8 instead of 64.")
+@click.option(
+    "--device",
+    type=click.Choice(["all", "cpu", "cuda"]),
+    default="all",
+    show_default=True,
+    help="'all': the CPU, and CUDA when a GPU is present.",
+)
+@click.option(
+    "--size",
+    type=click.Choice(["default", "small"]),
+    default="default",
+    show_default=True,
+    help="'small': batch 8 instead of 64.",
+)
 @click.option("--repeats", type=click.IntRange(1), default=7, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True)
@@ -75,6 +88,7 @@ def kernels(device, size, repeats, as_json, as_csv):
     """Every op forward and backward over a grid of shapes, checked before timing."""
     from .. import bench as harness
     from ..device import DeviceError
+
     try:
         devices = _devices(device)
         peak_row = harness.sgemm_peak(repeats=repeats)
@@ -82,9 +96,13 @@ def kernels(device, size, repeats, as_json, as_csv):
     except DeviceError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-    _emit(rows, as_json, as_csv, ["op", "shape", "device", "direction", "ms", "gflops", "pct_peak", "speedup_vs_cpu",
-                                 "check"],
-          {"sgemm_peak_gflops": peak_row["gflops"]})
+    _emit(
+        rows,
+        as_json,
+        as_csv,
+        ["op", "shape", "device", "direction", "ms", "gflops", "pct_peak", "speedup_vs_cpu", "check"],
+        {"sgemm_peak_gflops": peak_row["gflops"]},
+    )
     if not (as_json or as_csv):
         click.echo(f"sgemm peak (same run): {peak_row['gflops']:.1f} GFLOP/s; pct_peak is against it")
     if any(r["check"] != "ok" for r in rows):
@@ -102,15 +120,23 @@ def model(model_name, batch_size, device, repeats, as_json, as_csv):
     """Per-layer forward/backward times (like `caffe time`) and whole-step images/s of MODEL."""
     from .. import bench as harness
     from ..device import DeviceError
+
     try:
         rows, summary = harness.model_rows(model_name, batch_size, device, repeats)
     except (DeviceError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-    _emit(rows, as_json, as_csv, ["layer", "type", "output", "forward_ms", "backward_ms", "gflops_fwd"],
-          {"summary": summary})
+    _emit(
+        rows,
+        as_json,
+        as_csv,
+        ["layer", "type", "output", "forward_ms", "backward_ms", "gflops_fwd"],
+        {"summary": summary},
+    )
     if not (as_json or as_csv):
-        click.echo(f"{summary['model']} on {summary['device']}, batch {batch_size}: training step "
-                   f"{summary['train_step_ms']:.2f} ms = {summary['train_images_per_s']:.0f} images/s "
-                   f"(spread {100 * summary['train_spread']:.0f}%), inference "
-                   f"{summary['inference_images_per_s']:.0f} images/s; first step {summary['compile_s']:.2f} s")
+        click.echo(
+            f"{summary['model']} on {summary['device']}, batch {batch_size}: training step "
+            f"{summary['train_step_ms']:.2f} ms = {summary['train_images_per_s']:.0f} images/s "
+            f"(spread {100 * summary['train_spread']:.0f}%), inference "
+            f"{summary['inference_images_per_s']:.0f} images/s; first step {summary['compile_s']:.2f} s"
+        )

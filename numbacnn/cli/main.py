@@ -1,4 +1,5 @@
 """``numbacnn`` click group and its small commands (summary, info)."""
+
 import json
 import os
 import platform
@@ -49,12 +50,15 @@ def _parse_shape(text):
 
 @main.command(epilog=EPILOG_SUMMARY)
 @click.argument("model")
-@click.option("--input-shape", default=None, help="C,H,W of one input (default: 1,28,28 for lenet5, 3,32,32 for resnets).")
+@click.option(
+    "--input-shape", default=None, help="C,H,W of one input (default: 1,28,28 for lenet5, 3,32,32 for resnets)."
+)
 @click.option("--num-classes", default=10, show_default=True, type=click.IntRange(min=2))
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def summary(model, input_shape, num_classes, as_json):
     """Layer table of MODEL: output shapes, parameters, FLOPs."""
     from .. import models
+
     try:
         default = "1,28,28" if models.family(model) == "lenet" else "3,32,32"
         c, h, w = _parse_shape(input_shape or default)
@@ -63,8 +67,18 @@ def summary(model, input_shape, num_classes, as_json):
     except ValueError as e:
         raise click.UsageError(str(e))
     if as_json:
-        click.echo(json.dumps({"model": model, "input_shape": [c, h, w], "layers": table.as_dicts(),
-                               "total_params": table.total_params, "total_flops": table.total_flops}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "model": model,
+                    "input_shape": [c, h, w],
+                    "layers": table.as_dicts(),
+                    "total_params": table.total_params,
+                    "total_flops": table.total_flops,
+                },
+                indent=2,
+            )
+        )
     else:
         click.echo(str(table))
 
@@ -78,6 +92,7 @@ def info(as_json):
 
     from .. import __version__
     from ..device import CPU, cuda_available
+
     # numba picks its threading layer at the first parallel call: make one, then ask.
     CPU.ops.fill(np.empty(4, np.float32), 0)
     try:
@@ -85,8 +100,11 @@ def info(as_json):
     except ValueError:
         layer = numba.config.THREADING_LAYER
     facts = {
-        "numbacnn": __version__, "python": platform.python_version(), "numpy": np.__version__,
-        "numba": numba.__version__, "cpu_threads": numba.config.NUMBA_NUM_THREADS,
+        "numbacnn": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "cpu_threads": numba.config.NUMBA_NUM_THREADS,
         "threading_layer": layer,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""),
@@ -109,6 +127,7 @@ def info(as_json):
 def _gpu_names():
     """'NAME (compute capability X.Y)' for every GPU numba can see."""
     from numba import cuda
+
     names = []
     for gpu in cuda.gpus:
         with gpu:

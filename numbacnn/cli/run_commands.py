@@ -4,6 +4,7 @@ Exit codes: 0 success, 1 unexpected error, 2 bad usage, 3 data missing or corrup
 4 checkpoint missing or corrupt, 5 training diverged (non-finite loss), 130 interrupted (Ctrl-C;
 a checkpoint was saved).
 """
+
 import json
 import os
 import sys
@@ -27,8 +28,9 @@ def _download_progress(filename, done, total):
 
 
 def _load_data(config):
-    from ..data import DataError
     from ..config import load_data
+    from ..data import DataError
+
     try:
         return load_data(config, progress=_download_progress)
     except DataError as e:
@@ -37,6 +39,7 @@ def _load_data(config):
 
 def _load_checkpoint(path):
     from ..checkpoint import CheckpointError, load_checkpoint
+
     try:
         return load_checkpoint(path)
     except CheckpointError as e:
@@ -59,21 +62,29 @@ def _write_plots(trainer, config, classes, out):
     """curves.png and confusion.png in the run folder (nothing without matplotlib: --plots
     checked that before training)."""
     from .. import plots
+
     if not plots.available() or not trainer.history:
         return
     title = f"{config['model']} on {config['dataset']}"
     written = [plots.plot_history(trainer.history, os.path.join(out, "curves.png"), title)]
     if trainer.last_confusion is not None:
-        written.append(plots.plot_confusion(trainer.last_confusion, list(classes),
-                                            os.path.join(out, "confusion.png"), title))
+        written.append(
+            plots.plot_confusion(trainer.last_confusion, list(classes), os.path.join(out, "confusion.png"), title)
+        )
     click.echo("plots: " + ", ".join(written), err=True)
 
 
 @main.command(epilog=TRAIN_EPILOG)
 @click.argument("model", required=False)
-@click.option("--dataset", type=click.Choice(["fashion-mnist", "mnist", "cifar10", "synthetic"]), default=None,
-              help="Data set (default fashion-mnist).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default 10 for lenet5, 15 for resnets).")
+@click.option(
+    "--dataset",
+    type=click.Choice(["fashion-mnist", "mnist", "cifar10", "synthetic"]),
+    default=None,
+    help="Data set (default fashion-mnist).",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default 10 for lenet5, 15 for resnets)."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default 64 / 128).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default=None)
@@ -84,20 +95,28 @@ def _write_plots(trainer, config, classes, out):
 @click.option("--label-smoothing", type=click.FloatRange(0, 1), default=None)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None, help="Default cpu.")
 @click.option("--seed", type=int, default=None, help="Seed for weights, data order and augmentation (default 0).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder searched first for data files.")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False), default=None, help="Folder searched first for data files."
+)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/MODEL).")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Continue from a checkpoint.")
-@click.option("--synthetic-size", type=click.IntRange(min=1), default=None, help="Training images of --dataset synthetic.")
+@click.option(
+    "--synthetic-size", type=click.IntRange(min=1), default=None, help="Training images of --dataset synthetic."
+)
 @click.option("--quiet", is_flag=True, help="No progress line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON at the end.")
-@click.option("--plots/--no-plots", default=None,
-              help="Write curves.png and confusion.png to the run folder (default: when matplotlib is installed).")
+@click.option(
+    "--plots/--no-plots",
+    default=None,
+    help="Write curves.png and confusion.png to the run folder (default: when matplotlib is installed).",
+)
 def train(model, resume, out, quiet, as_json, plots, **options):
     """Train MODEL (lenet5, resnet8, resnet14, resnet20, ...) and save checkpoints to --out."""
-    from ..device import DeviceError
-    from ..config import build_trainer, resolve_config
-    from ..train import TrainingDiverged
     from .. import plots as plotting
+    from ..config import build_trainer, resolve_config
+    from ..device import DeviceError
+    from ..train import TrainingDiverged
+
     if plots and not plotting.available():
         _fail("--plots needs matplotlib: pip install 'numbacnn[plot]'", 2)
     ckpt = None
@@ -125,14 +144,18 @@ def train(model, resume, out, quiet, as_json, plots, **options):
         raise click.UsageError(str(e))
     if ckpt:
         from ..checkpoint import CheckpointError
+
         try:
             trainer.restore(*ckpt)
         except (KeyError, ValueError, CheckpointError) as e:
             _fail(f"{resume} does not fit this model: {e}", EXIT_CHECKPOINT)
         click.echo(f"resuming {config['model']} at epoch {trainer.epoch + 1}, batch {trainer.batch}", err=True)
     else:
-        click.echo(f"training {config['model']} on {config['dataset']} ({len(dataset.train_images)} images) "
-                   f"for {config['epochs']} epochs; run folder {out}", err=True)
+        click.echo(
+            f"training {config['model']} on {config['dataset']} ({len(dataset.train_images)} images) "
+            f"for {config['epochs']} epochs; run folder {out}",
+            err=True,
+        )
     try:
         status = trainer.fit(config["epochs"])
     except TrainingDiverged as e:
@@ -145,28 +168,44 @@ def train(model, resume, out, quiet, as_json, plots, **options):
         if not quiet:
             click.echo(f"first training step done {first_step_s:.2f} s after the process started", err=True)
     if as_json:
-        click.echo(json.dumps({"status": status, "history": trainer.history, "checkpoint": trainer.checkpoint_path,
-                               "first_step_s": first_step_s}))
+        click.echo(
+            json.dumps(
+                {
+                    "status": status,
+                    "history": trainer.history,
+                    "checkpoint": trainer.checkpoint_path,
+                    "first_step_s": first_step_s,
+                }
+            )
+        )
     if status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
     if trainer.history and "val_acc" in trainer.history[-1] and not as_json:
         click.echo(f"test accuracy {100 * trainer.history[-1]['val_acc']:.2f}%  checkpoint {trainer.checkpoint_path}")
 
 
-@main.command(epilog="\b\nExamples:\n  numbacnn evaluate runs/lenet5/checkpoint.npz\n  numbacnn evaluate CKPT --json\n"
-                    "  numbacnn evaluate CKPT --plot confusion.png     # needs matplotlib")
+@main.command(
+    epilog="\b\nExamples:\n  numbacnn evaluate runs/lenet5/checkpoint.npz\n  numbacnn evaluate CKPT --json\n"
+    "  numbacnn evaluate CKPT --plot confusion.png     # needs matplotlib"
+)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the confusion matrix as a PNG image (needs matplotlib).")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the confusion matrix as a PNG image (needs matplotlib).",
+)
 def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     """Test-set accuracy (top-1, top-5), per-class precision/recall and confusion matrix."""
     from .. import metrics
-    from ..losses import CrossEntropyLoss
     from ..config import build_model, test_loader
+    from ..losses import CrossEntropyLoss
     from ..train import evaluate as run_eval
+
     model_state, _, _, meta = _load_checkpoint(checkpoint)
     config = dict(meta["config"], data_dir=data_dir or meta["config"].get("data_dir"))
     if device:
@@ -178,35 +217,56 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     except (KeyError, ValueError) as e:
         _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
     from .. import plots
+
     if plot_path and not plots.available():
         _fail("--plot needs matplotlib: pip install 'numbacnn[plot]'", 2)
     result = run_eval(model, test_loader(config, dataset), CrossEntropyLoss(), dataset.num_classes)
     precision, recall = metrics.per_class(result["confusion"])
     if plot_path:
-        plots.plot_confusion(result["confusion"], list(dataset.classes), plot_path,
-                             f"{config['model']} on {config['dataset']}: top-1 {100 * result['top1']:.2f}%")
+        plots.plot_confusion(
+            result["confusion"],
+            list(dataset.classes),
+            plot_path,
+            f"{config['model']} on {config['dataset']}: top-1 {100 * result['top1']:.2f}%",
+        )
     if as_json:
-        click.echo(json.dumps({"loss": result["loss"], "top1": result["top1"], "top5": result["top5"],
-                               "samples": result["samples"], "classes": list(dataset.classes),
-                               "precision": precision.tolist(), "recall": recall.tolist(),
-                               "confusion": result["confusion"].tolist()}))
+        click.echo(
+            json.dumps(
+                {
+                    "loss": result["loss"],
+                    "top1": result["top1"],
+                    "top5": result["top5"],
+                    "samples": result["samples"],
+                    "classes": list(dataset.classes),
+                    "precision": precision.tolist(),
+                    "recall": recall.tolist(),
+                    "confusion": result["confusion"].tolist(),
+                }
+            )
+        )
         return
-    click.echo(f"{config['model']} on {config['dataset']} test set ({result['samples']} images): "
-               f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%\n")
+    click.echo(
+        f"{config['model']} on {config['dataset']} test set ({result['samples']} images): "
+        f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%\n"
+    )
     click.echo(metrics.format_report(result["confusion"], dataset.classes))
 
 
-@main.command(epilog="\b\nExamples:\n  numbacnn predict runs/lenet5/checkpoint.npz shoe.png\n  numbacnn predict CKPT a.npy b.pgm --top 3 --json")
+@main.command(
+    epilog="\b\nExamples:\n  numbacnn predict runs/lenet5/checkpoint.npz shoe.png\n"
+    "  numbacnn predict CKPT a.npy b.pgm --top 3 --json"
+)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
 @click.option("--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def predict(checkpoint, images, top_k, as_json):
     """Top-k classes with probabilities for each IMAGE (PNG, PGM/PPM, or .npy of raw 0-255 pixels)."""
+    from ..config import build_model, data_facts
     from ..errors import ImageError
     from ..images import read_image
     from ..layers import Softmax
-    from ..config import build_model, data_facts
+
     model_state, _, _, meta = _load_checkpoint(checkpoint)
     config = dict(meta["config"], device="cpu")
     try:
@@ -224,14 +284,16 @@ def predict(checkpoint, images, top_k, as_json):
         batch = np.stack([read_image(p, shape) for p in images])
     except ImageError as e:
         _fail(str(e), EXIT_DATA)
-    batch = (batch / np.float32(255) - np.asarray(mean, np.float32).reshape(1, -1, 1, 1)) / \
-        np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    batch = (batch / np.float32(255) - np.asarray(mean, np.float32).reshape(1, -1, 1, 1)) / np.asarray(
+        std, np.float32
+    ).reshape(1, -1, 1, 1)
     probs = Softmax()(model(np.ascontiguousarray(batch, dtype=np.float32)))
     results = []
     for path, p in zip(images, probs):
         order = np.argsort(-p)[:top_k]
-        results.append({"image": path, "top": [{"class": classes[i], "index": int(i), "probability": float(p[i])}
-                                               for i in order]})
+        results.append(
+            {"image": path, "top": [{"class": classes[i], "index": int(i), "probability": float(p[i])} for i in order]}
+        )
     if as_json:
         click.echo(json.dumps(results))
         return
@@ -246,20 +308,28 @@ def datasets(data_dir, as_json):
     """Which data sets are available locally, and where (search order of --data-dir, $NUMBACNN_DATA,
     the user cache, /usr/share/datasets)."""
     from ..data import SPECS, find_local, search_dirs
+
     rows = []
     for name, spec in SPECS.items():
         paths = {f: find_local(name, f, data_dir) for f in spec["files"]}
         found = {f: str(p) for f, p in paths.items() if p is not None}
-        rows.append({"name": name, "available": len(found) == len(spec["files"]), "files": found,
-                     "searched": [str(d) for d in search_dirs(name, data_dir)],
-                     "apt_package": spec["apt"]})
+        rows.append(
+            {
+                "name": name,
+                "available": len(found) == len(spec["files"]),
+                "files": found,
+                "searched": [str(d) for d in search_dirs(name, data_dir)],
+                "apt_package": spec["apt"],
+            }
+        )
     rows.append({"name": "synthetic", "available": True, "files": {}, "searched": [], "apt_package": None})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        where = ", ".join(sorted({os.path.dirname(p) for p in r["files"].values()})) or \
-            ("generated in memory" if r["name"] == "synthetic" else "")
+        where = ", ".join(sorted({os.path.dirname(p) for p in r["files"].values()})) or (
+            "generated in memory" if r["name"] == "synthetic" else ""
+        )
         status = "available" if r["available"] else "missing"
         hint = "" if r["available"] or not r["apt_package"] else f"  (apt-get install {r['apt_package']})"
         click.echo(f"{r['name']:14s} {status:9s} {where}{hint}")

@@ -1,8 +1,23 @@
 """Data sets (Fashion-MNIST, MNIST, CIFAR-10 binary, synthetic) and batching."""
+
 from .datasets import DATASET_NAMES, Dataset, canonical_name, load_dataset, synthetic
 from .idx import DataError, read_idx, write_idx
 from .loader import DataLoader
 from .sources import SPECS, cache_dir, find_local, locate, search_dirs
 
-__all__ = ["DATASET_NAMES", "DataError", "DataLoader", "Dataset", "SPECS", "cache_dir",
-           "canonical_name", "find_local", "load_dataset", "locate", "read_idx", "search_dirs", "synthetic", "write_idx"]
+__all__ = [
+    "DATASET_NAMES",
+    "DataError",
+    "DataLoader",
+    "Dataset",
+    "SPECS",
+    "cache_dir",
+    "canonical_name",
+    "find_local",
+    "load_dataset",
+    "locate",
+    "read_idx",
+    "search_dirs",
+    "synthetic",
+    "write_idx",
+]

@@ -3,6 +3,11 @@
 ``load_dataset("fashion-mnist" | "mnist" | "cifar10" | "synthetic", ...)`` returns a
 :class:`Dataset`. Images stay uint8 in memory; the loader normalises each batch as it gathers it.
 """
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,8 +15,18 @@ import numpy as np
 from .idx import DataError, read_cifar_batches, read_idx
 from .sources import SPECS, locate
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 NORMALISATION = {  # per-channel mean and std of the training images, scaled to [0, 1]
@@ -26,8 +41,8 @@ DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "synthetic")
 @dataclass
 class Dataset:
     name: str
-    train_images: np.ndarray   # (N, C, H, W) uint8
-    train_labels: np.ndarray   # (N,) int64
+    train_images: np.ndarray  # (N, C, H, W) uint8
+    train_labels: np.ndarray  # (N,) int64
     test_images: np.ndarray
     test_labels: np.ndarray
     classes: tuple
@@ -44,17 +59,22 @@ class Dataset:
         return len(self.classes)
 
 
-def canonical_name(name):
+def canonical_name(name: str) -> str:
     key = name.lower().replace("_", "-")
-    aliases = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
-               "cifar": "cifar10"}
+    aliases = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar": "cifar10"}
     key = aliases.get(key, key)
     if key not in DATASET_NAMES:
         raise ValueError(f"unknown data set {name!r}; available: {', '.join(DATASET_NAMES)}")
     return key
 
 
-def load_dataset(name, data_dir=None, download=True, progress=None, **synthetic_options):
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+    **synthetic_options,
+) -> Dataset:
     """Load a data set by name (see module doc); ``synthetic_options`` go to :func:`synthetic`."""
     name = canonical_name(name)
     if name == "synthetic":
@@ -79,8 +99,9 @@ def _idx_pair(arrays, prefix, paths):
     images = arrays[f"{prefix}-images-idx3-ubyte.gz"]
     labels = arrays[f"{prefix}-labels-idx1-ubyte.gz"]
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"{paths[f'{prefix}-images-idx3-ubyte.gz']}: {images.shape} images do not match "
-                        f"{labels.shape} labels")
+        raise DataError(
+            f"{paths[f'{prefix}-images-idx3-ubyte.gz']}: {images.shape} images do not match {labels.shape} labels"
+        )
     if labels.max(initial=0) > 9:
         raise DataError(f"{paths[f'{prefix}-labels-idx1-ubyte.gz']}: labels above 9; the file is corrupt")
     return images[:, None, :, :], labels.astype(np.int64)
@@ -116,5 +137,14 @@ def synthetic(train_size=2048, test_size=512, channels=1, size=28, num_classes=1
 
     train, test = make(train_size), make(test_size)
     classes = tuple(f"class{k}" for k in range(num_classes))
-    return Dataset("synthetic", train[0], train[1], test[0], test[1], classes, (0.25,) * channels,
-                   (0.3,) * channels, {"seed": seed})
+    return Dataset(
+        "synthetic",
+        train[0],
+        train[1],
+        test[0],
+        test[1],
+        classes,
+        (0.25,) * channels,
+        (0.3,) * channels,
+        {"seed": seed},
+    )

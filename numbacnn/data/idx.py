@@ -3,6 +3,7 @@
 Both validate structure (magic number, dimensions, byte counts) and raise :class:`DataError`
 naming the file and what is wrong, never a bare struct or reshape traceback.
 """
+
 import gzip
 import tarfile
 
@@ -34,11 +35,13 @@ def read_idx(path):
     header = 4 + 4 * ndim
     if ndim < 1 or len(raw) < header:
         raise DataError(f"{path}: IDX header is truncated")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
-        raise DataError(f"{path}: IDX header promises {expected} bytes of shape {shape}, the file holds "
-                        f"{len(raw) - header}; the file is truncated or corrupt")
+        raise DataError(
+            f"{path}: IDX header promises {expected} bytes of shape {shape}, the file holds "
+            f"{len(raw) - header}; the file is truncated or corrupt"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -69,8 +72,10 @@ def read_cifar_batches(archive, members):
                     raise DataError(f"{archive} has no {member}: is it the CIFAR-10 *binary* version?")
                 raw = tar.extractfile(names[member]).read()
                 if len(raw) % CIFAR_RECORD:
-                    raise DataError(f"{archive}:{member} holds {len(raw)} bytes, not a multiple of the "
-                                    f"{CIFAR_RECORD}-byte record; the file is corrupt")
+                    raise DataError(
+                        f"{archive}:{member} holds {len(raw)} bytes, not a multiple of the "
+                        f"{CIFAR_RECORD}-byte record; the file is corrupt"
+                    )
                 rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
                 labels.append(rec[:, 0].astype(np.int64))
                 images.append(rec[:, 1:].reshape(-1, 3, 32, 32))

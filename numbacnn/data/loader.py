@@ -5,6 +5,7 @@ one reused float32 buffer, normalised ((v/255 - mean) / std), optionally randoml
 zero padding) and flipped. Every random choice derives from (seed, epoch, batch), so an epoch can
 be resumed at any batch and reproduce the same data.
 """
+
 import numpy as np
 from numba import njit, prange
 
@@ -36,11 +37,23 @@ class DataLoader:
     The arrays yielded are reused buffers, overwritten by the next batch.
     """
 
-    def __init__(self, images, labels, batch_size=64, shuffle=True, seed=0, mean=(0.0,), std=(1.0,),
-                 augment=False, pad=4, drop_last=False):
+    def __init__(
+        self,
+        images,
+        labels,
+        batch_size=64,
+        shuffle=True,
+        seed=0,
+        mean=(0.0,),
+        std=(1.0,),
+        augment=False,
+        pad=4,
+        drop_last=False,
+    ):
         if images.dtype != np.uint8 or images.ndim != 4:
-            raise TypeError(f"DataLoader: expected uint8 images of shape (N, C, H, W), got "
-                            f"{images.dtype} {images.shape}")
+            raise TypeError(
+                f"DataLoader: expected uint8 images of shape (N, C, H, W), got {images.dtype} {images.shape}"
+            )
         if len(images) != len(labels):
             raise ValueError(f"DataLoader: {len(images)} images but {len(labels)} labels")
         if batch_size < 1:
@@ -79,7 +92,7 @@ class DataLoader:
         """Yield the batches of ``epoch`` from batch index ``start_batch`` on."""
         order = self.order(epoch)
         for b in range(start_batch, len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             x, y = self._buffer(len(idx))
             if self.augment:
                 rng = np.random.default_rng([self.seed, epoch, b, 1])

@@ -5,6 +5,7 @@ cache (``~/.cache/numbacnn/<name>``, or ``$XDG_CACHE_HOME``), Debian's
 ``/usr/share/datasets/<name>`` (``apt-get install dataset-<name>``), and only then a download from
 the official mirror into the cache: checksum verified, then renamed into place atomically.
 """
+
 import hashlib
 import os
 import tempfile
@@ -134,8 +135,10 @@ def fetch(name, filename, data_dir=None, progress=None):
             raise DataError(f"download of {url} is truncated: {done} of {total} bytes; try again")
         digest = md5sum(tmp)
         if digest not in accepted:
-            raise DataError(f"download of {url} failed its checksum: MD5 {digest}, expected "
-                            f"{' or '.join(accepted)}; the file was discarded")
+            raise DataError(
+                f"download of {url} failed its checksum: MD5 {digest}, expected "
+                f"{' or '.join(accepted)}; the file was discarded"
+            )
         final = target_dir / filename
         os.replace(tmp, final)
         return final

@@ -19,23 +19,51 @@ Every public kernel follows the same rules, on both backends:
 
 KERNEL_NAMES = (
     # conv.py
-    "conv2d_forward", "conv2d_backward",
+    "conv2d_forward",
+    "conv2d_backward",
     # pool.py
-    "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
-    "global_avgpool2d_forward", "global_avgpool2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "global_avgpool2d_forward",
+    "global_avgpool2d_backward",
     # linear.py
-    "linear_forward", "linear_backward",
+    "linear_forward",
+    "linear_backward",
     # elementwise.py
-    "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
-    "elu_forward", "elu_backward", "sigmoid_forward", "sigmoid_backward",
-    "tanh_forward", "tanh_backward", "add_forward", "add_relu_forward", "add_relu_backward",
-    "dropout_forward", "dropout_backward", "copy", "fill",
+    "relu_forward",
+    "relu_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "elu_forward",
+    "elu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "add_forward",
+    "add_relu_forward",
+    "add_relu_backward",
+    "dropout_forward",
+    "dropout_backward",
+    "copy",
+    "fill",
     # norm.py
-    "batchnorm2d_forward_train", "batchnorm2d_forward_eval", "batchnorm2d_backward",
+    "batchnorm2d_forward_train",
+    "batchnorm2d_forward_eval",
+    "batchnorm2d_backward",
     # loss.py
-    "softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "mse_forward", "mse_backward",
+    "softmax_cross_entropy_forward",
+    "softmax_cross_entropy_backward",
+    "mse_forward",
+    "mse_backward",
     # softmax.py
-    "softmax_forward", "softmax_backward",
+    "softmax_forward",
+    "softmax_backward",
     # optim.py
-    "sgd_step", "adam_step",
+    "sgd_step",
+    "adam_step",
 )
+
+__all__ = ["KERNEL_NAMES"]

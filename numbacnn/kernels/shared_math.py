@@ -4,6 +4,7 @@
 ``cuda.jit(device=True)``, so both backends compute bit-for-bit the same dropout mask and the
 same activation formulas. Use only ``math`` and numpy scalar casts here: both targets support them.
 """
+
 import math
 
 import numpy as np

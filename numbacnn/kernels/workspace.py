@@ -4,10 +4,11 @@ Kernels never allocate in the steady state: each named slot keeps one flat buffe
 grows to the largest request and is then handed out as views. A slot is only valid during one
 kernel call; two arrays needed at the same time must use two slot names.
 """
+
 import numpy as np
 
 _slots = {}
-_views = {}     # (slot key, shape) -> (buffer, view): the same view object for the same request
+_views = {}  # (slot key, shape) -> (buffer, view): the same view object for the same request
 
 
 def scratch(name, shape, dtype, allocate=np.empty):
@@ -25,7 +26,7 @@ def scratch(name, shape, dtype, allocate=np.empty):
     if buf is None or buf.shape[0] < size:
         buf = allocate(max(size, 1), dtype)
         _slots[key] = buf
-        for stale in [k for k in _views if k[0] == key]:    # views of the old buffer: let it go
+        for stale in [k for k in _views if k[0] == key]:  # views of the old buffer: let it go
             del _views[stale]
     # Reusing the view object matters on CUDA: numba types each new device array at its launch.
     shape = tuple(shape)

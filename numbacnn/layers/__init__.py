@@ -1,4 +1,5 @@
 """Layers with hand-written forward and backward; PyTorch names, arguments and weight shapes."""
+
 from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .containers import BasicBlock, Sequential
 from .conv import Conv2d
@@ -9,6 +10,22 @@ from .norm import BatchNorm2d
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .reshape import Flatten
 
-__all__ = ["Module", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Linear", "ReLU",
-           "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "BatchNorm2d", "Dropout", "Flatten", "Sequential",
-           "BasicBlock"]
+__all__ = [
+    "Module",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "Linear",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "BatchNorm2d",
+    "Dropout",
+    "Flatten",
+    "Sequential",
+    "BasicBlock",
+]

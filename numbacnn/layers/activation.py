@@ -1,5 +1,6 @@
 """Activations: ReLU, LeakyReLU, ELU, Sigmoid, Tanh (any input rank; output has x's shape) and
 Softmax over the classes of (N, K) logits."""
+
 import numpy as np
 
 from .module import Module

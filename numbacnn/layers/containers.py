@@ -1,4 +1,5 @@
 """Containers: Sequential and the ResNet BasicBlock."""
+
 from .conv import Conv2d
 from .module import Module
 from .norm import BatchNorm2d
@@ -68,8 +69,9 @@ class BasicBlock(Module):
         self.conv2 = Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
         self.bn2 = BatchNorm2d(out_channels)
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = Sequential(Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                       BatchNorm2d(out_channels))
+            self.shortcut = Sequential(
+                Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), BatchNorm2d(out_channels)
+            )
         else:
             self.shortcut = None
         self._x = None

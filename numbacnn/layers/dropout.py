@@ -1,4 +1,5 @@
 """Inverted dropout with a seeded, counter-based mask (the same mask on CPU and CUDA)."""
+
 import numpy as np
 
 from .. import init
@@ -18,7 +19,7 @@ class Dropout(Module):
         if not 0.0 <= float(p) < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
-        self.seed = int(init.generator().integers(0, 2 ** 40))
+        self.seed = int(init.generator().integers(0, 2**40))
         self.register_buffer("calls", np.zeros((), np.int64), persistent=False)
         self._x = None
 

@@ -1,4 +1,5 @@
 """Linear: y = x W^T + b with PyTorch's weight shape (out_features, in_features)."""
+
 import numpy as np
 
 from .. import init
@@ -37,8 +38,9 @@ class Linear(Module):
         x = self._saved()
         self._check_grad(dy, self.output_shape(x.shape))
         dx = self._work("dx", x.shape) if self.input_grad else None
-        self.device.ops.linear_backward(dx, self.weight.grad, None if self.bias is None else self.bias.grad,
-                                        dy, x, self.weight.data)
+        self.device.ops.linear_backward(
+            dx, self.weight.grad, None if self.bias is None else self.bias.grad, dy, x, self.weight.data
+        )
         return dx
 
     def extra_repr(self):

@@ -6,13 +6,21 @@ A subclass implements ``forward(x)`` and ``backward(dy)`` (and, for the summary,
 training step allocates nothing once warm. The price, as in Caffe: the array returned by
 ``forward``/``backward`` belongs to the layer and is overwritten by its next call; copy it to keep it.
 """
+
+from __future__ import annotations
+
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..device import CPU, Device, get_device
 from ..params import Parameter
 from ..validate import check_grad, check_input
+
+if TYPE_CHECKING:
+    from .summary import Summary
 
 
 class Module:
@@ -89,7 +97,7 @@ class Module:
                 if p is not None:
                     yield (f"{mod_name}.{name}" if mod_name else name), p
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         """Every trainable Parameter, in state-dict order (duplicates removed)."""
         seen, out = set(), []
         for _, p in self.named_parameters():
@@ -105,19 +113,19 @@ class Module:
                 if persistent is None or (name not in mod._nonpersistent) == persistent:
                     yield (f"{mod_name}.{name}" if mod_name else name), b
 
-    def num_parameters(self):
+    def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
     # ----------------------------------------------------------------- modes
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Module:
         for _, m in self.named_modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self):
+    def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for p in self.parameters():
             self.device.ops.fill(p.grad, 0)
 
@@ -125,10 +133,10 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy: Any) -> Any:
         raise NotImplementedError
 
     def _work(self, name, shape, dtype=None):
@@ -155,7 +163,7 @@ class Module:
         check_grad(dy, type(self).__name__, expected_shape, self.dtype)
 
     # ----------------------------------------------------------------- device / dtype
-    def to(self, target):
+    def to(self, target: Device | str | np.dtype | type) -> Module:
         """Move to a device ("cpu", "cuda", a Device) or convert to a float dtype; returns self.
 
         Gradients are reset to zero; an optimizer built before the move must be rebuilt.
@@ -196,7 +204,7 @@ class Module:
         object.__setattr__(self, "dtype", np.dtype(dtype))
 
     # ----------------------------------------------------------------- state dict
-    def state_dict(self, keep_nonpersistent=False):
+    def state_dict(self, keep_nonpersistent: bool = False) -> OrderedDict[str, np.ndarray]:
         """{name: numpy array} with PyTorch key names ("0.weight", "bn1.running_mean", ...).
 
         ``keep_nonpersistent=True`` adds the non-persistent buffers (see :meth:`register_buffer`).
@@ -208,7 +216,7 @@ class Module:
             out[name] = np.array(b if isinstance(b, np.ndarray) else self.device.to_host(b), copy=True)
         return out
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> Module:
         """Copy arrays into parameters and buffers; missing/unexpected/mis-shaped keys raise KeyError
         or ValueError naming the key."""
         own = OrderedDict()
@@ -236,8 +244,9 @@ class Module:
                 mod, buf_name = target
                 expected = tuple(mod._buffers[buf_name].shape)
             if tuple(value.shape) != tuple(expected):
-                raise ValueError(f"load_state_dict: key '{name}' has shape {tuple(value.shape)}, "
-                                 f"the model expects {tuple(expected)}")
+                raise ValueError(
+                    f"load_state_dict: key '{name}' has shape {tuple(value.shape)}, the model expects {tuple(expected)}"
+                )
             if not np.issubdtype(value.dtype, np.number):
                 raise TypeError(f"load_state_dict: key '{name}' holds {value.dtype}, not numbers")
             # Copy into the existing memory: parameters may be views of an optimizer's flat storage.
@@ -266,15 +275,17 @@ class Module:
         """[(name, type, output shape, params, flops)] for this layer (leaves of containers)."""
         out_shape = self.output_shape(input_shape)
         params = sum(p.size for p in self._parameters.values() if p is not None)
-        return [(prefix or type(self).__name__.lower(), type(self).__name__, out_shape, params,
-                 self.flops(input_shape))], out_shape
+        return [
+            (prefix or type(self).__name__.lower(), type(self).__name__, out_shape, params, self.flops(input_shape))
+        ], out_shape
 
-    def summary(self, input_shape):
+    def summary(self, input_shape: Sequence[int]) -> Summary:
         """A :class:`Summary` table (print it) of output shapes, params and FLOPs per layer.
 
         ``input_shape`` is (C, H, W) (batch 1 assumed) or (N, C, H, W) / (N, features).
         """
         from .summary import Summary
+
         shape = tuple(int(s) for s in input_shape)
         if len(shape) in (1, 3):
             shape = (1,) + shape

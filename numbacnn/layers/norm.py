@@ -1,4 +1,5 @@
 """BatchNorm2d with PyTorch's parameters, buffers and momentum convention."""
+
 import numpy as np
 
 from .module import Module
@@ -36,14 +37,27 @@ class BatchNorm2d(Module):
         ops = self.device.ops
         if self.training:
             if x.shape[0] * x.shape[2] * x.shape[3] < 2:
-                raise ValueError(f"BatchNorm2d: training needs more than one value per channel, got "
-                                 f"input shape {tuple(x.shape)}; use a larger batch or .eval()")
-            ops.batchnorm2d_forward_train(out, mean, invstd, self.running_mean, self.running_var, x,
-                                          self.weight.data, self.bias.data, self.eps, self.momentum)
+                raise ValueError(
+                    f"BatchNorm2d: training needs more than one value per channel, got "
+                    f"input shape {tuple(x.shape)}; use a larger batch or .eval()"
+                )
+            ops.batchnorm2d_forward_train(
+                out,
+                mean,
+                invstd,
+                self.running_mean,
+                self.running_var,
+                x,
+                self.weight.data,
+                self.bias.data,
+                self.eps,
+                self.momentum,
+            )
             self.num_batches_tracked += 1
         else:
-            ops.batchnorm2d_forward_eval(out, mean, invstd, x, self.weight.data, self.bias.data,
-                                         self.running_mean, self.running_var, self.eps)
+            ops.batchnorm2d_forward_eval(
+                out, mean, invstd, x, self.weight.data, self.bias.data, self.running_mean, self.running_var, self.eps
+            )
         self._x, self._trained_forward = x, self.training
         return out
 
@@ -51,9 +65,17 @@ class BatchNorm2d(Module):
         x = self._saved()
         self._check_grad(dy, x.shape)
         dx = self._work("dx", x.shape)
-        self.device.ops.batchnorm2d_backward(dx, self.weight.grad, self.bias.grad, dy, x, self.weight.data,
-                                             self._work_buffers["save_mean"],
-                                             self._work_buffers["save_invstd"], self._trained_forward)
+        self.device.ops.batchnorm2d_backward(
+            dx,
+            self.weight.grad,
+            self.bias.grad,
+            dy,
+            x,
+            self.weight.data,
+            self._work_buffers["save_mean"],
+            self._work_buffers["save_invstd"],
+            self._trained_forward,
+        )
         return dx
 
     def extra_repr(self):

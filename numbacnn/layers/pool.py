@@ -1,4 +1,5 @@
 """Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) (global average pooling)."""
+
 import numpy as np
 
 from ..kernels.shapes import pool2d_output_size
@@ -15,17 +16,20 @@ class _Pool2d(Module):
         if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
             raise ValueError(f"{type(self).__name__}: kernel_size and stride must be >= 1, padding >= 0")
         if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
-            raise ValueError(f"{type(self).__name__}: padding {self.padding} must be at most half the "
-                             f"kernel size {self.kernel_size}")
+            raise ValueError(
+                f"{type(self).__name__}: padding {self.padding} must be at most half the kernel size {self.kernel_size}"
+            )
         self._x = None
 
     def output_shape(self, input_shape):
         n, c, h, w = input_shape
-        oh, ow = (pool2d_output_size(s, k, st, p) for s, k, st, p in
-                  zip((h, w), self.kernel_size, self.stride, self.padding))
+        oh, ow = (
+            pool2d_output_size(s, k, st, p) for s, k, st, p in zip((h, w), self.kernel_size, self.stride, self.padding)
+        )
         if oh < 1 or ow < 1:
-            raise ValueError(f"{type(self).__name__}: input of spatial size {h}x{w} is smaller than "
-                             f"the window {self.kernel_size}")
+            raise ValueError(
+                f"{type(self).__name__}: input of spatial size {h}x{w} is smaller than the window {self.kernel_size}"
+            )
         return (n, c, oh, ow)
 
     def flops(self, input_shape):
@@ -80,8 +84,7 @@ class AdaptiveAvgPool2d(Module):
     def __init__(self, output_size=1):
         super().__init__()
         if output_size not in (1, (1, 1), [1, 1]):
-            raise ValueError(f"AdaptiveAvgPool2d supports output_size=1 (global pooling) only, "
-                             f"got {output_size!r}")
+            raise ValueError(f"AdaptiveAvgPool2d supports output_size=1 (global pooling) only, got {output_size!r}")
         self.output_size = 1
         self._x = None
 

@@ -1,4 +1,5 @@
 """Flatten: (N, C, H, W) -> (N, C*H*W) as a view (no copy, no kernel)."""
+
 import numpy as np
 
 from .module import Module

@@ -1,4 +1,5 @@
 """Models and the name registry the CLI uses."""
+
 from .lenet import lenet5
 from .resnet import ResNet, resnet
 
@@ -6,6 +7,7 @@ from .resnet import ResNet, resnet
 def _resnet_of_depth(depth):
     def build(in_channels=3, num_classes=10, input_size=32):
         return resnet(depth, in_channels, num_classes)
+
     build.__doc__ = f"ResNet-{depth} (CIFAR-style, width 16)."
     return build
 

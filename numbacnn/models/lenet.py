@@ -1,4 +1,5 @@
 """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling, the modern textbook variant."""
+
 from ..kernels.shapes import conv2d_output_size
 from ..layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 
@@ -13,10 +14,16 @@ def lenet5(in_channels=1, num_classes=10, input_size=28):
     if side < 1:
         raise ValueError(f"lenet5: input_size {input_size} is too small (needs >= 12)")
     return Sequential(
-        Conv2d(in_channels, 6, 5, padding=2), ReLU(), MaxPool2d(2),
-        Conv2d(6, 16, 5), ReLU(), MaxPool2d(2),
+        Conv2d(in_channels, 6, 5, padding=2),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(6, 16, 5),
+        ReLU(),
+        MaxPool2d(2),
         Flatten(),
-        Linear(16 * side * side, 120), ReLU(),
-        Linear(120, 84), ReLU(),
+        Linear(16 * side * side, 120),
+        ReLU(),
+        Linear(120, 84),
+        ReLU(),
         Linear(84, num_classes),
     )

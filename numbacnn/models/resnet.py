@@ -1,4 +1,5 @@
 """CIFAR-style ResNets (He et al. 2016, section 4.2): depth 6n+2, three stages of n BasicBlocks."""
+
 from .. import init
 from ..layers import AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential
 
@@ -34,8 +35,17 @@ class ResNet(Module):
                 m.weight.data[...] = init.kaiming_normal(m.weight.shape, mode="fan_out")
 
     def _layers(self):
-        return [self.conv1, self.bn1, self.relu, self.layer1, self.layer2, self.layer3, self.avgpool,
-                self.flatten, self.fc]
+        return [
+            self.conv1,
+            self.bn1,
+            self.relu,
+            self.layer1,
+            self.layer2,
+            self.layer3,
+            self.avgpool,
+            self.flatten,
+            self.fc,
+        ]
 
     def first_layer(self):
         return self.conv1

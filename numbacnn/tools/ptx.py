@@ -13,6 +13,7 @@ whole simulator suite and still fail to compile on a GPU. This closes that gap i
 
 Needs NVVM, which ``pip install numbacnn[cuda]`` brings (nvidia-cuda-nvcc); no GPU or driver.
 """
+
 import argparse
 import json
 import os
@@ -22,14 +23,27 @@ import sys
 # Kernels whose float64 arithmetic is deliberate: sums of many values (statistics, bias gradients,
 # losses, window sums) accumulate in float64 for accuracy, as the CPU kernels do.
 FLOAT64_BY_DESIGN = {
-    "_channel_sums", "_batch_stats", "_running_stats", "_grad_sums", "_column_sums", "_ce_forward",
-    "_ce_backward", "_softmax_fwd", "_softmax_bwd", "_mse_forward", "_avg_fwd", "_avg_bwd", "_global_avg_fwd", "_dropout_fwd",
+    "_channel_sums",
+    "_batch_stats",
+    "_running_stats",
+    "_grad_sums",
+    "_column_sums",
+    "_ce_forward",
+    "_ce_backward",
+    "_softmax_fwd",
+    "_softmax_bwd",
+    "_mse_forward",
+    "_avg_fwd",
+    "_avg_bwd",
+    "_global_avg_fwd",
+    "_dropout_fwd",
 }
 
 
 def _type_name(value):
     import numba
     import numpy as np
+
     array = getattr(value, "_ary", value)  # the simulator's device arrays wrap numpy arrays
     if isinstance(array, np.ndarray) and array.ndim > 0:
         layout = ", ".join([":"] * (array.ndim - 1) + ["::1" if array.flags.c_contiguous else ":"])
@@ -66,10 +80,19 @@ def record():
         layer.backward(cuda.asarray(rng.standard_normal(tuple(y.shape)).astype(np.float32)))
 
     for layer, shape in [
-        (L.Conv2d(2, 4, 3, padding=1), (2, 2, 4, 4)), (L.Conv2d(2, 2, 3, bias=False), (1, 2, 4, 4)),
-        (L.MaxPool2d(2), (1, 2, 4, 4)), (L.AvgPool2d(2), (1, 2, 4, 4)), (L.AdaptiveAvgPool2d(1), (1, 2, 2, 2)),
-        (L.Linear(3, 2), (2, 3)), (L.BatchNorm2d(2), (2, 2, 2, 2)), (L.ReLU(), (4,)), (L.LeakyReLU(), (4,)),
-        (L.ELU(), (4,)), (L.Sigmoid(), (4,)), (L.Tanh(), (4,)), (L.Dropout(), (4,)),
+        (L.Conv2d(2, 4, 3, padding=1), (2, 2, 4, 4)),
+        (L.Conv2d(2, 2, 3, bias=False), (1, 2, 4, 4)),
+        (L.MaxPool2d(2), (1, 2, 4, 4)),
+        (L.AvgPool2d(2), (1, 2, 4, 4)),
+        (L.AdaptiveAvgPool2d(1), (1, 2, 2, 2)),
+        (L.Linear(3, 2), (2, 3)),
+        (L.BatchNorm2d(2), (2, 2, 2, 2)),
+        (L.ReLU(), (4,)),
+        (L.LeakyReLU(), (4,)),
+        (L.ELU(), (4,)),
+        (L.Sigmoid(), (4,)),
+        (L.Tanh(), (4,)),
+        (L.Dropout(), (4,)),
         (L.Softmax(), (2, 3)),
         (L.BasicBlock(2, 2), (1, 2, 2, 2)),
     ]:
@@ -91,10 +114,11 @@ def record():
 def _kernel(key, signature):
     """The compiled-mode kernel behind a recorded key (factory kernels are rebuilt for their dtype)."""
     import importlib
+
     module_name, qualname = key.split(":")
     module = importlib.import_module(module_name)
     if qualname == "_build.<locals>.gemm":
-        dtype = signature[len("void("):].split("[")[0]
+        dtype = signature[len("void(") :].split("[")[0]
         return module._build(dtype, module.GPU_TILE).py_func
     return getattr(module, qualname).py_func
 
@@ -130,20 +154,26 @@ def main(argv=None):
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         parser.error("run without NUMBA_ENABLE_CUDASIM=1: step 2 needs the real numba-cuda compiler")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    done = subprocess.run([sys.executable, "-m", "numbacnn.tools.ptx", "--record"], env=env, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "numbacnn.tools.ptx", "--record"], env=env, capture_output=True, text=True, check=True
+    )
     launches = json.loads(done.stdout.strip().splitlines()[-1])
     cc = tuple(int(p) for p in args.cc.split("."))
     report = compile_all(launches, cc)
-    unexpected = {k: v for k, v in report.items()
-                  if v["float64_instructions"] and v["kernel"] not in FLOAT64_BY_DESIGN and "float32[" in k}
+    unexpected = {
+        k: v
+        for k, v in report.items()
+        if v["float64_instructions"] and v["kernel"] not in FLOAT64_BY_DESIGN and "float32[" in k
+    }
     if args.json:
         print(json.dumps({"compiled": report, "unexpected_float64": sorted(unexpected)}, indent=1))
     else:
         for k, v in report.items():
             print(f"{v['float64_instructions']:4d} f64  {k}")
-        print(f"{len(report)} kernel signatures compiled for sm_{cc[0]}{cc[1]}; "
-              f"{len(unexpected)} float32 kernels with unexpected float64 instructions")
+        print(
+            f"{len(report)} kernel signatures compiled for sm_{cc[0]}{cc[1]}; "
+            f"{len(unexpected)} float32 kernels with unexpected float64 instructions"
+        )
     return 1 if unexpected else 0
 
 

@@ -14,6 +14,7 @@ The GEMM runs as one (batched, if G > 1) ``np.matmul`` with ``out=`` into worksp
 training step allocates nothing. The copies around it are ``@njit(parallel=True)`` loops whose
 parallel axis writes disjoint memory.
 """
+
 import numpy as np
 from numba import njit, prange
 
@@ -63,7 +64,7 @@ def _im2col(cols, xp, kernel, stride, dilation, oh, ow):
         x0 = (row % kw) * dilation[1]
         for oy in range(oh):
             src = xp[n, c, oy * sh + i * dilation[0]]
-            dst = cols[row, n * p + oy * ow:n * p + oy * ow + ow]
+            dst = cols[row, n * p + oy * ow : n * p + oy * ow + ow]
             if sw == 1:
                 for ox in range(ow):
                     dst[ox] = src[x0 + ox]
@@ -97,7 +98,7 @@ def _col2im(dx, dxp, dcols, kernel, stride, dilation, oh, ow):
                 x0 = j * dilation[1]
                 for oy in range(oh):
                     dst = dxp[n, c, oy * sh + i * dilation[0]]
-                    src = dcols[row, n * p + oy * ow:n * p + oy * ow + ow]
+                    src = dcols[row, n * p + oy * ow : n * p + oy * ow + ow]
                     if sw == 1:
                         for ox in range(ow):
                             dst[x0 + ox] += src[ox]
@@ -131,7 +132,7 @@ def _kp_to_nchw(out, y, b, has_bias):
         n = plane // k_out
         k = plane % k_out
         # Views and range() indices: an offset index (y[k, n * p + q]) keeps the loop scalar.
-        src = y[k, n * p:(n + 1) * p]
+        src = y[k, n * p : (n + 1) * p]
         dst = out[n, k]
         # Two loops rather than "bias = b[k] if has_bias else 0": the int 0 would type the sum
         # as float64.
@@ -150,7 +151,7 @@ def _nchw_to_kp(y, dy):
     for plane in prange(n_batch * k_out):
         n = plane // k_out
         k = plane % k_out
-        dst = y[k, n * p:(n + 1) * p]
+        dst = y[k, n * p : (n + 1) * p]
         src = dy[n, k]
         for q in range(p):
             dst[q] = src[q]
@@ -249,8 +250,15 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         # A first layer (no input gradient): dW and db straight from the padded input.
         dy_wide = scratch("conv.dy", (k_out, n_batch * oh * wide), x.dtype)
         nchw_to_wide(dy_wide, dy)
-        conv_direct.weight_and_bias_grad(dw, db if db is not None else dw.reshape(-1), db is not None,
-                                         dy_wide, _padded_planes(x, padding), dilation[0], dilation[1])
+        conv_direct.weight_and_bias_grad(
+            dw,
+            db if db is not None else dw.reshape(-1),
+            db is not None,
+            dy_wide,
+            _padded_planes(x, padding),
+            dilation[0],
+            dilation[1],
+        )
         return
     np_cols = n_batch * oh * (wide or ow)
     kg = k_out // groups
@@ -260,7 +268,7 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     else:
         _nchw_to_kp(dy_kp, dy.reshape(n_batch, k_out, oh * ow))
     if db is not None:
-        _add_row_sums(db, dy_kp)        # the wide layout's wasted columns hold zeros
+        _add_row_sums(db, dy_kp)  # the wide layout's wasted columns hold zeros
     dy_g = dy_kp.reshape(groups, kg, np_cols)
     # The columns are recomputed rather than kept from the forward pass: it costs one cheap pass
     # over x and keeps one workspace for all layers instead of one per layer.
@@ -274,8 +282,11 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         # dcols reuses the columns buffer: the columns are no longer needed.
         _gemm(cols_g, w.reshape(groups, kg, r).transpose(0, 2, 1), dy_g)
         # The padded input is no longer needed either: it becomes the padded gradient plane.
-        dxp = scratch("conv.xpad", (n_batch, channels, dx.shape[2] + 2 * padding[0] + (1 if wide else 0),
-                                    dx.shape[3] + 2 * padding[1]), x.dtype)
+        dxp = scratch(
+            "conv.xpad",
+            (n_batch, channels, dx.shape[2] + 2 * padding[0] + (1 if wide else 0), dx.shape[3] + 2 * padding[1]),
+            x.dtype,
+        )
         if wide:
             col2im_wide(dx, dxp, cols, w.shape[2], w.shape[3], dilation[0], dilation[1], oh)
         else:

@@ -12,6 +12,7 @@ Shapes: xp (N, C, Hp + 1, Wp) padded planes (conv._padded_planes); w (K, C, KH, 
 y_wide (N, K, OH*Wp); dy_wide (K, N*OH*Wp) as conv_wide.nchw_to_wide writes it;
 out and dy (N, K, OH, OW); dw (K, C, KH, KW).
 """
+
 import numpy as np
 from numba import njit, prange
 
@@ -44,11 +45,11 @@ def forward(out, y_wide, xp, w, b, has_bias, dh, dw):
                 for j in range(kw):
                     weight = w[k, c, i, j]
                     start = i * dh * wp + j * dw
-                    src = planes[n, c, start:start + run]
+                    src = planes[n, c, start : start + run]
                     for q in range(run):
                         acc[q] += weight * src[q]
         for oy in range(oh):
-            row = acc[oy * wp:oy * wp + ow]
+            row = acc[oy * wp : oy * wp + ow]
             dst = out[n, k, oy]
             for ox in range(ow):
                 dst[ox] = row[ox]
@@ -70,12 +71,12 @@ def weight_and_bias_grad(dw, db, has_bias, dy_wide, xp, dh, dwx):
         sums = np.zeros(channels * kh * kw)
         bias_sum = 0.0
         for n in range(n_batch):
-            g = dy_wide[k, n * run:(n + 1) * run]
+            g = dy_wide[k, n * run : (n + 1) * run]
             for c in range(channels):
                 for i in range(kh):
                     for j in range(kw):
                         start = i * dh * wp + j * dwx
-                        src = planes[n, c, start:start + run]
+                        src = planes[n, c, start : start + run]
                         acc = 0.0
                         for q in range(run):
                             acc += g[q] * src[q]

@@ -16,6 +16,7 @@ zeros every row of the buffer it is given).
 Shapes: x (N, C, H, W); xp (N, C, Hp + 1, Wp) with Hp = H + 2 ph, Wp = W + 2 pw;
 cols (C*KH*KW, N*Pw); y and dy_wide (K, N*Pw); out and dy (N, K, OH, OW).
 """
+
 from numba import njit, prange
 
 
@@ -32,8 +33,8 @@ def im2col_wide(cols, xp, kh, kw, dh, dw, oh):
         start = ((row // kw) % kh) * dh * wp + (row % kw) * dw
         # Views, then a loop over range(): numba then knows the indices are in bounds and not
         # negative, and the copy vectorises (an offset index "base + q" kept it scalar).
-        src = flat[n * channels + c, start:start + run]
-        dst = cols[row, n * run:(n + 1) * run]
+        src = flat[n * channels + c, start : start + run]
+        dst = cols[row, n * run : (n + 1) * run]
         for q in range(run):
             dst[q] = src[q]
 
@@ -57,8 +58,8 @@ def col2im_wide(dx, dxp, dcols, kh, kw, dh, dw, oh):
         for i in range(kh):
             for j in range(kw):
                 start = i * dh * wp + j * dw
-                src = dcols[(c * kh + i) * kw + j, n * run:(n + 1) * run]
-                dst = acc[start:start + run]
+                src = dcols[(c * kh + i) * kw + j, n * run : (n + 1) * run]
+                dst = acc[start : start + run]
                 for q in range(run):
                     dst[q] += src[q]
         for iy in range(height):
@@ -75,7 +76,7 @@ def wide_to_nchw(out, y, b, has_bias):
         n = plane // k_out
         k = plane % k_out
         for oy in range(oh):
-            src = y[k, (n * oh + oy) * wp:(n * oh + oy) * wp + ow]
+            src = y[k, (n * oh + oy) * wp : (n * oh + oy) * wp + ow]
             dst = out[n, k, oy]
             # Two loops rather than "bias = b[k] if has_bias else 0": the int 0 would type the
             # sum as float64.
@@ -96,7 +97,7 @@ def nchw_to_wide(dy_wide, dy):
         n = plane // k_out
         k = plane % k_out
         for oy in range(oh):
-            dst = dy_wide[k, (n * oh + oy) * wp:(n * oh + oy + 1) * wp]
+            dst = dy_wide[k, (n * oh + oy) * wp : (n * oh + oy + 1) * wp]
             src = dy[n, k, oy]
             for ox in range(ow):
                 dst[ox] = src[ox]

@@ -4,6 +4,7 @@ Every kernel takes C-contiguous arrays of one shape (any rank) and works on flat
 parallel over disjoint elements. Backward kernels overwrite dx. Scalars (slopes, alpha, p) are
 cast to the array dtype before the loop so float32 data never widens to float64.
 """
+
 import math
 
 from numba import njit, prange

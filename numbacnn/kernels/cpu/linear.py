@@ -2,6 +2,7 @@
 
 Shapes: x (N, IN), w (OUT, IN), b (OUT,) or None, out (N, OUT).
 """
+
 import numpy as np
 from numba import njit, prange
 

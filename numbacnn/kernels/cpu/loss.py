@@ -3,6 +3,7 @@
 Shapes: logits, probs, dlogits (N, K); targets (N,) int64 class indices; losses (N,).
 With label smoothing e the target distribution is (1 - e) * onehot + e / K (PyTorch's definition).
 """
+
 import math
 
 from numba import njit, prange

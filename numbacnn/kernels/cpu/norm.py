@@ -4,6 +4,7 @@ Shapes: x, out, dx, dy (N, C, H, W); weight, bias, running_mean, running_var, sa
 save_invstd, dweight, dbias (C,). Statistics are accumulated in float64 on purpose: a channel
 sums N*H*W values. Running variance uses the unbiased estimate, as PyTorch does.
 """
+
 import math
 
 from numba import njit, prange
@@ -15,8 +16,7 @@ REDUCTIONS = {"reassoc"}
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
-def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias,
-                   eps, momentum):
+def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
     n_batch, channels, height, width = x.shape
     count = n_batch * height * width
     for c in prange(channels):
@@ -99,15 +99,12 @@ def _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, trainin
                         dx[n, c, i, j] = scale * dy[n, c, i, j]
 
 
-def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight,
-                              bias, eps, momentum):
+def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
     """Normalise x with its batch statistics (saved for backward); update the running averages."""
-    _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias,
-                   float(eps), float(momentum))
+    _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, float(eps), float(momentum))
 
 
-def batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var,
-                             eps):
+def batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
     """Normalise x with the running statistics, saved (as mean, 1/std) for backward."""
     _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, float(eps))
 

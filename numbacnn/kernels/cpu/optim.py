@@ -4,6 +4,7 @@ param, grad, velocity, exp_avg, exp_avg_sq are 1-D arrays of one length (see ``p
 Parameter is a view into one flat buffer, so a step is one pass over memory, not one call per
 tensor). Scalars are cast to the array dtype before the loop.
 """
+
 import math
 
 from numba import njit, prange
@@ -21,8 +22,21 @@ def _sgd(param, grad, velocity, lr, momentum, weight_decay, nesterov):
 
 
 @njit(parallel=True, cache=True)
-def _adam(param, grad, exp_avg, exp_avg_sq, step_size, beta1, one_minus_beta1, beta2,
-          one_minus_beta2, eps, weight_decay, decay_factor, bias_correction2_sqrt):
+def _adam(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    step_size,
+    beta1,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    weight_decay,
+    decay_factor,
+    bias_correction2_sqrt,
+):
     # The "1 - x" factors arrive precomputed in the array dtype: an int literal 1 in the loop
     # would widen float32 arithmetic to float64.
     for i in prange(param.size):
@@ -44,10 +58,23 @@ def sgd_step(param, grad, velocity, lr, momentum, weight_decay, nesterov):
 def adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, decoupled, step):
     """Adam (L2 weight decay) or AdamW (decoupled=True), bias-corrected for ``step`` (1-based)."""
     t = param.dtype.type
-    step_size = lr / (1.0 - beta1 ** step)
-    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    step_size = lr / (1.0 - beta1**step)
+    bc2_sqrt = math.sqrt(1.0 - beta2**step)
     # Adam folds the decay into the gradient (L2); AdamW shrinks the weights directly.
     l2 = 0.0 if decoupled else weight_decay
     decay_factor = 1.0 - lr * weight_decay if decoupled else 1.0
-    _adam(param, grad, exp_avg, exp_avg_sq, t(step_size), t(beta1), t(1.0 - beta1), t(beta2),
-          t(1.0 - beta2), t(eps), t(l2), t(decay_factor), t(bc2_sqrt))
+    _adam(
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        t(step_size),
+        t(beta1),
+        t(1.0 - beta1),
+        t(beta2),
+        t(1.0 - beta2),
+        t(eps),
+        t(l2),
+        t(decay_factor),
+        t(bc2_sqrt),
+    )

@@ -5,6 +5,7 @@ position iy * W + ix of each window's maximum in its input plane. Average poolin
 padding in the divisor (PyTorch's default ``count_include_pad=True``). Every kernel runs in
 parallel over (n, c) planes, whose writes are disjoint.
 """
+
 from numba import njit, prange
 
 

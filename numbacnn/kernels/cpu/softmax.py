@@ -3,6 +3,7 @@ softmax cross-entropy in ``loss.py``).
 
 Shapes: x, out, y, dy, dx (N, K). NaN in a row gives NaN in that row's output, as in PyTorch.
 """
+
 import math
 
 from numba import njit, prange

@@ -10,6 +10,7 @@ The weight gradient is summed over samples without atomics: each sample's dy[n] 
 to its own slice of a workspace and one thread per weight adds the slices in a fixed order, so
 the result is deterministic. col2im is a gather, one thread per input element.
 """
+
 from numba import cuda
 
 from ..shapes import conv2d_output_size
@@ -87,8 +88,13 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     n_batch, channels, k_out, r, oh, ow, hyper = _geometry(x, w, stride, padding, dilation, groups)
     p = oh * ow
     cols = _columns(x, w, hyper, oh, ow)
-    gemm(view(out, n_batch, groups, k_out // groups, p), view(w, 1, groups, k_out // groups, r),
-         view(cols, n_batch, groups, r, p), bias=b, bias_mode=BIAS_NONE if b is None else BIAS_ROW)
+    gemm(
+        view(out, n_batch, groups, k_out // groups, p),
+        view(w, 1, groups, k_out // groups, r),
+        view(cols, n_batch, groups, r, p),
+        bias=b,
+        bias_mode=BIAS_NONE if b is None else BIAS_ROW,
+    )
 
 
 def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
@@ -115,5 +121,3 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         # dcols reuses the columns buffer: the columns are no longer needed.
         gemm(cols_g, view(w, 1, groups, kg, r), dy_g, trans_a=True)
         launch_1d(_col2im, dx.size, dx, cols, *hyper, oh, ow, dx.dtype.type(0))
-
-

@@ -3,9 +3,11 @@
 Twins of ``kernels/cpu/elementwise.py``: C-contiguous arrays of one shape (any rank) handled as
 flat views by grid-stride loops. Scalars, and the constants 0 and 1, are passed in the array dtype:
 a literal ``0`` or ``1.0`` in a kernel would promote float32 arithmetic to float64, which consumer
-GPUs run at a fraction of the float32 rate (``python -m numbacnn.tools.ptx`` checks this). Dropout uses the same counter-based hash as the CPU (``shared_math.py``),
-so both backends draw the same mask for the same seed.
+GPUs run at a fraction of the float32 rate (``python -m numbacnn.tools.ptx`` checks this).
+Dropout uses the same counter-based hash as the CPU (``shared_math.py``), so both backends draw the
+same mask for the same seed.
 """
+
 import math
 import warnings
 
@@ -192,8 +194,15 @@ def dropout_forward(out, mask, x, p, seed):
     # warn about that wrap-around from the simulator's threads (a compiled kernel does not).
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
-        _run(_dropout_fwd, "dropout_forward", dict(out=out, mask=mask, x=x), x.dtype.type(p),
-             x.dtype.type(scale), seed, x.dtype.type(0))
+        _run(
+            _dropout_fwd,
+            "dropout_forward",
+            dict(out=out, mask=mask, x=x),
+            x.dtype.type(p),
+            x.dtype.type(scale),
+            seed,
+            x.dtype.type(0),
+        )
 
 
 def dropout_backward(dx, dy, mask):

@@ -11,6 +11,7 @@ outputs of one thread are strided by the block size, so a warp writes consecutiv
 Shared and local arrays need their dtype at compile time, so kernels are built per (dtype, tile
 shape) by :func:`_build` and cached. The simulator uses a small tile (it runs each thread in Python).
 """
+
 import numba
 import numpy as np
 from numba import cuda
@@ -103,8 +104,7 @@ def _build(dtype, tile):
     return gemm
 
 
-def gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False, bias=None, bias_mode=BIAS_NONE,
-         tile=None):
+def gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False, bias=None, bias_mode=BIAS_NONE, tile=None):
     """c (Z, G, M, N) (=|+=) op(a) @ op(b) (+ bias); see the module docstring for the shapes.
 
     ``bias`` is (G*M,) for BIAS_ROW (one value per output channel) or (N,) for BIAS_COLUMN.

@@ -7,6 +7,7 @@ that names the argument, on a real GPU and in the simulator alike (the simulator
 In the simulator (``NUMBA_ENABLE_CUDASIM=1``) each GPU thread runs as Python, so launches use few
 threads and the grid-stride loops of the kernels do the rest; on a GPU the grid fills every SM.
 """
+
 import os
 import weakref
 
@@ -17,8 +18,8 @@ from numba.core import config
 from ...errors import DeviceError
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
-THREADS = 16 if SIMULATOR else 256          # threads per block for 1-D (grid-stride) kernels
-REDUCE_THREADS = 4 if SIMULATOR else 256   # threads of a block reduction (a power of two)
+THREADS = 16 if SIMULATOR else 256  # threads per block for 1-D (grid-stride) kernels
+REDUCE_THREADS = 4 if SIMULATOR else 256  # threads of a block reduction (a power of two)
 _sm_count = None
 
 
@@ -30,7 +31,7 @@ def _quiet_low_occupancy_warnings():
         return
     try:
         from numba.cuda.core import config as cuda_config
-    except ImportError:                  # older numba-cuda: the setting lives in numba's config
+    except ImportError:  # older numba-cuda: the setting lives in numba's config
         cuda_config = config
     cuda_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
@@ -65,9 +66,11 @@ def require_device(where, **arrays):
     """DeviceError unless every array given (None allowed) is a CUDA device array."""
     for name, a in arrays.items():
         if isinstance(a, np.ndarray):
-            raise DeviceError(f"{where}: '{name}' is a host (numpy) array of shape {a.shape}; CUDA "
-                              f"kernels take device arrays (get_device('cuda').asarray(x)). A host "
-                              f"array would be copied to the GPU and back at every launch.")
+            raise DeviceError(
+                f"{where}: '{name}' is a host (numpy) array of shape {a.shape}; CUDA "
+                f"kernels take device arrays (get_device('cuda').asarray(x)). A host "
+                f"array would be copied to the GPU and back at every launch."
+            )
         if a is not None and not hasattr(a, "copy_to_host"):
             raise TypeError(f"{where}: '{name}' must be a CUDA device array, got {type(a).__name__}")
 
@@ -91,7 +94,7 @@ def view(a, *shape):
     if entry is None or entry[0]() is not a:
         try:
             ref = weakref.ref(a, lambda r, key=key: _forget(key, r))
-        except TypeError:                # an array type that takes no weak references
+        except TypeError:  # an array type that takes no weak references
             return a.reshape(*shape)
         entry = _views[key] = (ref, {})
     views = entry[1]

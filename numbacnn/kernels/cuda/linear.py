@@ -2,6 +2,7 @@
 
 Shapes: x (N, IN), w (OUT, IN), b (OUT,) or None, out (N, OUT).
 """
+
 from numba import cuda
 
 from .gemm import BIAS_COLUMN, BIAS_NONE, gemm
@@ -26,8 +27,7 @@ def _column_sums(db, dy):
 def linear_forward(out, x, w, b):
     """out (N, OUT) = x (N, IN) @ w.T + b."""
     require_device("linear_forward", out=out, x=x, w=w, b=b)
-    gemm(_as4d(out), _as4d(x), _as4d(w), trans_b=True, bias=b,
-         bias_mode=BIAS_NONE if b is None else BIAS_COLUMN)
+    gemm(_as4d(out), _as4d(x), _as4d(w), trans_b=True, bias=b, bias_mode=BIAS_NONE if b is None else BIAS_COLUMN)
 
 
 def linear_backward(dx, dw, db, dy, x, w):

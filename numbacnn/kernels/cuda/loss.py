@@ -4,6 +4,7 @@ Shapes as in ``kernels/cpu/loss.py``: logits, probs, dlogits (N, K); targets (N,
 Cross-entropy runs one thread per sample (K is small: a classifier's classes); MSE's mean is one
 block reduction in a fixed order.
 """
+
 import math
 
 from numba import cuda, float64
@@ -67,16 +68,14 @@ def _scale(out, x, factor):
 
 def softmax_cross_entropy_forward(losses, probs, logits, targets, label_smoothing):
     """losses (N,) = cross-entropy of softmax(logits) against targets; probs (N, K) saved."""
-    require_device("softmax_cross_entropy_forward", losses=losses, probs=probs, logits=logits,
-                   targets=targets)
+    require_device("softmax_cross_entropy_forward", losses=losses, probs=probs, logits=logits, targets=targets)
     launch_1d(_ce_forward, logits.shape[0], losses, probs, logits, targets, float(label_smoothing))
 
 
 def softmax_cross_entropy_backward(dlogits, probs, targets, label_smoothing, scale):
     """dlogits (N, K) = scale * (probs - smoothed one-hot); scale = 1/N for the mean."""
     require_device("softmax_cross_entropy_backward", dlogits=dlogits, probs=probs, targets=targets)
-    launch_1d(_ce_backward, probs.size, dlogits, probs, targets, float(label_smoothing),
-              probs.dtype.type(scale))
+    launch_1d(_ce_backward, probs.size, dlogits, probs, targets, float(label_smoothing), probs.dtype.type(scale))
 
 
 def mse_forward(loss, diff, pred, target):

@@ -4,6 +4,7 @@ kernels for the normalisation and the input gradient (so a few channels still fi
 Shapes as in ``kernels/cpu/norm.py``: x, out, dx, dy (N, C, H, W); per-channel vectors (C,).
 Statistics are summed in float64 (a channel holds N*H*W values), in a fixed order.
 """
+
 import math
 
 from numba import cuda, float64
@@ -98,22 +99,39 @@ def _nchw3(a):
     return view(a, a.shape[0], a.shape[1], a.shape[2] * a.shape[3])
 
 
-def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight,
-                              bias, eps, momentum):
+def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
     """Normalise x with its batch statistics (saved for backward); update the running averages."""
-    require_device("batchnorm2d_forward_train", out=out, save_mean=save_mean, save_invstd=save_invstd,
-                   running_mean=running_mean, running_var=running_var, x=x, weight=weight, bias=bias)
+    require_device(
+        "batchnorm2d_forward_train",
+        out=out,
+        save_mean=save_mean,
+        save_invstd=save_invstd,
+        running_mean=running_mean,
+        running_var=running_var,
+        x=x,
+        weight=weight,
+        bias=bias,
+    )
     x3 = _nchw3(x)
-    _batch_stats[x.shape[1], REDUCE_THREADS](save_mean, save_invstd, running_mean, running_var, x3,
-                                             float(eps), float(momentum))
+    _batch_stats[x.shape[1], REDUCE_THREADS](
+        save_mean, save_invstd, running_mean, running_var, x3, float(eps), float(momentum)
+    )
     launch_1d(_normalise, x.size, _nchw3(out), x3, weight, bias, save_mean, save_invstd)
 
 
-def batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var,
-                             eps):
+def batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
     """Normalise x with the running statistics, saved (as mean, 1/std) for backward."""
-    require_device("batchnorm2d_forward_eval", out=out, save_mean=save_mean, save_invstd=save_invstd,
-                   x=x, weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
+    require_device(
+        "batchnorm2d_forward_eval",
+        out=out,
+        save_mean=save_mean,
+        save_invstd=save_invstd,
+        x=x,
+        weight=weight,
+        bias=bias,
+        running_mean=running_mean,
+        running_var=running_var,
+    )
     launch_1d(_running_stats, x.shape[1], save_mean, save_invstd, running_mean, running_var, float(eps))
     launch_1d(_normalise, x.size, _nchw3(out), _nchw3(x), weight, bias, save_mean, save_invstd)
 
@@ -124,13 +142,22 @@ def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invs
     training=True: save_mean/save_invstd are the batch statistics of the forward pass.
     training=False: they are what batchnorm2d_forward_eval saved from the running statistics.
     """
-    require_device("batchnorm2d_backward", dx=dx, dweight=dweight, dbias=dbias, dy=dy, x=x,
-                   weight=weight, save_mean=save_mean, save_invstd=save_invstd)
+    require_device(
+        "batchnorm2d_backward",
+        dx=dx,
+        dweight=dweight,
+        dbias=dbias,
+        dy=dy,
+        x=x,
+        weight=weight,
+        save_mean=save_mean,
+        save_invstd=save_invstd,
+    )
     channels = x.shape[1]
     means = scratch("cuda.bn.means", (2, channels), x.dtype, device_empty)
     x3, dy3 = _nchw3(x), _nchw3(dy)
-    _grad_sums[channels, REDUCE_THREADS](dweight, dbias, means[0], means[1], dy3, x3, save_mean,
-                                         save_invstd)
+    _grad_sums[channels, REDUCE_THREADS](dweight, dbias, means[0], means[1], dy3, x3, save_mean, save_invstd)
     if dx is not None:
-        launch_1d(_input_grad, x.size, _nchw3(dx), dy3, x3, weight, save_mean, save_invstd,
-                  means[0], means[1], bool(training))
+        launch_1d(
+            _input_grad, x.size, _nchw3(dx), dy3, x3, weight, save_mean, save_invstd, means[0], means[1], bool(training)
+        )

@@ -5,6 +5,7 @@ flat position iy * W + ix of each window's maximum; average pooling counts paddi
 Forward kernels run one thread per output element; backward kernels one thread per input
 element that gathers from the windows covering it (deterministic, no atomics).
 """
+
 from numba import cuda
 
 from .launch import launch_1d, require_device
@@ -143,22 +144,19 @@ def maxpool2d_backward(dx, dy, indices, kernel, stride, padding):
 def avgpool2d_forward(out, x, kernel, stride, padding):
     """out (N, C, OH, OW) = window means of x (N, C, H, W), padding counted as zeros."""
     require_device("avgpool2d_forward", out=out, x=x)
-    launch_1d(_avg_fwd, out.size, out, x, *kernel, *stride, *padding,
-              x.dtype.type(1.0 / (kernel[0] * kernel[1])))
+    launch_1d(_avg_fwd, out.size, out, x, *kernel, *stride, *padding, x.dtype.type(1.0 / (kernel[0] * kernel[1])))
 
 
 def avgpool2d_backward(dx, dy, kernel, stride, padding):
     """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each window."""
     require_device("avgpool2d_backward", dx=dx, dy=dy)
-    launch_1d(_avg_bwd, dx.size, dx, dy, *kernel, *stride, *padding,
-              dx.dtype.type(1.0 / (kernel[0] * kernel[1])))
+    launch_1d(_avg_bwd, dx.size, dx, dy, *kernel, *stride, *padding, dx.dtype.type(1.0 / (kernel[0] * kernel[1])))
 
 
 def global_avgpool2d_forward(out, x):
     """out (N, C, 1, 1) = mean of x (N, C, H, W) over H and W."""
     require_device("global_avgpool2d_forward", out=out, x=x)
-    launch_1d(_global_avg_fwd, x.shape[0] * x.shape[1], out, x,
-              x.dtype.type(1.0 / (x.shape[2] * x.shape[3])))
+    launch_1d(_global_avg_fwd, x.shape[0] * x.shape[1], out, x, x.dtype.type(1.0 / (x.shape[2] * x.shape[3])))
 
 
 def global_avgpool2d_backward(dx, dy):

@@ -4,6 +4,7 @@
 shared memory (a channel can hold N*H*W values). ``add_batch_sums`` adds a few slices element by
 element, one thread per element.
 """
+
 from numba import cuda, float64
 
 from .launch import REDUCE_THREADS, launch_1d

@@ -2,6 +2,7 @@
 
 Shapes as in ``kernels/cpu/softmax.py``: x, out, y, dy, dx (N, K).
 """
+
 import math
 
 from numba import cuda
