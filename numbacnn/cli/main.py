@@ -2,7 +2,6 @@
 
 import json
 import os
-import platform
 import time
 
 import click
@@ -87,51 +86,11 @@ def summary(model, input_shape, num_classes, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def info(as_json):
     """Versions, CPU threads, threading layer, CUDA devices (or why there are none)."""
-    import numba
-    import numpy as np
+    from ..environment import facts
 
-    from .. import __version__
-    from ..device import CPU, cuda_available
-
-    # numba picks its threading layer at the first parallel call: make one, then ask.
-    CPU.ops.fill(np.empty(4, np.float32), 0)
-    try:
-        layer = numba.threading_layer()
-    except ValueError:
-        layer = numba.config.THREADING_LAYER
-    facts = {
-        "numbacnn": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "cpu_threads": numba.config.NUMBA_NUM_THREADS,
-        "threading_layer": layer,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""),
-        "cuda_simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1",
-    }
-    if facts["cuda_simulator"]:
-        facts["cuda_devices"] = ["numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1: kernels run as Python)"]
-    elif cuda_available():
-        facts["cuda_devices"] = _gpu_names()
-    else:
-        facts["cuda_devices"] = []
-        facts["cuda_unavailable_reason"] = "numba.cuda.is_available() is False (no NVIDIA driver/GPU found)"
+    found = facts()
     if as_json:
-        click.echo(json.dumps(facts, indent=2))
+        click.echo(json.dumps(found, indent=2))
     else:
-        for k, v in facts.items():
+        for k, v in found.items():
             click.echo(f"{k:24s} {v}")
-
-
-def _gpu_names():
-    """'NAME (compute capability X.Y)' for every GPU numba can see."""
-    from numba import cuda
-
-    names = []
-    for gpu in cuda.gpus:
-        with gpu:
-            dev = cuda.get_current_device()
-            name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
-            names.append(f"{name} (compute capability {dev.compute_capability[0]}.{dev.compute_capability[1]})")
-    return names

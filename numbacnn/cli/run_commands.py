@@ -307,22 +307,9 @@ def predict(checkpoint, images, top_k, as_json):
 def datasets(data_dir, as_json):
     """Which data sets are available locally, and where (search order of --data-dir, $NUMBACNN_DATA,
     the user cache, /usr/share/datasets)."""
-    from ..data import SPECS, find_local, search_dirs
+    from ..data import availability
 
-    rows = []
-    for name, spec in SPECS.items():
-        paths = {f: find_local(name, f, data_dir) for f in spec["files"]}
-        found = {f: str(p) for f, p in paths.items() if p is not None}
-        rows.append(
-            {
-                "name": name,
-                "available": len(found) == len(spec["files"]),
-                "files": found,
-                "searched": [str(d) for d in search_dirs(name, data_dir)],
-                "apt_package": spec["apt"],
-            }
-        )
-    rows.append({"name": "synthetic", "available": True, "files": {}, "searched": [], "apt_package": None})
+    rows = availability(data_dir)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -3,7 +3,7 @@
 from .datasets import DATASET_NAMES, Dataset, canonical_name, load_dataset, synthetic
 from .idx import DataError, read_idx, write_idx
 from .loader import DataLoader
-from .sources import SPECS, cache_dir, find_local, locate, search_dirs
+from .sources import SPECS, availability, cache_dir, find_local, locate, search_dirs
 
 __all__ = [
     "DATASET_NAMES",
@@ -11,6 +11,7 @@ __all__ = [
     "DataLoader",
     "Dataset",
     "SPECS",
+    "availability",
     "cache_dir",
     "canonical_name",
     "find_local",

@@ -145,3 +145,23 @@ def fetch(name, filename, data_dir=None, progress=None):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def availability(data_dir=None):
+    """[{name, available, files: {file: path}, searched: [folders], apt_package}] for every data set
+    (``numbacnn datasets`` prints it); ``synthetic`` is always available."""
+    rows = []
+    for name, spec in SPECS.items():
+        paths = {f: find_local(name, f, data_dir) for f in spec["files"]}
+        found = {f: str(p) for f, p in paths.items() if p is not None}
+        rows.append(
+            {
+                "name": name,
+                "available": len(found) == len(spec["files"]),
+                "files": found,
+                "searched": [str(d) for d in search_dirs(name, data_dir)],
+                "apt_package": spec["apt"],
+            }
+        )
+    rows.append({"name": "synthetic", "available": True, "files": {}, "searched": [], "apt_package": None})
+    return rows

@@ -1,0 +1,55 @@
+"""What this process runs on: versions, CPU threads and threading layer, the thread settings
+numbacnn makes, and the CUDA devices (or why there are none). ``numbacnn info`` prints it."""
+
+import os
+import platform
+
+__all__ = ["facts"]
+
+
+def facts() -> dict:
+    """{name: value} describing this process's numbacnn, numba, threads and GPUs."""
+    import numba
+    import numpy as np
+
+    from . import __version__
+    from .device import CPU, cuda_available
+
+    # numba picks its threading layer at the first parallel call: make one, then ask.
+    CPU.ops.fill(np.empty(4, np.float32), 0)
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = numba.config.THREADING_LAYER
+    out = {
+        "numbacnn": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "cpu_threads": numba.config.NUMBA_NUM_THREADS,
+        "threading_layer": layer,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""),
+        "cuda_simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1",
+    }
+    if out["cuda_simulator"]:
+        out["cuda_devices"] = ["numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1: kernels run as Python)"]
+    elif cuda_available():
+        out["cuda_devices"] = _gpu_names()
+    else:
+        out["cuda_devices"] = []
+        out["cuda_unavailable_reason"] = "numba.cuda.is_available() is False (no NVIDIA driver/GPU found)"
+    return out
+
+
+def _gpu_names():
+    """'NAME (compute capability X.Y)' for every GPU numba can see."""
+    from numba import cuda
+
+    names = []
+    for gpu in cuda.gpus:
+        with gpu:
+            dev = cuda.get_current_device()
+            name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+            names.append(f"{name} (compute capability {dev.compute_capability[0]}.{dev.compute_capability[1]})")
+    return names
