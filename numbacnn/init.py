@@ -9,13 +9,29 @@ import math
 import numpy as np
 
 _generator = np.random.default_rng(0)
+# Initialisers draw float64 values (the generator's native precision, so a seed gives the same
+# weights in float32 and float64) this many at a time into the output array: a large layer never
+# holds a float64 copy of itself.
+CHUNK = 1 << 20
 
 
 def manual_seed(seed):
-    """Reseed the global generator used by every initialiser and dropout layer."""
+    """Reseed the global generator used by every initialiser and dropout layer (seed >= 0)."""
     global _generator
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"manual_seed: the seed must be an integer >= 0, got {seed!r}")
     _generator = np.random.default_rng(int(seed))
     return _generator
+
+
+def _draw(shape, dtype, draw):
+    """An array of ``shape`` filled by ``draw(n)`` (float64 values) in chunks of CHUNK."""
+    out = np.empty(shape, dtype=dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        stop = min(start + CHUNK, flat.size)
+        flat[start:stop] = draw(stop - start)
+    return out
 
 
 def generator():
@@ -46,7 +62,8 @@ def kaiming_normal(shape, mode="fan_out", nonlinearity_gain=math.sqrt(2.0), dtyp
     fan_in, fan_out = fan_in_and_fan_out(shape)
     fan = fan_in if mode == "fan_in" else fan_out
     rng = rng or _generator
-    return (rng.standard_normal(shape) * (nonlinearity_gain / math.sqrt(fan))).astype(dtype)
+    std = nonlinearity_gain / math.sqrt(fan)
+    return _draw(shape, dtype, lambda n: rng.standard_normal(n) * std)
 
 
 def xavier_uniform(shape, gain=1.0, dtype=np.float32, rng=None):
@@ -56,7 +73,7 @@ def xavier_uniform(shape, gain=1.0, dtype=np.float32, rng=None):
 
 def uniform(shape, bound, dtype=np.float32, rng=None):
     rng = rng or _generator
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return _draw(shape, dtype, lambda n: rng.uniform(-bound, bound, size=n))
 
 
 def constant(shape, value, dtype=np.float32):

@@ -109,3 +109,23 @@ def test_unknown_model_is_refused_not_given_resnet_defaults():
         resolve_config("vgg99")
     assert resolve_config("ResNet-20")["augment"] is True
     assert nc.models.family("lenet5") == "lenet"
+
+
+def test_initialisers_fill_chunk_by_chunk_with_the_same_values(monkeypatch):
+    """Chunked drawing (no float64 copy of a large layer) gives the values of one big draw."""
+    from numbacnn import init
+
+    monkeypatch.setattr(init, "CHUNK", 7)
+    for make, reference in (
+        (lambda r: init.uniform((5, 6), 0.3, rng=r), lambda r: r.uniform(-0.3, 0.3, size=(5, 6))),
+        (lambda r: init.kaiming_normal((4, 3, 2, 2), rng=r), lambda r: r.standard_normal((4, 3, 2, 2)) * (2**0.5 / 4)),
+    ):
+        got = make(np.random.default_rng(3))
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, reference(np.random.default_rng(3)).astype(np.float32))
+
+
+def test_manual_seed_refuses_negative_and_non_integer_seeds():
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+            nc.manual_seed(bad)

@@ -22,38 +22,38 @@ def _flat(*arrays):
 @njit(parallel=True, cache=True)
 def _relu_fwd(out, x):
     for i in prange(x.size):
-        out[i] = x[i] if x[i] > 0 else 0
+        out[i] = 0 if x[i] <= 0 else x[i]
 
 
 @njit(parallel=True, cache=True)
 def _relu_bwd(dx, dy, y):
     for i in prange(y.size):
-        dx[i] = dy[i] if y[i] > 0 else 0
+        dx[i] = 0 if y[i] <= 0 else dy[i]
 
 
 @njit(parallel=True, cache=True)
 def _leaky_fwd(out, x, slope):
     for i in prange(x.size):
-        out[i] = x[i] if x[i] > 0 else x[i] * slope
+        out[i] = x[i] * slope if x[i] <= 0 else x[i]
 
 
 @njit(parallel=True, cache=True)
 def _leaky_bwd(dx, dy, x, slope):
     for i in prange(x.size):
-        dx[i] = dy[i] if x[i] > 0 else dy[i] * slope
+        dx[i] = dy[i] * slope if x[i] <= 0 else dy[i]
 
 
 @njit(parallel=True, cache=True)
 def _elu_fwd(out, x, alpha):
     for i in prange(x.size):
-        out[i] = x[i] if x[i] > 0 else alpha * (math.exp(x[i]) - 1)
+        out[i] = alpha * (math.exp(x[i]) - 1) if x[i] <= 0 else x[i]
 
 
 @njit(parallel=True, cache=True)
 def _elu_bwd(dx, dy, x, y, alpha):
     # For x <= 0, d/dx alpha*(exp(x)-1) = y + alpha: no second exp needed.
     for i in prange(x.size):
-        dx[i] = dy[i] if x[i] > 0 else dy[i] * (y[i] + alpha)
+        dx[i] = dy[i] * (y[i] + alpha) if x[i] <= 0 else dy[i]
 
 
 @njit(parallel=True, cache=True)
@@ -90,7 +90,7 @@ def _add(out, a, b):
 def _add_relu(out, a, b):
     for i in prange(a.size):
         s = a[i] + b[i]
-        out[i] = s if s > 0 else 0
+        out[i] = 0 if s <= 0 else s
 
 
 @njit(parallel=True, cache=True)

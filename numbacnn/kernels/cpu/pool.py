@@ -23,12 +23,12 @@ def _max_fwd_2x2(out, indices, x):
             for ox in range(ow):
                 j = 2 * ox
                 best_val, best = top[j], j
-                # "not <=" so that a NaN wins and propagates, as in the general kernel.
-                if not (top[j + 1] <= best_val):
+                # As in the general kernel: a NaN wins ("not <=") and then stays (NaN != NaN).
+                if best_val == best_val and not (top[j + 1] <= best_val):
                     best_val, best = top[j + 1], j + 1
-                if not (bottom[j] <= best_val):
+                if best_val == best_val and not (bottom[j] <= best_val):
                     best_val, best = bottom[j], width + j
-                if not (bottom[j + 1] <= best_val):
+                if best_val == best_val and not (bottom[j + 1] <= best_val):
                     best_val, best = bottom[j + 1], width + j + 1
                 out[n, c, oy, ox] = best_val
                 indices[n, c, oy, ox] = 2 * oy * width + best
@@ -62,8 +62,9 @@ def _max_fwd(out, indices, x, kernel, stride, padding):
                         if ix < 0 or ix >= width:
                             continue
                         v = x[n, c, iy, ix]
-                        # "not <=" so that a NaN propagates like PyTorch's max pooling.
-                        if best < 0 or not (v <= best_val):
+                        # "not <=" lets a NaN win, and a NaN once taken stays (best_val == best_val fails for
+                        # it), so a NaN anywhere in the window propagates like PyTorch's max pooling.
+                        if best < 0 or (best_val == best_val and not (v <= best_val)):
                             best = iy * width + ix
                             best_val = v
                 out[n, c, oy, ox] = best_val

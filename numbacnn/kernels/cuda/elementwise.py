@@ -23,38 +23,38 @@ _uniform_hash = cuda.jit(device=True)(shared_math.uniform_hash)
 @cuda.jit
 def _relu_fwd(out, x, zero):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        out[i] = x[i] if x[i] > 0 else zero
+        out[i] = zero if x[i] <= 0 else x[i]
 
 
 @cuda.jit
 def _relu_bwd(dx, dy, y, zero):
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        dx[i] = dy[i] if y[i] > 0 else zero
+        dx[i] = zero if y[i] <= 0 else dy[i]
 
 
 @cuda.jit
 def _leaky_fwd(out, x, slope):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        out[i] = x[i] if x[i] > 0 else x[i] * slope
+        out[i] = x[i] * slope if x[i] <= 0 else x[i]
 
 
 @cuda.jit
 def _leaky_bwd(dx, dy, x, slope):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        dx[i] = dy[i] if x[i] > 0 else dy[i] * slope
+        dx[i] = dy[i] * slope if x[i] <= 0 else dy[i]
 
 
 @cuda.jit
 def _elu_fwd(out, x, alpha, one):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        out[i] = x[i] if x[i] > 0 else alpha * (math.exp(x[i]) - one)
+        out[i] = alpha * (math.exp(x[i]) - one) if x[i] <= 0 else x[i]
 
 
 @cuda.jit
 def _elu_bwd(dx, dy, x, y, alpha):
     # For x <= 0, d/dx alpha*(exp(x)-1) = y + alpha: no second exp needed.
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        dx[i] = dy[i] if x[i] > 0 else dy[i] * (y[i] + alpha)
+        dx[i] = dy[i] * (y[i] + alpha) if x[i] <= 0 else dy[i]
 
 
 @cuda.jit
@@ -91,7 +91,7 @@ def _add(out, a, b):
 def _add_relu(out, a, b, zero):
     for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
         s = a[i] + b[i]
-        out[i] = s if s > 0 else zero
+        out[i] = zero if s <= 0 else s
 
 
 @cuda.jit

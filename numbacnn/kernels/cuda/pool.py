@@ -40,8 +40,9 @@ def _max_fwd(out, indices, x, kh, kw, sh, sw, ph, pw):
                 if ix < 0 or ix >= width:
                     continue
                 v = x[n, c, iy, ix]
-                # "not <=" so that a NaN propagates like PyTorch's max pooling.
-                if best < 0 or not (v <= best_val):
+                # "not <=" lets a NaN win, and a NaN once taken stays (best_val == best_val fails for
+                # it), so a NaN anywhere in the window propagates like PyTorch's max pooling.
+                if best < 0 or (best_val == best_val and not (v <= best_val)):
                     best = iy * width + ix
                     best_val = v
         out[n, c, oy, ox] = best_val
