@@ -64,6 +64,7 @@ def test_environment_folder_is_searched(isolated, monkeypatch):
 
 
 def test_missing_data_says_where_it_looked_and_how_to_get_it(isolated):
+    (isolated / "nowhere").mkdir()
     with pytest.raises(DataError) as e:
         load_dataset("fashion-mnist", data_dir=str(isolated / "nowhere"), download=False)
     msg = str(e.value)
@@ -184,3 +185,53 @@ def test_synthetic_is_deterministic_and_learnable_shape():
     )
     np.testing.assert_array_equal(a.train_images, b.train_images)
     assert a.train_images.shape == (10, 3, 12, 12)
+
+
+def test_a_data_dir_typo_is_an_error_not_a_silent_fallback(isolated, monkeypatch):
+    write_small_mnist(isolated / "real" / "mnist")
+    monkeypatch.setenv("NUMBACNN_DATA", str(isolated / "real"))
+    with pytest.raises(DataError, match="--data-dir .*typo does not exist"):
+        load_dataset("mnist", data_dir=str(isolated / "typo"), download=False)
+    (isolated / "afile").write_text("x")
+    monkeypatch.setenv("NUMBACNN_DATA", str(isolated / "afile"))
+    with pytest.raises(DataError, match="NUMBACNN_DATA .*afile is a file, not a folder"):
+        load_dataset("mnist", download=False)
+
+
+def test_a_partial_data_dir_is_refused_rather_than_mixed(isolated, monkeypatch):
+    write_small_mnist(isolated / "full" / "mnist")
+    partial = isolated / "partial"
+    partial.mkdir()
+    (partial / FILES[0]).write_bytes((isolated / "full" / "mnist" / FILES[0]).read_bytes())
+    monkeypatch.setenv("NUMBACNN_DATA", str(isolated / "full"))
+    with pytest.raises(DataError, match="different places") as e:
+        load_dataset("mnist", data_dir=str(partial), download=False)
+    assert str(partial / FILES[0]) in str(e.value) and str(isolated / "full" / "mnist" / FILES[1]) in str(e.value)
+
+
+def test_corrupt_gzip_and_absurd_idx_headers_are_data_errors(tmp_path):
+    good = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3]))
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 0xFF
+    (tmp_path / "flip.gz").write_bytes(bytes(flipped))
+    with pytest.raises(DataError, match="corrupt gzip"):
+        read_idx(tmp_path / "flip.gz")
+    (tmp_path / "dims").write_bytes(bytes([0, 0, 8, 70]) + b"\0" * 400)
+    with pytest.raises(DataError, match="70 dimensions"):
+        read_idx(tmp_path / "dims")
+    (tmp_path / "huge").write_bytes(bytes([0, 0, 8, 3]) + b"\xff" * 12)
+    with pytest.raises(DataError, match="promises"):
+        read_idx(tmp_path / "huge")
+
+
+def test_both_splits_are_validated_before_training():
+    ds = synthetic(train_size=8, test_size=4)
+    ds.test_images = ds.test_images[:, :, :20, :20]
+    with pytest.raises(DataError, match="test images of shape"):
+        ds.validated()
+    ds = synthetic(train_size=8, test_size=4)
+    ds.test_images, ds.test_labels = ds.test_images[:0], ds.test_labels[:0]
+    with pytest.raises(DataError, match="test split is empty"):
+        ds.validated()
+    with pytest.raises(ValueError, match="GiB"):
+        synthetic(train_size=100_000_000)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .idx import DataError, read_cifar_batches, read_idx
-from .sources import SPECS, locate
+from .sources import locate, locate_all
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -58,6 +58,35 @@ class Dataset:
     def num_classes(self):
         return len(self.classes)
 
+    def validated(self):
+        """self, after checking both splits (DataError naming the problem): training starts only
+        on data that cannot fail later (an empty test split or test images of another size used
+        to fail after a whole epoch)."""
+        where = ", ".join(sorted(set(map(str, self.source.values())))) or self.name
+        for split, images, labels in (
+            ("training", self.train_images, self.train_labels),
+            ("test", self.test_images, self.test_labels),
+        ):
+            if images.ndim != 4 or images.dtype != np.uint8:
+                raise DataError(
+                    f"{where}: {split} images must be uint8 (N, C, H, W), got {images.dtype} {images.shape}"
+                )
+            if len(images) == 0:
+                raise DataError(f"{where}: the {split} split is empty")
+            if len(labels) != len(images):
+                raise DataError(f"{where}: {len(images)} {split} images but {len(labels)} labels")
+            if labels.min() < 0 or labels.max() >= self.num_classes:
+                raise DataError(
+                    f"{where}: {split} labels range from {labels.min()} to {labels.max()}, "
+                    f"outside the {self.num_classes} classes"
+                )
+        if self.test_images.shape[1:] != self.train_images.shape[1:]:
+            raise DataError(
+                f"{where}: test images of shape {self.test_images.shape[1:]} differ from training images "
+                f"of shape {self.train_images.shape[1:]}"
+            )
+        return self
+
 
 def canonical_name(name: str) -> str:
     key = name.lower().replace("_", "-")
@@ -86,13 +115,13 @@ def load_dataset(
         paths = {"archive": str(archive)}
         classes = CIFAR_CLASSES
     else:
-        paths = {f: str(locate(name, f, data_dir, download, progress)) for f in SPECS[name]["files"]}
+        paths = {f: str(p) for f, p in locate_all(name, data_dir, download, progress).items()}
         arrays = {f: read_idx(p) for f, p in paths.items()}
         train = _idx_pair(arrays, "train", paths)
         test = _idx_pair(arrays, "t10k", paths)
         classes = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(i) for i in range(10))
     mean, std = NORMALISATION[name]
-    return Dataset(name, train[0], train[1], test[0], test[1], classes, mean, std, paths)
+    return Dataset(name, train[0], train[1], test[0], test[1], classes, mean, std, paths).validated()
 
 
 def _idx_pair(arrays, prefix, paths):
@@ -107,6 +136,10 @@ def _idx_pair(arrays, prefix, paths):
     return images[:, None, :, :], labels.astype(np.int64)
 
 
+# The synthetic set is built in memory as float32 before quantising: bound it well below RAM.
+SYNTHETIC_MAX_BYTES = 1 << 30
+
+
 def synthetic(train_size=2048, test_size=512, channels=1, size=28, num_classes=10, seed=0):
     """A deterministic, learnable data set of any shape: smooth class prototypes plus noise.
 
@@ -115,6 +148,12 @@ def synthetic(train_size=2048, test_size=512, channels=1, size=28, num_classes=1
     """
     if min(train_size, test_size, channels, size, num_classes) < 1:
         raise ValueError("synthetic: sizes, channels and num_classes must be >= 1")
+    if (train_size + test_size) * channels * size * size > SYNTHETIC_MAX_BYTES:
+        raise ValueError(
+            f"synthetic: {train_size} + {test_size} images of {channels}x{size}x{size} would take "
+            f"{(train_size + test_size) * channels * size * size / 2**30:.1f} GiB (at most "
+            f"{SYNTHETIC_MAX_BYTES / 2**30:.0f} GiB); use fewer images"
+        )
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     protos = np.zeros((num_classes, channels, size, size), np.float32)

@@ -5,11 +5,16 @@ naming the file and what is wrong, never a bare struct or reshape traceback.
 """
 
 import gzip
+import math
 import tarfile
+import zlib
 
 import numpy as np
 
 from ..errors import DataError
+
+# Images are 3-D (N, H, W), labels 1-D; a few more are allowed for other IDX data.
+MAX_IDX_DIMS = 8
 
 
 def _read_bytes(path):
@@ -21,7 +26,7 @@ def _read_bytes(path):
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
             raise DataError(f"{path} is a truncated or corrupt gzip file ({e}); delete it and fetch it again") from None
     return raw
 
@@ -33,10 +38,14 @@ def read_idx(path):
         raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4].hex()})")
     ndim = raw[3]
     header = 4 + 4 * ndim
-    if ndim < 1 or len(raw) < header:
+    if not 1 <= ndim <= MAX_IDX_DIMS:
+        raise DataError(
+            f"{path}: IDX header declares {ndim} dimensions (1 to {MAX_IDX_DIMS} expected); the file is corrupt"
+        )
+    if len(raw) < header:
         raise DataError(f"{path}: IDX header is truncated")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python ints: a corrupt header cannot overflow the check
     if len(raw) - header != expected:
         raise DataError(
             f"{path}: IDX header promises {expected} bytes of shape {shape}, the file holds "

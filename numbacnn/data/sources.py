@@ -53,8 +53,12 @@ def cache_dir():
 def search_dirs(name, data_dir=None):
     """The folders searched for data set ``name``, in order."""
     dirs = []
-    for root in (data_dir, os.environ.get("NUMBACNN_DATA")):
+    for root, what in ((data_dir, "--data-dir"), (os.environ.get("NUMBACNN_DATA"), "$NUMBACNN_DATA")):
         if root:
+            # A typo here must not silently fall back to another copy of the data.
+            if not Path(root).is_dir():
+                problem = "is a file, not a folder" if Path(root).exists() else "does not exist"
+                raise DataError(f"{what} {root} {problem}")
             dirs += [Path(root) / name, Path(root)]
     dirs += [cache_dir() / name, Path("/usr/share/datasets") / name]
     return dirs
@@ -90,6 +94,28 @@ def locate(name, filename, data_dir=None, download=True, progress=None):
     if not download:
         raise DataError(missing_message(name, filename, data_dir))
     return fetch(name, filename, data_dir, progress)
+
+
+def locate_all(name, data_dir=None, download=True, progress=None):
+    """{file: path} of every file of data set ``name``, all from one folder.
+
+    Files found locally must all sit in one folder: a partial copy (some files in --data-dir, the
+    rest elsewhere) is refused with where each file was found, rather than silently mixing two
+    copies. When no file is found locally, all are downloaded into the cache.
+    """
+    files = list(SPECS[name]["files"])
+    found = {f: find_local(name, f, data_dir) for f in files}
+    present = {f: p for f, p in found.items() if p is not None}
+    if not present:
+        return {f: locate(name, f, data_dir, download, progress) for f in files}
+    folders = {p.parent for p in present.values()}
+    if len(folders) > 1 or len(present) < len(files):
+        lines = [f"  {f}: {found[f] if found[f] else 'not found'}" for f in files]
+        raise DataError(
+            f"data set '{name}': its files would come from different places:\n" + "\n".join(lines) + "\n"
+            "Put all of them in one folder (or remove the partial copy) so that one copy of the data is used."
+        )
+    return present
 
 
 def missing_message(name, filename, data_dir=None, reason=None):
