@@ -56,7 +56,10 @@ def load_checkpoint(
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{path} holds a single array (.npy), not a numbacnn checkpoint (.npz)")
+        with loaded as z:
             arrays = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise CheckpointError(f"{path} is not a readable numbacnn checkpoint (corrupt or truncated: {e})") from None
@@ -66,14 +69,32 @@ def load_checkpoint(
         meta = json.loads(arrays.pop("meta").tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({e})") from None
-    if meta.get("format") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {meta.get('format')} is not supported "
-            f"(this numbacnn reads format {FORMAT_VERSION})"
-        )
+    _check_meta(path, meta)
+    for k, v in arrays.items():
+        if v.dtype.kind not in "biuf":
+            raise CheckpointError(f"{path}: array '{k}' holds {v.dtype}, not numbers; the checkpoint is corrupt")
     parts = {"model": {}, "optim": {}, "sched": {}}
     for k, v in arrays.items():
         group, _, name = k.partition("/")
         if group in parts:
             parts[group][name] = v
     return parts["model"], parts["optim"], parts["sched"], meta
+
+
+def _check_meta(path, meta):
+    """CheckpointError unless ``meta`` has the structure ``Trainer.save`` writes."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is a {type(meta).__name__}, not a JSON object")
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {meta.get('format')} is not supported "
+            f"(this numbacnn reads format {FORMAT_VERSION})"
+        )
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path}: checkpoint metadata has no run configuration ('config')")
+    for key in ("epoch", "batch"):
+        value = meta.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{path}: checkpoint '{key}' is {value!r}, not a count >= 0")
+    if not isinstance(meta.get("history", []), list) or not isinstance(meta.get("running", {}), dict):
+        raise CheckpointError(f"{path}: checkpoint history or running totals are malformed")

@@ -8,9 +8,14 @@ from types import SimpleNamespace
 from . import init, losses, models, optim
 from .data import DataLoader, canonical_name, load_dataset
 from .device import get_device
+from .errors import CheckpointError
 from .train import Trainer
 
 __all__ = [
+    "CHANGEABLE_ON_RESUME",
+    "check_checkpoint_config",
+    "resume_config",
+    "usable_device",
     "BASE",
     "MODEL_DEFAULTS",
     "build_model",
@@ -97,7 +102,7 @@ def data_facts(config):
     return SimpleNamespace(**facts, num_classes=len(facts["classes"]))
 
 
-def build_trainer(config, dataset, out_dir=None, progress=True):
+def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every=None):
     """Model, loss, optimizer, schedule and loaders for ``config``, wrapped in a Trainer.
 
     The data set's shape, class names and normalisation are added to the config that every
@@ -162,6 +167,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True):
         config=config,
         progress=progress,
         num_classes=dataset.num_classes,
+        checkpoint_every=checkpoint_every,
     )
 
 
@@ -169,3 +175,63 @@ def test_loader(config, dataset, batch_size=500):
     return DataLoader(
         dataset.test_images, dataset.test_labels, batch_size, shuffle=False, mean=dataset.mean, std=dataset.std
     )
+
+
+def check_checkpoint_config(meta, path):
+    """The run configuration of a loaded checkpoint, checked: a registered model, a known data set
+    and every setting a run needs (CheckpointError naming what is wrong)."""
+    config = dict(meta["config"])
+    model = config.get("model")
+    if not isinstance(model, str):
+        raise CheckpointError(f"{path}: the checkpoint names no model (got {model!r})")
+    try:
+        defaults = resolve_config(model)
+        config["dataset"] = canonical_name(str(config.get("dataset")))
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    missing = sorted(k for k in defaults if k not in config)
+    if missing:
+        raise CheckpointError(f"{path}: the checkpoint's configuration lacks {', '.join(missing)}")
+    return config
+
+
+# What --resume may change: where the run computes and reads its data, and how long it goes on.
+# Anything else (learning rate, batch size, optimizer, seed, ...) would make the resumed run
+# differ from an uninterrupted one, so a different value is refused rather than ignored.
+CHANGEABLE_ON_RESUME = ("device", "data_dir", "epochs")
+
+
+def resume_config(saved, options):
+    """The configuration to resume ``saved`` with: ``options`` (None = not given) may change
+    device, data_dir and epochs; a different value of any other setting is a ValueError naming it."""
+    config = dict(saved)
+    refused = []
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in CHANGEABLE_ON_RESUME:
+            config[key] = value
+            continue
+        if key == "dataset":
+            value = canonical_name(value)
+        if key in saved and saved[key] != value:
+            refused.append(f"--{key.replace('_', '-')} {value} (the checkpoint has {saved[key]})")
+    if refused:
+        raise ValueError(
+            "--resume continues a run exactly, so these cannot change: "
+            + "; ".join(refused)
+            + ". Only --device, --data-dir and --epochs may; start a new run for other settings."
+        )
+    return config
+
+
+def usable_device(saved, requested=None):
+    """(device name, note): ``requested`` when given, else the checkpoint's device, or the CPU (with
+    a note saying so) when the checkpoint was trained on CUDA and this machine has no GPU."""
+    from .device import cuda_available
+
+    if requested:
+        return requested, None
+    if saved == "cuda" and not cuda_available():
+        return "cpu", "the checkpoint was trained on CUDA; no GPU here, so it runs on the CPU"
+    return saved, None

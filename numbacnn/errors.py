@@ -21,8 +21,12 @@ class TrainingDiverged(RuntimeError):
     """The loss (or a parameter) became NaN or infinite."""
 
 
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be used: taken by another run, locked by a live one, or unwritable."""
+
+
 class ImageError(ValueError):
     """An image file that cannot be read: unsupported, truncated, corrupt or of the wrong size."""
 
 
-__all__ = ["CheckpointError", "DataError", "DeviceError", "ImageError", "TrainingDiverged"]
+__all__ = ["CheckpointError", "DataError", "DeviceError", "ImageError", "RunFolderError", "TrainingDiverged"]

@@ -16,13 +16,19 @@ from .device import device_of
 from .params import Parameter, flatten
 
 
+def _finite_at_least_zero(owner, **values):
+    """ValueError naming the first hyper-parameter that is NaN, infinite or negative."""
+    for name, value in values.items():
+        if not (math.isfinite(float(value)) and float(value) >= 0.0):
+            raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
+
+
 class Optimizer:
     def __init__(self, params, lr, state_names):
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        if not float(lr) >= 0.0:
-            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {lr!r}")
+        _finite_at_least_zero(type(self).__name__, lr=lr)
         self.device = device_of(params[0].data)
         self.storage = flatten(params, self.device)
         self.lr = float(lr)
@@ -34,11 +40,23 @@ class Optimizer:
     def params(self):
         return self.storage.params
 
+    def all_finite(self) -> bool:
+        """True when every parameter and every optimizer state value is finite (one pass over the
+        flat buffers; on CUDA a copy to the host: call it per checkpoint, not per step)."""
+        arrays = [self.storage.data, *self.state.values()]
+        return all(bool(np.isfinite(self.device.to_host(a)).all()) for a in arrays)
+
     def zero_grad(self) -> None:
         self.device.ops.fill(self.storage.grad, 0)
 
     def _check_intact(self):
         if not self.storage.is_intact():
+            if any(p.storage is not self.storage for p in self.storage.params):
+                raise RuntimeError(
+                    f"{type(self).__name__}: another optimizer was built on these parameters after this "
+                    f"one and took over their memory; an optimizer owns its parameters, so use one "
+                    f"optimizer per model (or rebuild this one)"
+                )
             raise RuntimeError(
                 f"{type(self).__name__}: the model's parameters were moved or replaced "
                 f"(model.to(...) after the optimizer was built); build the optimizer "
@@ -90,8 +108,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ):
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError("SGD: momentum and weight_decay must be >= 0")
+        _finite_at_least_zero("SGD", momentum=momentum, weight_decay=weight_decay)
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov needs momentum > 0")
         super().__init__(params, lr, ["velocity"])
@@ -119,6 +136,7 @@ class Adam(Optimizer):
     ):
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"{type(self).__name__}: betas must lie in [0, 1), got {betas!r}")
+        _finite_at_least_zero(type(self).__name__, eps=eps, weight_decay=weight_decay)
         super().__init__(params, lr, ["exp_avg", "exp_avg_sq"])
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
 

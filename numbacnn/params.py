@@ -16,6 +16,7 @@ class Parameter:
     def __init__(self, data, grad=None):
         self.data = data
         self.grad = grad
+        self.storage = None  # the FlatStorage whose views data and grad are (set by flatten)
 
     @property
     def shape(self):
@@ -96,4 +97,7 @@ def flatten(params, device):
             ops.copy(g_view, p.grad)
         p.data, p.grad = d_view, g_view
         offset += n
-    return FlatStorage(params, data, grad, device)
+    storage = FlatStorage(params, data, grad, device)
+    for p in params:
+        p.storage = storage
+    return storage

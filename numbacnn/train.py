@@ -23,7 +23,8 @@ import numpy as np
 
 from . import metrics
 from .checkpoint import save_checkpoint
-from .errors import TrainingDiverged
+from .errors import CheckpointError, TrainingDiverged
+from .runs import check_writable
 
 if TYPE_CHECKING:
     from .data import DataLoader
@@ -117,6 +118,7 @@ class Trainer:
         config: dict | None = None,
         progress: bool = True,
         num_classes: int | None = None,
+        checkpoint_every: int | None = None,
     ):
         self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -128,6 +130,12 @@ class Trainer:
         self.history = []
         self.last_confusion = None  # of the latest validation (rows: true class), for reports
         self.first_step_done_at = None  # time.time() when this process finished its first step
+        if checkpoint_every is not None and checkpoint_every < 1:
+            raise ValueError(f"Trainer: checkpoint_every must be >= 1 steps, got {checkpoint_every!r}")
+        self.checkpoint_every = checkpoint_every
+        # The newest checkpoint known to hold finite weights (written by this run, or resumed from).
+        self.last_good_checkpoint = None
+        self.stopped_by = None  # "SIGINT" or "SIGTERM" when a signal stopped fit()
         self._running = _fresh_running()
         self._stop_requested = False
         self._upload = Uploader(model.device)
@@ -140,9 +148,12 @@ class Trainer:
         return os.path.join(self.out_dir, "checkpoint.npz") if self.out_dir else None
 
     def save(self, path: str | None = None) -> str | None:
+        """Write a checkpoint (atomically) and return its path; TrainingDiverged instead when a
+        parameter or buffer is not finite: a non-finite checkpoint is never written."""
         path = path or self.checkpoint_path
         if path is None:
             return None
+        self._check_finite()
         meta = {
             "config": self.config,
             "epoch": self.epoch,
@@ -151,41 +162,78 @@ class Trainer:
             "running": self._running,
         }
         sched = self.schedule.state_dict() if self.schedule else None
-        return save_checkpoint(
-            path, self.model.state_dict(keep_nonpersistent=True), self.optimizer.state_dict(), sched, meta
-        )
+        save_checkpoint(path, self.model.state_dict(keep_nonpersistent=True), self.optimizer.state_dict(), sched, meta)
+        self.last_good_checkpoint = path
+        return path
 
-    def restore(self, model_state, optim_state, sched_state, meta):
-        """Continue from a checkpoint's contents (see ``checkpoint.load_checkpoint``)."""
+    def _check_finite(self):
+        """TrainingDiverged naming where, if the weights, optimizer state or buffers hold NaN/inf."""
+        bad = [] if self.optimizer.all_finite() else ["parameters or optimizer state"]
+        bad += [
+            name
+            for name, b in self.model.named_buffers()
+            if np.asarray(self.model.device.to_host(b)).dtype.kind == "f"
+            and not np.isfinite(self.model.device.to_host(b)).all()
+        ]
+        if bad:
+            raise TrainingDiverged(
+                f"{', '.join(bad)} became NaN or infinite by epoch {self.epoch + 1}, batch {self.batch}; "
+                f"training stopped without writing a checkpoint{self._last_good()}. Try a lower learning rate."
+            )
+
+    def _last_good(self):
+        if self.last_good_checkpoint:
+            return f" (last good checkpoint: {self.last_good_checkpoint})"
+        return " (no good checkpoint was written)"
+
+    def restore(self, model_state, optim_state, sched_state, meta, source=None):
+        """Continue from a checkpoint's contents (see ``checkpoint.load_checkpoint``); ``source``
+        is its path. A position past the end of an epoch is a CheckpointError."""
+        epoch, batch = int(meta["epoch"]), int(meta["batch"])
+        if batch > len(self.train_loader):
+            raise CheckpointError(
+                f"{source or 'checkpoint'}: batch {batch} is past the end of an epoch "
+                f"({len(self.train_loader)} batches with this data and batch size)"
+            )
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optim_state)
         if self.schedule and sched_state:
             self.schedule.load_state_dict(sched_state)
-        self.epoch, self.batch = int(meta["epoch"]), int(meta["batch"])
+        self.epoch, self.batch = epoch, batch
         self.history = list(meta.get("history", []))
         self._running = dict(meta.get("running", self._running))
+        self.last_good_checkpoint = source
+        if self.out_dir:
+            # Epoch rows written after the checkpoint (a kill between the two) are dropped.
+            _write_log(os.path.join(self.out_dir, "log.jsonl"), self.history)
 
     # ------------------------------------------------------------------ the loop
-    def _on_sigint(self, signum, frame):
+    def _on_signal(self, signum, frame):
         self._stop_requested = True
-        # A second Ctrl-C aborts at once.
+        self.stopped_by = signal.Signals(signum).name
+        # A second Ctrl-C (or SIGTERM) aborts at once.
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def fit(self, epochs: int, max_steps: int | None = None) -> str:
         """Train until ``epochs`` epochs are done (counting those already done before a resume).
 
-        Returns "finished", or "interrupted" after Ctrl-C (or ``max_steps`` steps), with a
-        checkpoint saved. Raises TrainingDiverged on a non-finite loss (last checkpoint kept).
+        Returns "finished", or "interrupted" after Ctrl-C or SIGTERM (``stopped_by`` says which)
+        or ``max_steps`` steps, with a checkpoint saved. Raises TrainingDiverged on a non-finite
+        loss, validation loss or parameter (no checkpoint is written then; the last good one is
+        named), and RunFolderError before the first step when the run folder is not writable.
         """
-        handler_installed = False
-        if hasattr(signal, "SIGINT") and _in_main_thread():
-            previous = signal.signal(signal.SIGINT, self._on_sigint)
-            handler_installed = True
+        if self.out_dir:
+            check_writable(self.out_dir)
+        previous = {}
+        if _in_main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, self._on_signal)
         try:
             return self._fit(epochs, max_steps)
         finally:
-            if handler_installed:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _fit(self, epochs, max_steps):
         model = self.model
@@ -200,6 +248,8 @@ class Trainer:
                     self.first_step_done_at = time.time()
                 self.batch += 1
                 steps += 1
+                if self.checkpoint_every and (self.epoch * n_batches + self.batch) % self.checkpoint_every == 0:
+                    self.save()
                 r = self._running
                 r["time"] = time.perf_counter() - t0
                 self.progress.update(
@@ -223,10 +273,9 @@ class Trainer:
         logits = self.model.forward(x)
         loss = self.loss.forward(logits, y)
         if not math.isfinite(loss):
-            where = f" (last good checkpoint: {self.checkpoint_path})" if self.checkpoint_path else ""
             raise TrainingDiverged(
                 f"loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "
-                f"training stopped{where}. Try a lower learning rate."
+                f"training stopped{self._last_good()}. Try a lower learning rate."
             )
         self.model.backward(self.loss.backward())
         self.optimizer.step()
@@ -251,6 +300,11 @@ class Trainer:
             ev = evaluate(self.model, self.val_loader, self.loss, self.num_classes)
             row.update(val_loss=ev["loss"], val_acc=ev["top1"], val_top5=ev["top5"])
             self.last_confusion = ev["confusion"]
+            if not math.isfinite(ev["loss"]):
+                raise TrainingDiverged(
+                    f"validation loss became {ev['loss']} after epoch {self.epoch + 1}; training stopped "
+                    f"without writing a checkpoint{self._last_good()}. Try a lower learning rate."
+                )
         self.history.append(row)
         text = (
             f"epoch {row['epoch']}/{epochs} loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% "
@@ -264,10 +318,25 @@ class Trainer:
         self.epoch, self.batch = self.epoch + 1, 0
         self._running = _fresh_running()
         if self.out_dir:
-            os.makedirs(self.out_dir, exist_ok=True)
-            with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
-                f.write(json.dumps(row) + "\n")
+            # Checkpoint first: a kill between the two leaves a log that a resume rewrites from
+            # the checkpoint's history, never a row the checkpoint does not have.
             self.save()
+            with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
+                f.write(_json_row(row) + "\n")
+
+
+def _json_row(row):
+    """Strict JSON (no bare NaN/Infinity, which strict parsers reject): non-finite floats -> null."""
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+    return json.dumps(clean, allow_nan=False)
+
+
+def _write_log(path, history):
+    """Write ``history`` as log.jsonl atomically (a temporary file renamed into place)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.writelines(_json_row(row) + "\n" for row in history)
+    os.replace(tmp, path)
 
 
 def _fresh_running():

@@ -71,6 +71,7 @@ def test_errors_have_meaningful_exit_codes(tmp_path):
     r = run("train", "lenet7", "--dataset", "synthetic")
     assert r.exit_code == 2 and "unknown model" in r.output
     # No MNIST anywhere, and a mirror that refuses connections: exit 3 with the how-to-get-it message.
+    (tmp_path / "empty").mkdir()
     r = run(
         "train",
         "lenet5",

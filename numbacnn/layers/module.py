@@ -234,6 +234,8 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected keys: {', '.join(unexpected)}")
             raise KeyError("load_state_dict: " + "; ".join(parts))
+        # Check every key before copying any: a bad key must leave the model as it was.
+        copies = []
         for name, (kind, target) in own.items():
             if name not in state:
                 continue
@@ -251,6 +253,8 @@ class Module:
                 raise TypeError(f"load_state_dict: key '{name}' holds {value.dtype}, not numbers")
             # Copy into the existing memory: parameters may be views of an optimizer's flat storage.
             dest = target.data if kind == "param" else target[0]._buffers[target[1]]
+            copies.append((dest, value))
+        for dest, value in copies:
             if isinstance(dest, np.ndarray):  # CPU arrays, and host-side counters on any device
                 dest[...] = value.astype(dest.dtype)
             else:
