@@ -17,6 +17,8 @@ import numpy as np
 from .errors import CheckpointError
 
 FORMAT_VERSION = 1
+# The per-epoch sums a mid-epoch checkpoint carries (train.Trainer keeps them).
+RUNNING_KEYS = ("loss", "correct", "seen", "time")
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
 
@@ -98,3 +100,10 @@ def _check_meta(path, meta):
             raise CheckpointError(f"{path}: checkpoint '{key}' is {value!r}, not a count >= 0")
     if not isinstance(meta.get("history", []), list) or not isinstance(meta.get("running", {}), dict):
         raise CheckpointError(f"{path}: checkpoint history or running totals are malformed")
+    running = meta.get("running")
+    if running is not None:
+        bad = [
+            k for k in RUNNING_KEYS if isinstance(running.get(k), bool) or not isinstance(running.get(k), (int, float))
+        ]
+        if bad:
+            raise CheckpointError(f"{path}: checkpoint running totals lack {', '.join(bad)}")

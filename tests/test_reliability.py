@@ -215,6 +215,7 @@ GOOD_CONFIG = dict(resolve_config("lenet5", dataset="synthetic"))
         ({"format": 1, "config": dict(GOOD_CONFIG, dataset="imagenet")}, None, "unknown data set"),
         ({"format": 1, "config": {"model": "lenet5", "dataset": "synthetic"}}, None, "lacks"),
         ({"format": 1, "config": GOOD_CONFIG, "epoch": -1}, None, "'epoch' is -1"),
+        ({"format": 1, "config": GOOD_CONFIG, "running": {"loss": 0.0}}, None, "lack correct, seen, time"),
         ({"format": 1, "config": GOOD_CONFIG}, {"model/x": np.array(["a"])}, "not numbers"),
     ],
 )
