@@ -1,270 +1,210 @@
-"""numbacnn against references, interleaved in one process: a NumPy im2col engine, and PyTorch
-when it is installed (``pip install torch==2.13.0``; optional). Writes a markdown table.
+"""numbacnn against PyTorch (and a NumPy im2col reference), each engine in its own fresh process.
 
-    python benchmarks/compare.py [--rounds 5] [--out benchmarks/RESULTS.md]
+    python benchmarks/compare.py [--alternations 3] [--seconds 1] [--only NAME ...] [--out FILE]
 
-Machines here are noisy (+-30% between runs), so every comparison is a ratio measured in the same
-run: each round times every engine once, in turn, and the table reports medians over rounds.
+Why separate processes: settings an engine makes for itself (numbacnn sets OMP_WAIT_POLICY=PASSIVE
+and OPENBLAS_THREAD_TIMEOUT when it is imported; PyTorch loads its own OpenMP) must not touch the
+other's figures. Every measurement is a fresh ``python compare.py --worker ENGINE WORKLOAD``
+process that imports only its engine, warms up (the JIT compile time is reported apart), then
+times rounds of about ``--seconds`` each and reports the median time per call.
+
+The engines alternate (numbacnn, PyTorch, PyTorch, ... in a rotating order) ``--alternations``
+times per workload, and the table gives the median over alternations. PyTorch runs twice: with its
+defaults, and with the allocator setting its tuning guide recommends
+(``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` so glibc keeps freed memory); numbacnn
+and the NumPy reference run with that same allocator setting. The ratio is against the faster
+PyTorch. Machines here are noisy (+-30% between runs): compare ratios within one run.
 """
 
 import argparse
+import json
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import time
 
-import numpy as np
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import engines  # noqa: E402  (stdlib only at import time)
 
-# numbacnn first: it sets the thread settings OpenBLAS and OpenMP read when they load (see
-# numbacnn/__init__.py), as the numbacnn command does.
-import numbacnn as nc  # noqa: I001
-from numbacnn import bench
-
-try:
-    import torch
-except ImportError:  # PyTorch is an optional reference
-    torch = None
-
-
-# ------------------------------------------------------------------ workloads, one closure per engine
-# Each takes the device to run on ("cpu", or "cuda" for benchmarks/gpu_compare.py); the data
-# starts on that device.
-def numbacnn_train(name, batch, shape, device="cpu"):
-    device = nc.get_device(device)
-    model = nc.models.create(name, shape[0], 10, shape[1]).to(device)
-    model.first_layer().input_grad = False
-    opt = nc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    crit = nc.losses.CrossEntropyLoss()
-    rng = np.random.default_rng(0)
-    x = device.asarray(rng.standard_normal((batch,) + shape).astype(np.float32))
-    y = rng.integers(0, 10, batch)
-
-    def step():
-        opt.zero_grad()
-        # The per-sample losses stay where they are: a GPU step need not wait for a host copy.
-        crit.forward(model.forward(x), y, return_device_loss=True)
-        model.backward(crit.backward())
-        opt.step()
-
-    return step
+# glibc keeps freed memory instead of returning it at every free (PyTorch's CPU tuning guide).
+ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+# (column, engine, extra environment)
+VARIANTS = [
+    ("numbacnn", "numbacnn", ALLOCATOR),
+    ("PyTorch default", "torch", {}),
+    ("PyTorch + allocator", "torch", ALLOCATOR),
+    ("NumPy ref", "numpy", ALLOCATOR),
+]
 
 
-def numbacnn_infer(name, batch, shape, device="cpu"):
-    device = nc.get_device(device)
-    model = nc.models.create(name, shape[0], 10, shape[1]).to(device).eval()
-    x = device.asarray(np.random.default_rng(0).standard_normal((batch,) + shape).astype(np.float32))
-    return lambda: model.forward(x)
-
-
-def torch_model(name, shape):
-    nn = torch.nn
-    if name == "lenet5":
-        return nn.Sequential(
-            nn.Conv2d(shape[0], 6, 5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(400, 120),
-            nn.ReLU(),
-            nn.Linear(120, 84),
-            nn.ReLU(),
-            nn.Linear(84, 10),
-        )
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-            self.short = (
-                nn.Identity()
-                if stride == 1 and cin == cout
-                else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            )
-
-        def forward(self, x):
-            h = torch.relu(self.b1(self.c1(x)))
-            return torch.relu(self.b2(self.c2(h)) + self.short(x))
-
-    depth = int(name[len("resnet") :])
-    n, layers, c = (depth - 2) // 6, [], 16
-    for mult, stride in ((1, 1), (2, 2), (4, 2)):
-        for i in range(n):
-            layers.append(Block(c, 16 * mult, stride if i == 0 else 1))
-            c = 16 * mult
-    return nn.Sequential(
-        nn.Conv2d(shape[0], 16, 3, 1, 1, bias=False),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        *layers,
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(c, 10),
-    )
-
-
-def torch_train(name, batch, shape, device="cpu"):
-    model = torch_model(name, shape).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    crit = torch.nn.CrossEntropyLoss()
-    x = torch.randn((batch,) + shape, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
-
-    def step():
-        opt.zero_grad()
-        crit(model(x), y).backward()
-        opt.step()
-
-    return step
-
-
-def torch_infer(name, batch, shape, device="cpu"):
-    model = torch_model(name, shape).to(device).eval()
-    x = torch.randn((batch,) + shape, device=device)
-
-    def run():
-        with torch.no_grad():
-            model(x)
-
-    return run
-
-
-def numpy_conv(n, c, hw, k):
-    """The NumPy reference: im2col by stride tricks + one matmul per direction, float32."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
-    w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
-    dy = rng.standard_normal((n, k, hw, hw)).astype(np.float32)
-
-    def step():
-        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-        win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))  # n c h w 3 3
-        cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * 9, -1)
-        y = w.reshape(k, -1) @ cols
-        d = dy.transpose(1, 0, 2, 3).reshape(k, -1)
-        d @ cols.T  # dW
-        w.reshape(k, -1).T @ d  # dcols (col2im not counted: the reference is generous)
-        return y
-
-    return step
-
-
-def numbacnn_conv(n, c, hw, k):
-    conv = nc.layers.Conv2d(c, k, 3, padding=1)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
-    dy = rng.standard_normal((n, k, hw, hw)).astype(np.float32)
-    return lambda: (conv.forward(x), conv.backward(dy))
-
-
-def torch_conv(n, c, hw, k):
-    conv = torch.nn.Conv2d(c, k, 3, padding=1)
-    x = torch.randn(n, c, hw, hw, requires_grad=True)
-    dy = torch.randn(n, k, hw, hw)
-
-    def step():
-        conv.zero_grad()
-        conv(x).backward(dy)
-
-    return step
-
-
-# ------------------------------------------------------------------ the interleaved runner
-def interleaved(engines, rounds, inner, syncs=None, warmups=1):
-    """{engine: median seconds per call}; each round runs every engine ``inner`` times, in turn.
-
-    ``syncs`` maps an engine to the call that waits for its queued device work (a GPU): it runs
-    before and after each timed stretch. ``warmups`` untimed calls first (JIT compile, autotune).
-    """
-    syncs = syncs or {}
-    times = {name: [] for name in engines}
-    for fn in engines.values():
-        for _ in range(warmups):
-            fn()
+# ------------------------------------------------------------------ the worker (one engine, one workload)
+def worker(engine, name, device, seconds, rounds):
+    """Time ``engine`` on workload ``name`` in this process; print one JSON line."""
+    if engine == "peak":
+        return _peak_worker(rounds)
+    started = time.perf_counter()
+    built = engines.build(engine, name, device)
+    if built is None:
+        print(json.dumps({"skipped": True}))
+        return
+    step, sync = built
+    step()  # first call: JIT compile (numbacnn), allocator warm-up (PyTorch)
+    sync()
+    compile_s = time.perf_counter() - started
+    calls, t = 0, time.perf_counter()
+    while calls < 2 or time.perf_counter() - t < seconds / 4:  # calibrate the calls per round
+        step()
+        sync()
+        calls += 1
+    per_round = max(1, int(calls / max(time.perf_counter() - t, 1e-9) * seconds))
+    per_call = []
     for _ in range(rounds):
-        for name, fn in engines.items():
-            sync = syncs.get(name, lambda: None)
-            sync()
-            t = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            sync()
-            times[name].append((time.perf_counter() - t) / inner)
-    return {name: float(np.median(v)) for name, v in times.items()}
+        t = time.perf_counter()
+        for _ in range(per_round):
+            step()
+        sync()
+        per_call.append((time.perf_counter() - t) / per_round)
+    print(json.dumps({"seconds_per_call": statistics.median(per_call), "rounds": per_call,
+                      "calls_per_round": per_round, "first_call_s": compile_s, "facts": _facts(engine)}))  # fmt: skip
 
 
-def main():
+def _peak_worker(rounds):
+    import numbacnn  # noqa: F401  (its OpenBLAS settings, as in the numbacnn worker)
+    from numbacnn import bench
+
+    print(json.dumps({"gflops": bench.sgemm_peak(repeats=rounds)["gflops"]}))
+
+
+def _facts(engine):
+    if engine == "torch":
+        import torch
+
+        return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    if engine == "numbacnn":
+        import numba
+
+        import numbacnn
+
+        return {"numbacnn": numbacnn.__version__, "numba": numba.__version__, "threads": numba.config.NUMBA_NUM_THREADS}
+    import numpy
+
+    return {"numpy": numpy.__version__}
+
+
+# ------------------------------------------------------------------ the orchestrator
+def measure(engine, name, device, seconds, rounds, extra_env, timeout=900):
+    """Run one worker process; its JSON result, or {"error": ...}."""
+    env = dict(os.environ, **extra_env)
+    cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--worker", engine, name, "--device", device,
+           "--seconds", str(seconds), "--rounds", str(rounds)]  # fmt: skip
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def torch_installed():
+    done = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
+    return done.returncode == 0
+
+
+def run_table(names, device, alternations, seconds, rounds, variants):
+    """{workload: {column: [seconds per call, one per alternation]}}, printing progress."""
+    results = {}
+    for name in names:
+        present = [v for v in variants if not (v[1] == "numpy" and engines.WORKLOADS[name][0] != "conv")]
+        results[name] = {column: [] for column, _, _ in present}
+        for alt in range(alternations):
+            order = present[alt % len(present) :] + present[: alt % len(present)]
+            for column, engine, extra in order:
+                r = measure(engine, name, device, seconds, rounds, extra)
+                if "seconds_per_call" in r:
+                    results[name][column].append(r["seconds_per_call"])
+                    results[name].setdefault("_facts", {})[column] = r["facts"]
+                else:
+                    print(f"  {name} {column}: {r.get('error', 'skipped')}", file=sys.stderr, flush=True)
+        print(f"  {name}: " + ", ".join(f"{c} {_rate(name, v):.1f}" for c, v in results[name].items() if c[0] != "_"
+                                        and v), file=sys.stderr, flush=True)  # fmt: skip
+    return results
+
+
+def _rate(name, times):
+    """Throughput from the median time per call: images/s, or GFLOP/s for conv rows."""
+    per_call = statistics.median(times)
+    items = engines.items_per_call(name)
+    return items / per_call if items else engines.conv_flops(name) / per_call / 1e9
+
+
+def format_table(results, columns, peak=None):
+    lines = ["| workload | " + " | ".join(columns) + " | numbacnn / best PyTorch |",
+             "|---|" + "---|" * (len(columns) + 1)]  # fmt: skip
+    for name, by_column in results.items():
+        unit = "img/s" if engines.items_per_call(name) else "GFLOP/s"
+        cells, rates = [], {}
+        for column in columns:
+            times = by_column.get(column) or []
+            if times:
+                rates[column] = _rate(name, times)
+                cells.append(f"{rates[column]:,.0f} {unit}" if unit == "img/s" else f"{rates[column]:.1f} {unit}")
+            else:
+                cells.append("-")
+        torch_rates = [v for c, v in rates.items() if c.startswith("PyTorch")]
+        ratio = f"{rates['numbacnn'] / max(torch_rates):.2f}x" if torch_rates and "numbacnn" in rates else "-"
+        row_label = engines.label(name)
+        if unit == "GFLOP/s" and peak and "numbacnn" in rates:
+            row_label += f" (numbacnn {100 * rates['numbacnn'] / peak:.0f}% of sgemm peak {peak:.0f})"
+        lines.append(f"| {row_label} | " + " | ".join(cells) + f" | {ratio} |")
+    return lines
+
+
+def main(argv=None, default_out=os.path.join(HERE, "RESULTS.md"), device="cpu"):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "RESULTS.md"))
-    parser.add_argument("--skip-resnet", action="store_true", help="leave out ResNet-20 (slowest row)")
-    args = parser.parse_args()
-    import numba
-
-    if torch is not None:
-        torch.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    parser.add_argument("--alternations", type=int, default=3, help="times each engine runs per workload")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one timed round")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per process (median)")
+    parser.add_argument("--only", nargs="*", choices=sorted(engines.WORKLOADS), help="workloads to run")
+    parser.add_argument("--device", default=device, choices=["cpu", "cuda"])
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "WORKLOAD"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args.worker[0], args.worker[1], args.device, args.seconds, args.rounds)
+    variants = [v for v in VARIANTS if args.device == "cpu" or v[1] != "numpy"]
+    if not torch_installed():
+        print("PyTorch is not installed (pip install torch==2.13.0): numbacnn only", file=sys.stderr)
+        variants = [v for v in variants if v[1] != "torch"]
+    names = args.only or list(engines.WORKLOADS)
+    started = time.strftime("%Y-%m-%d %H:%M")
+    peak = measure("peak", "-", args.device, args.seconds, 5, ALLOCATOR).get("gflops") if args.device == "cpu" else None
+    results = run_table(names, args.device, args.alternations, args.seconds, args.rounds, variants)
+    facts = {}
+    for by_column in results.values():
+        facts.update(by_column.pop("_facts", {}))
+    columns = [c for c, _, _ in variants]
     lines = [
-        f"# numbacnn vs references ({time.strftime('%Y-%m-%d')})",
+        f"# numbacnn vs PyTorch, separate processes ({started})",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads: "
-        f"numba {numba.config.NUMBA_NUM_THREADS}"
-        + (f", torch {torch.get_num_threads()}" if torch else "")
-        + f" (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-        f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')})"
-        + f". Versions: numbacnn {nc.__version__}, numpy {np.__version__}, numba {numba.__version__}"
-        + (f", torch {torch.__version__}" if torch else " (PyTorch not installed)")
-        + f". Medians of {args.rounds} interleaved rounds; ratios are within this run.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores; device {args.device}. Each figure is "
+        f"the median over {args.alternations} alternating fresh processes per engine, each the median "
+        f"of {args.rounds} rounds of ~{args.seconds:g} s after a warm-up. Engines: "
+        + "; ".join(f"{c}: {json.dumps(f)}" for c, f in facts.items())
+        + ". Allocator setting: " + " ".join(f"{k}={v}" for k, v in ALLOCATOR.items())
+        + ". Command: `python benchmarks/compare.py"
+        + (f" --device {args.device}" if args.device != "cpu" else "")
+        + f" --alternations {args.alternations}`.",
         "",
-        "| workload | numbacnn | NumPy ref | PyTorch | numbacnn / PyTorch |",
-        "|---|---|---|---|---|",
-    ]
-
-    def row(label, unit, ours, numpy_value=None, torch_value=None, higher_is_better=True):
-        ratio = ""
-        if torch_value:
-            ratio = f"{(ours / torch_value) if higher_is_better else (torch_value / ours):.2f}x"
-        fmt = (lambda v: f"{v:,.0f} {unit}") if unit == "img/s" else (lambda v: f"{v:.1f} {unit}")
-        lines.append(
-            f"| {label} | {fmt(ours)} | {fmt(numpy_value) if numpy_value else '-'} | "
-            f"{fmt(torch_value) if torch_value else '-'} | {ratio} |"
-        )
-        print(lines[-1], flush=True)
-
+        *format_table(results, columns, peak),
+    ]  # fmt: skip
     print("\n".join(lines))
-    peak = bench.sgemm_peak(repeats=args.rounds)["gflops"]
-    for n, c, hw, k in [(64, 32, 16, 32), (64, 64, 8, 64), (64, 16, 32, 16)]:
-        engines = {"ours": numbacnn_conv(n, c, hw, k), "numpy": numpy_conv(n, c, hw, k)}
-        if torch:
-            engines["torch"] = torch_conv(n, c, hw, k)
-        t = interleaved(engines, args.rounds, 3)
-        flops = 3 * 2 * n * k * hw * hw * c * 9
-        g = {name: flops / v / 1e9 for name, v in t.items()}
-        row(
-            f"conv2d fwd+bwd N={n} C={c} {hw}x{hw} K={k} 3x3 (sgemm peak {peak:.0f}; ours "
-            f"{100 * g['ours'] / peak:.0f}% of it)",
-            "GFLOP/s",
-            g["ours"],
-            g["numpy"],
-            g.get("torch"),
-        )
-    workloads = [
-        ("LeNet-5 training", "lenet5", 64, (1, 28, 28), numbacnn_train, torch_train, 10),
-        ("LeNet-5 training", "lenet5", 256, (1, 28, 28), numbacnn_train, torch_train, 3),
-        ("LeNet-5 inference", "lenet5", 256, (1, 28, 28), numbacnn_infer, torch_infer, 5),
-    ]
-    if not args.skip_resnet:
-        workloads.append(("ResNet-20 training", "resnet20", 128, (3, 32, 32), numbacnn_train, torch_train, 1))
-    for label, name, batch, shape, ours_fn, torch_fn, inner in workloads:
-        engines = {"ours": ours_fn(name, batch, shape)}
-        if torch:
-            engines["torch"] = torch_fn(name, batch, shape)
-        t = interleaved(engines, args.rounds, inner)
-        row(f"{label}, batch {batch}", "img/s", batch / t["ours"], torch_value=batch / t["torch"] if torch else None)
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"written to {args.out}")
+    print(f"written to {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
