@@ -10,6 +10,11 @@ import os
 # numba's OpenMP threads spin after each parallel region and steal the cores from the OpenBLAS
 # threads that run the GEMMs next; passive waiting gives them back. Set before numba loads OpenMP.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Fully passive waiting makes every parallel region pay for waking its threads from sleep, which
+# at LeNet sizes costs more than the work inside it; a short spin (libgomp counts it in loop
+# iterations, and it overrides the passive policy) catches the next region of a training step
+# while still handing the cores to OpenBLAS during a GEMM (benchmarks/NOTES.md, entry 15).
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 # The other half of the same fight: OpenBLAS's worker threads spin for a long while after each
 # GEMM and slow the numba loops that follow (im2col, col2im); 2^4 cycles makes them sleep at once
 # (benchmarks/NOTES.md, entry 5). OpenBLAS reads this when numpy first loads: it takes effect

@@ -129,3 +129,18 @@ def test_manual_seed_refuses_negative_and_non_integer_seeds():
     for bad in (-1, 1.5, "3", True):
         with pytest.raises(ValueError, match="seed must be an integer >= 0"):
             nc.manual_seed(bad)
+
+
+def test_models_skip_the_input_gradient_unless_asked(rng):
+    """As PyTorch (no requires_grad on the images): training never pays for dL/dx of the input."""
+    from helpers import gradient_check
+
+    for model in (nc.models.lenet5(), nc.models.resnet(8, 1, 10)):
+        x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+        y = model.forward(x)
+        assert model.backward(np.ones_like(y)) is None
+        model.requires_input_grad()
+        model.forward(x)
+        assert model.backward(np.ones_like(y)).shape == x.shape
+    lenet = nc.models.lenet5().requires_input_grad()
+    assert gradient_check(lenet, rng.standard_normal((1, 1, 28, 28)), max_checks=12) >= 12

@@ -86,6 +86,16 @@ class Module:
         """The first leaf layer data flows through (for containers: their first child's)."""
         return self
 
+    def requires_input_grad(self, enabled: bool = True) -> Module:
+        """Whether ``backward`` computes the gradient w.r.t. the input (returns self).
+
+        Layers compute it by default; the models of ``numbacnn.models`` do not (as PyTorch, where
+        an input without ``requires_grad`` gets none): for a first convolution it costs a GEMM and
+        col2im that training never uses. Saliency maps and adversarial examples ask for it.
+        """
+        self.first_layer().input_grad = bool(enabled)
+        return self
+
     def named_modules(self, prefix=""):
         yield prefix, self
         for name, child in self._modules.items():

@@ -13,7 +13,7 @@ def lenet5(in_channels=1, num_classes=10, input_size=28):
     side = conv2d_output_size(side, 5, 1, 0) // 2
     if side < 1:
         raise ValueError(f"lenet5: input_size {input_size} is too small (needs >= 12)")
-    return Sequential(
+    model = Sequential(
         Conv2d(in_channels, 6, 5, padding=2),
         ReLU(),
         MaxPool2d(2),
@@ -27,3 +27,5 @@ def lenet5(in_channels=1, num_classes=10, input_size=28):
         ReLU(),
         Linear(84, num_classes),
     )
+    # No gradient w.r.t. the images unless asked for (model.requires_input_grad()).
+    return model.requires_input_grad(False)

@@ -33,6 +33,8 @@ class ResNet(Module):
         for _, m in self.named_modules():
             if isinstance(m, Conv2d):
                 m.weight.data[...] = init.kaiming_normal(m.weight.shape, mode="fan_out")
+        # No gradient w.r.t. the images unless asked for (model.requires_input_grad()).
+        self.requires_input_grad(False)
 
     def _layers(self):
         return [
