@@ -26,7 +26,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+REPO = os.path.dirname(HERE)
+# Time the numbacnn of this checkout, whatever an installed copy elsewhere says.
+sys.path[:0] = [HERE, REPO]
 import engines  # noqa: E402  (stdlib only at import time)
 
 # glibc keeps freed memory instead of returning it at every free (PyTorch's CPU tuning guide).
@@ -98,6 +100,7 @@ def _facts(engine):
 def measure(engine, name, device, seconds, rounds, extra_env, timeout=900):
     """Run one worker process; its JSON result, or {"error": ...}."""
     env = dict(os.environ, **extra_env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     cmd = [sys.executable, os.path.join(HERE, "compare.py"), "--worker", engine, name, "--device", device,
            "--seconds", str(seconds), "--rounds", str(rounds)]  # fmt: skip
     try:
