@@ -23,6 +23,8 @@ import numpy as np
 
 from . import metrics
 from .checkpoint import save_checkpoint
+from .core_share import CoreShare
+from .device import CPU
 from .errors import CheckpointError, TrainingDiverged
 from .runs import check_writable
 
@@ -136,6 +138,9 @@ class Trainer:
         # The newest checkpoint known to hold finite weights (written by this run, or resumed from).
         self.last_good_checkpoint = None
         self.stopped_by = None  # "SIGINT" or "SIGTERM" when a signal stopped fit()
+        # Share the cores with other numbacnn trainings running at the same time (core_share.py).
+        self.share_cores = True
+        self._share = None
         self._running = _fresh_running()
         self._stop_requested = False
         self._upload = Uploader(model.device)
@@ -229,9 +234,14 @@ class Trainer:
         if _in_main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
+        # Concurrent CPU trainings share the cores instead of collapsing (core_share.py).
+        self._share = CoreShare() if self.share_cores and self.model.device == CPU else None
         try:
             return self._fit(epochs, max_steps)
         finally:
+            if self._share is not None:
+                self._share.close()
+                self._share = None
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -243,6 +253,8 @@ class Trainer:
             n_batches = len(self.train_loader)
             t0 = time.perf_counter() - self._running["time"]
             for x, y in self.train_loader.epoch(self.epoch, self.batch):
+                if self._share is not None:
+                    self._share.rebalance(force=steps == 0)
                 self._step(self._upload(x), y)
                 if self.first_step_done_at is None:
                     self.first_step_done_at = time.time()
