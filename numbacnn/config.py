@@ -12,6 +12,7 @@ from .errors import CheckpointError
 from .train import Trainer
 
 __all__ = [
+    "precompile",
     "CHANGEABLE_ON_RESUME",
     "check_checkpoint_config",
     "resume_config",
@@ -235,3 +236,23 @@ def usable_device(saved, requested=None):
     if saved == "cuda" and not cuda_available():
         return "cpu", "the checkpoint was trained on CUDA; no GPU here, so it runs on the CPU"
     return saved, None
+
+
+def precompile(model_name, input_shape=None):
+    """Compile (or load from the cache) every CPU kernel that training, evaluating and predicting
+    with ``model_name`` uses, on a tiny synthetic batch. Returns the seconds it took."""
+    import time
+
+    import numpy as np
+
+    from .layers import Softmax
+
+    started = time.perf_counter()
+    c, h, _ = input_shape or (1, 28, 28)  # the default data set's images
+    config = resolve_config(model_name, dataset="synthetic", synthetic_size=4, batch_size=2, epochs=1)
+    dataset = load_dataset("synthetic", train_size=4, test_size=2, channels=c, size=h, seed=0)
+    trainer = build_trainer(dict(config, augment=True), dataset, progress=False)
+    trainer.fit(1, max_steps=1)
+    x, _ = next(iter(test_loader(config, dataset, batch_size=2).epoch(0)))
+    Softmax()(trainer.model.eval().forward(np.ascontiguousarray(x)))
+    return time.perf_counter() - started

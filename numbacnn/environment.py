@@ -33,6 +33,11 @@ def facts() -> dict:
         "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""),
         "cuda_simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1",
     }
+    from .jit_cache import status
+
+    cache = status()
+    out["jit_cache"] = cache["path"]
+    out["jit_cache_warm"] = f"{cache['cached']} of {cache['functions']} kernels compiled for these sources"
     if out["cuda_simulator"]:
         out["cuda_devices"] = ["numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1: kernels run as Python)"]
     elif cuda_available():

@@ -91,3 +91,12 @@ def test_errors_have_meaningful_exit_codes(tmp_path):
 def test_help_has_examples():
     for cmd in ("train", "evaluate", "predict", "summary"):
         assert "Examples" in run(cmd, "--help").output
+
+
+def test_compile_fills_the_cache_and_info_reports_it():
+    r = run("compile", "lenet5")
+    assert r.exit_code == 0 and "lenet5: kernels ready" in r.output
+    info = json.loads(run("info", "--json").output)
+    done, total = (int(v) for v in info["jit_cache_warm"].split()[:3:2])
+    assert 0 < done <= total and info["jit_cache"]
+    assert run("compile", "vgg99").exit_code == 2

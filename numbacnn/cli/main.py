@@ -94,3 +94,30 @@ def info(as_json):
     else:
         for k, v in found.items():
             click.echo(f"{k:24s} {v}")
+
+
+@main.command(
+    "compile",
+    epilog="\b\nExamples:\n  numbacnn compile              # lenet5\n  numbacnn compile resnet20\n"
+    "  numbacnn compile --all        # every registered model",
+)
+@click.argument("models_to_compile", metavar="[MODEL]...", nargs=-1)
+@click.option("--all", "all_models", is_flag=True, help="Every registered model.")
+def compile_kernels(models_to_compile, all_models):
+    """Fill the JIT cache ahead of time, so the first training run starts at once.
+
+    The first run after installing (or upgrading) numbacnn compiles every kernel it uses, which
+    takes seconds; run this once after `pip install` (or in a Docker image build) to pay it then.
+    """
+    from .. import jit_cache, models
+    from ..config import precompile
+
+    names = list(models.REGISTRY) if all_models else list(models_to_compile or ["lenet5"])
+    for name in names:
+        try:
+            seconds = precompile(name)
+        except ValueError as e:
+            raise click.UsageError(str(e))
+        click.echo(f"{name}: kernels ready in {seconds:.1f} s")
+    state = jit_cache.status()
+    click.echo(f"JIT cache {state['path']}: {state['cached']} of {state['functions']} kernels compiled")
