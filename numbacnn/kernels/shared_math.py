@@ -31,3 +31,17 @@ def uniform_hash(seed, index):
     z = z ^ (z >> np.uint64(31))
     # The top 24 bits give a float that float32 represents exactly.
     return np.float64(z >> np.uint64(40)) * (1.0 / 16777216.0)
+
+
+def row_max_and_exp_sum(x, n):
+    """(m, sum_k exp(x[n, k] - m)) with m the maximum of row n of x (N, K): the two reductions of
+    a stable softmax (subtracting the maximum keeps exp from overflowing). A NaN in the row is
+    never the maximum by ">", so it reaches the sum through exp and the row's result is NaN."""
+    m = x[n, 0]
+    for k in range(1, x.shape[1]):
+        if x[n, k] > m:
+            m = x[n, k]
+    total = 0.0
+    for k in range(x.shape[1]):
+        total += math.exp(x[n, k] - m)
+    return m, total

@@ -7,10 +7,13 @@ from .module import Module
 
 
 class _Activation(Module):
-    """Subclasses call kernels in ``_fwd(out, x)`` and ``_bwd(dx, dy, x, y)``."""
+    """Subclasses call kernels in ``_fwd(out, x)`` and ``_bwd(dx, dy, x, y)``; ``input_ndim``
+    fixes the input rank where the op needs one."""
+
+    input_ndim = None
 
     def forward(self, x):
-        self._check_input(x)
+        self._check_input(x, ndim=self.input_ndim)
         out = self._work("out", x.shape)
         self._fwd(out, x)
         self._x, self._y = x, out
@@ -81,9 +84,11 @@ class Tanh(_Activation):
         self.device.ops.tanh_backward(dx, dy, y)
 
 
-class Softmax(Module):
+class Softmax(_Activation):
     """softmax over the classes of x (N, K), as PyTorch's ``Softmax(dim=1)``: probabilities from
     logits at inference. Train with ``CrossEntropyLoss`` on the logits instead (fused, stabler)."""
+
+    input_ndim = 2
 
     def __init__(self, dim=1):
         super().__init__()
@@ -91,19 +96,11 @@ class Softmax(Module):
             raise ValueError(f"Softmax: only dim=1 (the class axis of (N, K) logits) is supported, got {dim!r}")
         self.dim = 1
 
-    def forward(self, x):
-        self._check_input(x, ndim=2)
-        out = self._work("out", x.shape)
+    def _fwd(self, out, x):
         self.device.ops.softmax_forward(out, x)
-        self._x, self._y = x, out
-        return out
 
-    def backward(self, dy):
-        x = self._saved()
-        self._check_grad(dy, x.shape)
-        dx = self._work("dx", x.shape)
-        self.device.ops.softmax_backward(dx, dy, self._y)
-        return dx
+    def _bwd(self, dx, dy, x, y):
+        self.device.ops.softmax_backward(dx, dy, y)
 
     def flops(self, input_shape):
         return 3 * int(np.prod(input_shape))

@@ -8,19 +8,16 @@ import math
 
 from numba import njit, prange
 
+from .. import shared_math
+
+_row_max_and_exp_sum = njit(inline="always")(shared_math.row_max_and_exp_sum)
+
 
 @njit(parallel=True, cache=True)
 def _ce_forward(losses, probs, logits, targets, smoothing):
     n_batch, n_classes = logits.shape
     for n in prange(n_batch):
-        # Subtract the row maximum so exp never overflows: log-sum-exp trick.
-        m = logits[n, 0]
-        for k in range(1, n_classes):
-            if logits[n, k] > m:
-                m = logits[n, k]
-        total = 0.0
-        for k in range(n_classes):
-            total += math.exp(logits[n, k] - m)
+        m, total = _row_max_and_exp_sum(logits, n)
         log_total = math.log(total)
         mean_neg_logp = 0.0
         for k in range(n_classes):

@@ -8,20 +8,16 @@ import math
 
 from numba import njit, prange
 
+from .. import shared_math
+
+_row_max_and_exp_sum = njit(inline="always")(shared_math.row_max_and_exp_sum)
+
 
 @njit(parallel=True, cache=True)
 def _softmax_fwd(out, x):
     n_batch, n_classes = x.shape
     for n in prange(n_batch):
-        # Subtract the row maximum so exp never overflows; max(m, v) with v NaN keeps m, so take
-        # the maximum by ">" from x[n, 0] and let a NaN flow through exp below.
-        m = x[n, 0]
-        for k in range(1, n_classes):
-            if x[n, k] > m:
-                m = x[n, k]
-        total = 0.0
-        for k in range(n_classes):
-            total += math.exp(x[n, k] - m)
+        m, total = _row_max_and_exp_sum(x, n)
         for k in range(n_classes):
             out[n, k] = math.exp(x[n, k] - m) / total
 

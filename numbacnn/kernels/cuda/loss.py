@@ -9,22 +9,18 @@ import math
 
 from numba import cuda, float64
 
+from .. import shared_math
 from .launch import REDUCE_THREADS, flat, launch_1d, require_device
 from .reduce import block_sum
+
+_row_max_and_exp_sum = cuda.jit(device=True)(shared_math.row_max_and_exp_sum)
 
 
 @cuda.jit
 def _ce_forward(losses, probs, logits, targets, smoothing):
     n_batch, n_classes = logits.shape
     for n in range(cuda.grid(1), n_batch, cuda.gridsize(1)):
-        # Subtract the row maximum so exp never overflows: log-sum-exp trick.
-        m = logits[n, 0]
-        for k in range(1, n_classes):
-            if logits[n, k] > m:
-                m = logits[n, k]
-        total = 0.0
-        for k in range(n_classes):
-            total += math.exp(logits[n, k] - m)
+        m, total = _row_max_and_exp_sum(logits, n)
         log_total = math.log(total)
         mean_neg_logp = 0.0
         for k in range(n_classes):

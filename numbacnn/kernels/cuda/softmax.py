@@ -7,20 +7,17 @@ import math
 
 from numba import cuda
 
+from .. import shared_math
 from .launch import launch_1d, require_device
+
+_row_max_and_exp_sum = cuda.jit(device=True)(shared_math.row_max_and_exp_sum)
 
 
 @cuda.jit
 def _softmax_fwd(out, x):
     n_batch, n_classes = x.shape
     for n in range(cuda.grid(1), n_batch, cuda.gridsize(1)):
-        m = x[n, 0]
-        for k in range(1, n_classes):
-            if x[n, k] > m:
-                m = x[n, k]
-        total = 0.0
-        for k in range(n_classes):
-            total += math.exp(x[n, k] - m)
+        m, total = _row_max_and_exp_sum(x, n)
         for k in range(n_classes):
             out[n, k] = math.exp(x[n, k] - m) / total
 
