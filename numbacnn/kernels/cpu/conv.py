@@ -4,9 +4,11 @@ Shapes (G = groups, Cg = C/G, Kg = K/G, P = OH*OW, R = Cg*KH*KW):
     x (N, C, H, W), w (K, Cg, KH, KW), b (K,) or None, out (N, K, OH, OW)
     columns (G, R, N*P): row r = (c, i, j) of group g, column n*P + p
 
-Three paths, chosen per call from the shapes:
+Four paths, chosen per call from the shapes:
   * stride 1, few taps (<= 25, groups 1): direct loops over the padded planes (conv_direct.py),
     forward, and backward when no input gradient is wanted;
+  * groups 1, dilation 1: one thread pool over chunks of samples, pixel-major columns and a
+    single-threaded GEMM per chunk (conv_pool.py);
   * stride 1: im2col/col2im on "wide" columns over whole padded rows (conv_wide.py), where each
     copy is one long run;
   * otherwise: im2col/col2im row by row (below).
@@ -20,7 +22,7 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
-from . import conv_direct
+from . import conv_direct, conv_pool
 from .conv_wide import col2im_wide, im2col_wide, nchw_to_wide, wide_to_nchw
 
 # Stride-1 layers use the "wide" columns of conv_wide.py (whole padded rows: long copies instead
@@ -228,6 +230,9 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
         y_wide = scratch("conv.y", (n_batch, k_out, oh * wide), x.dtype)
         conv_direct.forward(out, y_wide, _padded_planes(x, padding), w, bias, has_bias, dilation[0], dilation[1])
         return
+    if conv_pool.usable(x, groups, dilation):
+        conv_pool.conv2d_forward(out, x, w, b, stride, padding)
+        return
     np_cols = n_batch * oh * (wide or ow)
     cols = _columns_for(x, w, stride, padding, dilation, oh, ow, wide)
     y = scratch("conv.y", (groups, k_out // groups, np_cols), x.dtype)
@@ -259,6 +264,9 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
             dilation[0],
             dilation[1],
         )
+        return
+    if conv_pool.usable(x, groups, dilation):
+        conv_pool.conv2d_backward(dx, dw, db, dy, x, w, stride, padding)
         return
     np_cols = n_batch * oh * (wide or ow)
     kg = k_out // groups
