@@ -70,3 +70,17 @@ def test_max_pool_routes_gradient_to_argmax():
 def test_padding_larger_than_half_kernel_is_rejected():
     with pytest.raises(ValueError, match="padding"):
         nc.layers.MaxPool2d(2, padding=2)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 2, 6, 4), (1, 1, 3, 3)])
+def test_max_pool_2x2_fast_path_on_odd_sizes(shape, rng):
+    """The 2x2 / stride-2 kernels (selects, one write per input) on sizes whose last row or column
+    lies in no window: reference forward, float64 gradients, zeros where no window reaches."""
+
+    x = rng.permutation(np.arange(np.prod(shape), dtype=np.float64)).reshape(shape) / 7  # no ties
+    layer = nc.layers.MaxPool2d(2).to(np.float64)
+    np.testing.assert_array_equal(layer(x), pool2d_ref(x, (2, 2), (2, 2), (0, 0), "max"))
+    assert gradient_check(layer, x) == x.size
+    dx = layer.backward(np.ones(layer(x).shape))
+    assert not dx[:, :, 2 * (shape[2] // 2) :, :].any() and not dx[:, :, :, 2 * (shape[3] // 2) :].any()
+    assert dx.sum() == np.prod(layer(x).shape)

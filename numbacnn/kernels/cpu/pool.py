@@ -11,7 +11,12 @@ from numba import njit, prange
 
 @njit(parallel=True, cache=True)
 def _max_fwd_2x2(out, indices, x):
-    """The common case (2x2 windows, stride 2, no padding) without per-tap bounds checks."""
+    """The common case (2x2 windows, stride 2, no padding) without per-tap bounds checks.
+
+    Written with selects (``&``/``|`` on booleans, conditional expressions) rather than branches,
+    so the loop over a row vectorises. As in the general kernel a NaN wins and then stays: a
+    candidate v replaces the best m when m is not NaN and (v > m or v is NaN).
+    """
     n_batch, channels, height, width = x.shape
     oh, ow = out.shape[2], out.shape[3]
     for plane in prange(n_batch * channels):
@@ -20,18 +25,53 @@ def _max_fwd_2x2(out, indices, x):
         for oy in range(oh):
             top = x[n, c, 2 * oy]
             bottom = x[n, c, 2 * oy + 1]
+            dst = out[n, c, oy]
+            where = indices[n, c, oy]
+            row0 = 2 * oy * width
             for ox in range(ow):
                 j = 2 * ox
-                best_val, best = top[j], j
-                # As in the general kernel: a NaN wins ("not <=") and then stays (NaN != NaN).
-                if best_val == best_val and not (top[j + 1] <= best_val):
-                    best_val, best = top[j + 1], j + 1
-                if best_val == best_val and not (bottom[j] <= best_val):
-                    best_val, best = bottom[j], width + j
-                if best_val == best_val and not (bottom[j + 1] <= best_val):
-                    best_val, best = bottom[j + 1], width + j + 1
-                out[n, c, oy, ox] = best_val
-                indices[n, c, oy, ox] = 2 * oy * width + best
+                a, b, cc, d = top[j], top[j + 1], bottom[j], bottom[j + 1]
+                take = (a == a) & ((b > a) | (b != b))
+                m = b if take else a
+                k = j + 1 if take else j
+                take = (m == m) & ((cc > m) | (cc != cc))
+                m = cc if take else m
+                k = width + j if take else k
+                take = (m == m) & ((d > m) | (d != d))
+                m = d if take else m
+                k = width + j + 1 if take else k
+                dst[ox] = m
+                where[ox] = row0 + k
+
+
+@njit(parallel=True, cache=True)
+def _max_bwd_2x2(dx, dy, indices, zero):
+    """dx for 2x2 windows of stride 2 without padding: each input lies in at most one window, so
+    every position is written once (the window's gradient at its argmax, 0 elsewhere)."""
+    n_batch, channels, height, width = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    for plane in prange(n_batch * channels):
+        n = plane // channels
+        c = plane % channels
+        for oy in range(oh):
+            top = dx[n, c, 2 * oy]
+            bottom = dx[n, c, 2 * oy + 1]
+            g = dy[n, c, oy]
+            where = indices[n, c, oy]
+            row0 = 2 * oy * width
+            for ox in range(ow):
+                k = where[ox] - row0 - 2 * ox  # 0, 1 (top row) or width, width + 1 (bottom row)
+                v = g[ox]
+                top[2 * ox] = v if k == 0 else zero
+                top[2 * ox + 1] = v if k == 1 else zero
+                bottom[2 * ox] = v if k == width else zero
+                bottom[2 * ox + 1] = v if k == width + 1 else zero
+        # Rows and columns past the last window (odd H or W) get no gradient.
+        for iy in range(2 * oh, height):
+            dx[n, c, iy, :] = zero
+        for iy in range(2 * oh):
+            for ix in range(2 * ow, width):
+                dx[n, c, iy, ix] = zero
 
 
 def maxpool2d_forward(out, indices, x, kernel, stride, padding):
@@ -93,7 +133,10 @@ def maxpool2d_backward(dx, dy, indices, kernel, stride, padding):
     The CPU scatters through ``indices`` one (n, c) plane per thread and needs no window
     geometry; the CUDA twin gathers per input element and uses kernel/stride/padding for that.
     """
-    _max_bwd(dx, dy, indices)
+    if kernel == (2, 2) and stride == (2, 2) and padding == (0, 0):
+        _max_bwd_2x2(dx, dy, indices, dx.dtype.type(0))
+    else:
+        _max_bwd(dx, dy, indices)
 
 
 @njit(parallel=True, cache=True)
