@@ -12,7 +12,6 @@ life of the process, so a killed run never counts), and every few seconds gives 
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import tempfile
@@ -51,34 +50,13 @@ def live_runs(folder: str | None = None) -> int:
     return count
 
 
-_blas_setter = None
-
-
 def set_blas_threads(n: int) -> bool:
     """Set the thread count of the OpenBLAS numpy uses; False where none is found."""
-    global _blas_setter
-    if _blas_setter is None:
-        _blas_setter = False
-        try:
-            with open("/proc/self/maps") as f:
-                paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
-        except OSError:
-            paths = []
-        for path in paths:
-            lib = ctypes.CDLL(path)
-            for symbol in (
-                "scipy_openblas_set_num_threads64_",
-                "openblas_set_num_threads64_",
-                "openblas_set_num_threads",
-            ):
-                if hasattr(lib, symbol):
-                    _blas_setter = getattr(lib, symbol)
-                    break
-            if _blas_setter:
-                break
-    if not _blas_setter:
+    from .kernels.cpu import blas
+
+    if not blas.available():
         return False
-    _blas_setter(int(n))
+    blas.set_threads(n)
     return True
 
 
