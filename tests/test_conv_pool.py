@@ -50,3 +50,19 @@ def test_openblas_threads_are_restored_and_the_path_is_taken(monkeypatch):
     monkeypatch.setattr(conv_pool, "forward", lambda *a: calls.append(blas.get_threads()) or real(*a))
     _run(CASES[0], True, np.float32)
     assert calls == [1] and blas.get_threads() == before
+
+
+@pytest.mark.skipif(not blas.available(), reason="numpy's OpenBLAS (64-bit interface) not found")
+def test_results_do_not_depend_on_the_thread_count():
+    """Exact resume holds even when another training makes this one drop to fewer threads."""
+    import numba
+
+    results = []
+    for threads in (numba.config.NUMBA_NUM_THREADS, 1):
+        numba.set_num_threads(threads)
+        try:
+            results.append(_run(CASES[3], True, np.float32))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for a, b in zip(results[0][:2] + tuple(results[0][2]), results[1][:2] + tuple(results[1][2])):
+        np.testing.assert_array_equal(a, b)

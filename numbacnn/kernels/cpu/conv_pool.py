@@ -7,7 +7,8 @@ OpenBLAS starts no threads of its own. Pixel-major puts the thin output-channel 
 OpenBLAS's kernels are fast (``../shared/perf-facts.md``; benchmarks/NOTES.md, entry 23).
 
 Shapes: x (N, C, H, W); w (K, C, KH, KW) viewed as w_kr (K, R), R = KH*KW*C in (i, j, c) order;
-per thread t: xbuf[t] (S, Hp, Wp, C), cols[t] (S*P, R), ybuf[t] (S*P, K), P = OH*OW, S samples.
+per thread t: xbuf[t] (S, Hp, Wp, C), cols[t] (S*P, R), ybuf[t] (S*P, K), P = OH*OW, S samples;
+per chunk: the dW and db partials, summed in chunk order (bitwise the same for any thread count).
 Column-major GEMMs (Fortran): forward Y (K x SP) = W_kr^T' cols; dW (R x K) += cols' dY_pm;
 dcols (R x SP) = W_kr' dY_pm'.
 """
@@ -89,7 +90,8 @@ def backward(
     dx, dw_part, db_part, has_dx, has_db, dy, x, w_kr, sh, sw, ph, pw, kh, kw, chunk, xbuf, cols, dybuf, dcols, args,
     gemm,
 ):  # fmt: skip
-    """Per-thread partial dW (T, K, R) and db (T, K) (overwritten), and dx (N, C, H, W) if has_dx."""
+    """Per-chunk partial dW (chunks, K, R) and db (chunks, K) (overwritten; summed in chunk order by
+    ``add_partials``, so the result does not depend on the thread count), and dx if has_dx."""
     n_batch, channels, height, width = x.shape
     k_out, r = w_kr.shape
     oh, ow = dy.shape[2], dy.shape[3]
@@ -97,8 +99,6 @@ def backward(
     threads = xbuf.shape[0]
     n_chunks = (n_batch + chunk - 1) // chunk
     for t in prange(threads):
-        dw_part[t, :, :] = 0
-        db_part[t, :] = 0
         for ci in range(t, n_chunks, threads):
             n0 = ci * chunk
             count = min(chunk, n_batch - n0)
@@ -107,6 +107,7 @@ def backward(
             col = cols[t]
             _columns(col, xp, count, kh, kw, sh, sw, oh, ow)
             d = dybuf[t]
+            db_part[ci, :] = 0
             for s in range(count):
                 for k in range(k_out):
                     src = dy[n0 + s, k].reshape(p)
@@ -114,8 +115,8 @@ def backward(
                     for q in range(p):
                         d[s * p + q, k] = src[q]
                         acc += src[q]
-                    db_part[t, k] += acc
-            call_gemm(gemm, args[t], _N, _T, r, k_out, count * p, col, r, d, k_out, 1, dw_part[t], r)
+                    db_part[ci, k] += acc
+            call_gemm(gemm, args[t], _N, _T, r, k_out, count * p, col, r, d, k_out, 0, dw_part[ci], r)
             if has_dx:
                 dc = dcols[t]
                 call_gemm(gemm, args[t], _N, _N, r, count * p, k_out, w_kr, r, d, k_out, 0, dc, r)
@@ -152,7 +153,7 @@ def weights_to_kr(w_kr, w):
 
 @njit(cache=True)
 def add_partials(dw, db, has_db, dw_part, db_part):
-    """dw (K, C, KH, KW) += sum over threads of dw_part (T, K, R); db (K,) += sum of db_part (T, K)."""
+    """dw (K, C, KH, KW) += sum over chunks of dw_part (chunks, K, R); db (K,) += sum of db_part."""
     k_out, channels, kh, kw = dw.shape
     for k in range(k_out):
         for i in range(kh):
@@ -238,8 +239,9 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding):
     k_out = w.shape[0]
     dybuf = scratch("conv_pool.dy", (threads, chunk * p, k_out), x.dtype)
     dcols = scratch("conv_pool.dcols", (threads, chunk * p, r), x.dtype)
-    dw_part = scratch("conv_pool.dw", (threads, k_out, r), x.dtype)
-    db_part = scratch("conv_pool.db", (threads, k_out), x.dtype)
+    n_chunks = -(-x.shape[0] // chunk)
+    dw_part = scratch("conv_pool.dw", (n_chunks, k_out, r), x.dtype)
+    db_part = scratch("conv_pool.db", (n_chunks, k_out), x.dtype)
     has_dx, has_db = dx is not None, db is not None
     with _SingleThreadedBlas():
         backward(dx if has_dx else x, dw_part, db_part, has_dx, has_db, dy, x, w_kr, stride[0], stride[1],
