@@ -116,14 +116,12 @@ def status() -> dict:
     import importlib
     import pkgutil
 
-    from . import data, kernels
+    from . import kernels
 
     modules = [importlib.import_module("numbacnn.data.loader")]
-    for package in (kernels,):
-        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            if ".cuda" not in info.name:
-                modules.append(importlib.import_module(info.name))
-    del data
+    for info in pkgutil.walk_packages(kernels.__path__, kernels.__name__ + "."):
+        if ".cuda" not in info.name:  # CUDA kernels are not cached on disk
+            modules.append(importlib.import_module(info.name))
     total = warm = 0
     for module in modules:
         for value in vars(module).values():
