@@ -56,6 +56,37 @@ def _columns(col, xp, count, kh, kw, sh, sw, oh, ow):
                             dst[base + c] = src[c]
 
 
+@njit(inline="always")
+def _add_columns(xp, col, count, kh, kw, sh, sw, oh, ow):
+    """xp (S, Hp, Wp, C) += every pixel's column gradient col (S*P, R) at its patch: the inverse of
+    ``_columns`` (overlapping patches sum)."""
+    channels = xp.shape[3]
+    for s in range(count):
+        for oy in range(oh):
+            for ox in range(ow):
+                src = col[(s * oh + oy) * ow + ox]
+                for i in range(kh):
+                    dst_row = xp[s, oy * sh + i]
+                    for j in range(kw):
+                        dst = dst_row[ox * sw + j]
+                        base = (i * kw + j) * channels
+                        for c in range(channels):
+                            dst[c] += src[base + c]
+
+
+@njit(inline="always")
+def _store_chunk(dx, xp, n0, count, ph, pw):
+    """dx[n0 : n0 + count] (N, C, H, W) <- the interior of xp (S, Hp, Wp, C): the inverse of
+    ``_load_chunk``."""
+    channels, height, width = dx.shape[1], dx.shape[2], dx.shape[3]
+    for s in range(count):
+        for c in range(channels):
+            plane = dx[n0 + s, c]
+            for iy in range(height):
+                for ix in range(width):
+                    plane[iy, ix] = xp[s, iy + ph, ix + pw, c]
+
+
 @njit(parallel=True, cache=True)
 def forward(out, x, w_kr, b, has_bias, sh, sw, ph, pw, kh, kw, chunk, xbuf, cols, ybuf, args, gemm):
     """out (N, K, OH, OW) = conv(x, w) + b, w given as w_kr (K, R)."""
@@ -92,7 +123,7 @@ def backward(
 ):  # fmt: skip
     """Per-chunk partial dW (chunks, K, R) and db (chunks, K) (overwritten; summed in chunk order by
     ``add_partials``, so the result does not depend on the thread count), and dx if has_dx."""
-    n_batch, channels, height, width = x.shape
+    n_batch = x.shape[0]
     k_out, r = w_kr.shape
     oh, ow = dy.shape[2], dy.shape[3]
     p = oh * ow
@@ -121,23 +152,8 @@ def backward(
                 dc = dcols[t]
                 call_gemm(gemm, args[t], _N, _N, r, count * p, k_out, w_kr, r, d, k_out, 0, dc, r)
                 xp[:count] = 0  # becomes the padded NHWC gradient of this chunk
-                for s in range(count):
-                    for oy in range(oh):
-                        for ox in range(ow):
-                            src = dc[(s * oh + oy) * ow + ox]
-                            for i in range(kh):
-                                dst_row = xp[s, oy * sh + i]
-                                for j in range(kw):
-                                    dst = dst_row[ox * sw + j]
-                                    base = (i * kw + j) * channels
-                                    for c in range(channels):
-                                        dst[c] += src[base + c]
-                for s in range(count):
-                    for c in range(channels):
-                        plane = dx[n0 + s, c]
-                        for iy in range(height):
-                            for ix in range(width):
-                                plane[iy, ix] = xp[s, iy + ph, ix + pw, c]
+                _add_columns(xp, dc, count, kh, kw, sh, sw, oh, ow)
+                _store_chunk(dx, xp, n0, count, ph, pw)
 
 
 @njit(cache=True)
