@@ -111,3 +111,26 @@ def test_pytorch_weights_load_into_numbacnn(name, ours, theirs, rng):
     with torch.no_grad():
         want = reference(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.forward(x), want, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name,ours,theirs", CASES, ids=[c[0] for c in CASES])
+def test_safetensors_files_travel_both_ways(name, ours, theirs, rng, tmp_path):
+    st_torch = pytest.importorskip("safetensors.torch")
+    model = ours()
+    for _ in range(2):
+        model.forward(rng.standard_normal((8, 1, 28, 28)).astype(np.float32))
+    model.eval()
+    model.save(tmp_path / "ours.safetensors")
+    reference = theirs().eval()
+    reference.load_state_dict(st_torch.load_file(str(tmp_path / "ours.safetensors")), strict=True)
+    x = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)
+    with torch.no_grad():
+        want = reference(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.forward(x), want, rtol=1e-4, atol=1e-4)
+    # And back: a file PyTorch wrote loads into a fresh numbacnn model.
+    _perturb_batchnorm_stats(reference, 2)
+    st_torch.save_file(reference.state_dict(), str(tmp_path / "theirs.safetensors"))
+    back = ours().eval().load(tmp_path / "theirs.safetensors")
+    with torch.no_grad():
+        want = reference(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(back.forward(x), want, rtol=1e-4, atol=1e-4)

@@ -271,6 +271,36 @@ class Module:
                 self.device.ops.copy(dest, self.device.asarray(value.astype(dest.dtype)))
         return self
 
+    def save(self, path) -> str:
+        """Write the weights (``state_dict()``: PyTorch key names, the model's dtype) to ``path``.
+
+        ``.safetensors`` is the format (readable by ``safetensors.torch.load_file`` and then
+        ``torch.nn.Module.load_state_dict``); returns the path.
+        """
+        from ..weights import save_safetensors
+
+        if not str(path).endswith(".safetensors"):
+            raise ValueError(f"save: {path} should end in .safetensors (the weights format numbacnn writes)")
+        return save_safetensors(path, self.state_dict(), {"format": "pt", "producer": "numbacnn"})
+
+    def load(self, path, strict: bool = True) -> Module:
+        """Load weights from a ``.safetensors`` file (as :meth:`save` or PyTorch writes them) or a
+        numbacnn checkpoint (``.npz``); returns self. Missing, unexpected and mis-shaped keys are
+        reported as by :meth:`load_state_dict` (KeyError / ValueError, the path first)."""
+        from ..checkpoint import load_checkpoint
+        from ..weights import load_safetensors
+
+        if str(path).endswith(".safetensors"):
+            state, _ = load_safetensors(path)
+        elif str(path).endswith(".npz"):
+            state = load_checkpoint(path)[0]
+        else:
+            raise ValueError(f"load: {path} should be a .safetensors weights file or a .npz numbacnn checkpoint")
+        try:
+            return self.load_state_dict(state, strict=strict)
+        except (KeyError, ValueError, TypeError) as e:
+            raise type(e)(f"{path}: {e.args[0]}") from None
+
     def _named_buffer_owners(self):
         for mod_name, mod in self.named_modules():
             for name in mod._buffers:

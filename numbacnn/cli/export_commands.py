@@ -1,0 +1,46 @@
+"""``numbacnn export CKPT FILE``: a trained model's weights as safetensors, or the model as ONNX."""
+
+import click
+
+from .run_commands import EXIT_CHECKPOINT, EXIT_USAGE, _fail, _load_checkpoint, main
+
+EXPORT_EPILOG = """\b
+Examples:
+  numbacnn export runs/lenet5/checkpoint.npz lenet5.onnx          # needs: pip install 'numbacnn[onnx]'
+  numbacnn export runs/lenet5/checkpoint.npz lenet5.safetensors   # PyTorch key names
+
+The ONNX file computes the eval-mode model (BatchNorm with its running statistics) for inputs of
+shape (batch, C, H, W), any batch; ONNX Runtime runs it: onnxruntime.InferenceSession(FILE).
+"""
+
+
+@main.command(epilog=EXPORT_EPILOG)
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False))
+def export(checkpoint, file):
+    """Write the model of CHECKPOINT to FILE: .onnx (opset 17) or .safetensors (weights only)."""
+    from ..config import build_model, data_facts
+
+    if not file.endswith((".onnx", ".safetensors")):
+        _fail(f"{file}: the file name should end in .onnx or .safetensors", EXIT_USAGE)
+    model_state, _, _, meta = _load_checkpoint(checkpoint)
+    config = dict(meta["config"], device="cpu")
+    try:
+        facts = data_facts(config)
+        model = build_model(config, facts)
+        model.load_state_dict(model_state)
+    except (KeyError, ValueError, TypeError) as e:
+        _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
+    model.eval()
+    if file.endswith(".safetensors"):
+        model.save(file)
+        click.echo(f"wrote {file}: {len(model.state_dict())} tensors with PyTorch key names")
+        return
+    from .. import onnx as onnx_export
+
+    try:
+        onnx_export.export(model, file, facts.image_shape)
+    except ImportError as e:
+        _fail(str(e), EXIT_USAGE)
+    shape = ", ".join(str(s) for s in facts.image_shape)
+    click.echo(f"wrote {file}: ONNX opset {onnx_export.OPSET}, input 'input' (batch, {shape}), output 'output'")

@@ -1,0 +1,251 @@
+"""ONNX export: a numbacnn model as an ONNX graph (opset 17) that ONNX Runtime and other tools run.
+
+    import numbacnn as nc
+    nc.onnx.export(model, "lenet5.onnx", input_shape=(1, 28, 28))
+
+The graph computes what the model computes in eval mode: BatchNorm with its running statistics
+(``BatchNormalization`` in inference form), Dropout as nothing, ``Linear`` as ``Gemm`` with
+``transB=1`` (numbacnn and PyTorch keep weights as (out, in)), ``Flatten(axis=1)``. The batch
+dimension is symbolic (``dim_param "batch"``), so one file takes any batch size. Initializers keep
+the state dict's names. Weights are written in float32, the type ONNX Runtime's CPU kernels cover.
+
+Needs the optional extra: ``pip install 'numbacnn[onnx]'`` (onnx; onnxruntime to run the file).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import __version__
+from .layers import (
+    ELU,
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BasicBlock,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    Module,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .models import ResNet
+
+OPSET = 17
+INSTALL_HINT = "ONNX export needs the onnx package: pip install 'numbacnn[onnx]'"
+
+__all__ = ["OPSET", "export", "to_model_proto"]
+
+
+def _require_onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    return onnx
+
+
+class _Graph:
+    """The nodes and initializers of the graph being built, and the names already taken."""
+
+    def __init__(self, onnx, state):
+        self.onnx, self.state = onnx, state
+        self.nodes, self.initializers, self.used = [], [], set()
+
+    def fresh(self, base):
+        name, i = base, 1
+        while name in self.used:
+            i += 1
+            name = f"{base}_{i}"
+        self.used.add(name)
+        return name
+
+    def weight(self, key, array=None):
+        """The initializer for state-dict ``key`` (or for ``array`` under that name)."""
+        value = self.state[key] if array is None else array
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(value, np.float32), key))
+        self.used.add(key)
+        return key
+
+    def node(self, op, inputs, where, **attributes):
+        """Add one node named after the layer ``where``; returns its output's name."""
+        name = self.fresh(f"{where}/{op}" if where else op)
+        out = self.fresh(f"{where}/{op}_out" if where else f"{op}_out")
+        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], name=name, **attributes))
+        return out
+
+
+def _key(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _conv(layer, g, x, where):
+    inputs = [x, g.weight(_key(where, "weight"))]
+    if layer.bias is not None:
+        inputs.append(g.weight(_key(where, "bias")))
+    (ph, pw) = layer.padding
+    return g.node(
+        "Conv",
+        inputs,
+        where,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.stride),
+        pads=[ph, pw, ph, pw],
+        dilations=list(layer.dilation),
+        group=layer.groups,
+    )
+
+
+def _linear(layer, g, x, where):
+    inputs = [x, g.weight(_key(where, "weight"))]
+    if layer.bias is not None:
+        inputs.append(g.weight(_key(where, "bias")))
+    return g.node("Gemm", inputs, where, transB=1)
+
+
+def _batchnorm(layer, g, x, where):
+    names = [g.weight(_key(where, k)) for k in ("weight", "bias", "running_mean", "running_var")]
+    # ONNX's momentum weighs the old running value (PyTorch's weighs the new batch).
+    return g.node("BatchNormalization", [x, *names], where, epsilon=layer.eps, momentum=1.0 - layer.momentum)
+
+
+def _pool(op):
+    def emit(layer, g, x, where):
+        (ph, pw) = layer.padding
+        extra = {"count_include_pad": 1} if op == "AveragePool" else {}
+        return g.node(
+            op,
+            [x],
+            where,
+            kernel_shape=list(layer.kernel_size),
+            strides=list(layer.stride),
+            pads=[ph, pw, ph, pw],
+            **extra,
+        )
+
+    return emit
+
+
+def _simple(op, **fixed):
+    def emit(layer, g, x, where):
+        attributes = {k: (getattr(layer, v) if isinstance(v, str) else v) for k, v in fixed.items()}
+        return g.node(op, [x], where, **attributes)
+
+    return emit
+
+
+def _children_in_order(module, g, x, where):
+    # Sequential runs its children in registration order; so does ResNet (conv1 ... fc).
+    for name, child in module._modules.items():
+        x = _emit(child, g, x, _key(where, name))
+    return x
+
+
+def _basic_block(block, g, x, where):
+    h = _emit(block.conv1, g, x, _key(where, "conv1"))
+    h = _emit(block.bn1, g, h, _key(where, "bn1"))
+    h = g.node("Relu", [h], _key(where, "relu1"))
+    h = _emit(block.conv2, g, h, _key(where, "conv2"))
+    h = _emit(block.bn2, g, h, _key(where, "bn2"))
+    short = x if block.shortcut is None else _emit(block.shortcut, g, x, _key(where, "shortcut"))
+    return g.node("Relu", [g.node("Add", [h, short], _key(where, "add"))], _key(where, "relu2"))
+
+
+_EXPORTERS = {
+    Conv2d: _conv,
+    Linear: _linear,
+    BatchNorm2d: _batchnorm,
+    MaxPool2d: _pool("MaxPool"),
+    AvgPool2d: _pool("AveragePool"),
+    AdaptiveAvgPool2d: _simple("GlobalAveragePool"),
+    ReLU: _simple("Relu"),
+    LeakyReLU: _simple("LeakyRelu", alpha="negative_slope"),
+    ELU: _simple("Elu", alpha="alpha"),
+    Sigmoid: _simple("Sigmoid"),
+    Tanh: _simple("Tanh"),
+    Softmax: _simple("Softmax", axis="dim"),
+    Flatten: _simple("Flatten", axis=1),
+    Dropout: lambda layer, g, x, where: x,  # identity at inference
+    Sequential: _children_in_order,
+    ResNet: _children_in_order,
+    BasicBlock: _basic_block,
+}
+
+
+def _emit(layer, g, x, where):
+    for cls in type(layer).__mro__:
+        if cls in _EXPORTERS:
+            return _EXPORTERS[cls](layer, g, x, where)
+    raise ValueError(
+        f"ONNX export: layer '{where or 'model'}' ({type(layer).__name__}) has no ONNX form in numbacnn; "
+        f"layers that export: {', '.join(sorted(c.__name__ for c in _EXPORTERS))}"
+    )
+
+
+def _full_shape(input_shape):
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 3:
+        shape = (1,) + shape
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"ONNX export: input_shape should be (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+    return shape
+
+
+def to_model_proto(model: Module, input_shape: Sequence[int], opset: int = OPSET):
+    """The ``onnx.ModelProto`` of ``model`` for inputs of ``input_shape`` (C, H, W) (batch symbolic)."""
+    onnx = _require_onnx()
+    helper = onnx.helper
+    shape = _full_shape(input_shape)
+    out_shape = model.output_shape(shape)  # also checks the shape fits the model
+    g = _Graph(onnx, model.state_dict())
+    g.used.add("input")
+    last = _emit(model, g, "input", "")
+    if g.nodes and g.nodes[-1].output[0] == last:
+        g.nodes[-1].output[0] = "output"
+    else:  # a model that ends in a no-op (or is one)
+        g.nodes.append(helper.make_node("Identity", [last], ["output"], name="output/Identity"))
+    float_type = onnx.TensorProto.FLOAT
+    graph = helper.make_graph(
+        g.nodes,
+        type(model).__name__,
+        [helper.make_tensor_value_info("input", float_type, ["batch", *shape[1:]])],
+        [helper.make_tensor_value_info("output", float_type, ["batch", *out_shape[1:]])],
+        initializer=g.initializers,
+    )
+    opset_id = helper.make_opsetid("", opset)
+    proto = helper.make_model(graph, opset_imports=[opset_id], producer_name="numbacnn", producer_version=__version__)
+    # onnx stamps its own newest IR version, which older runtimes refuse; the opset needs less.
+    proto.ir_version = helper.find_min_ir_version_for([opset_id])
+    return proto
+
+
+def export(model: Module, path: str | os.PathLike, input_shape: Sequence[int], opset: int = OPSET) -> str:
+    """Write ``model`` (as in eval mode) to ``path`` as ONNX, checked by ``onnx.checker`` first.
+
+    ``input_shape`` is (C, H, W) or (N, C, H, W); the batch dimension is left symbolic. Returns
+    the path. ImportError naming the pip command without onnx; ValueError naming a layer that has
+    no ONNX form.
+    """
+    onnx = _require_onnx()
+    proto = to_model_proto(model, input_shape, opset)
+    onnx.checker.check_model(proto, full_check=True)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(path)

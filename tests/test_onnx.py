@@ -1,0 +1,109 @@
+"""ONNX export: every registered model passes onnx's full check and ONNX Runtime computes what
+numbacnn computes in eval mode, at batch 1 and a larger batch (one file: the batch is symbolic).
+Skipped where the onnx extra is absent; CI installs it."""
+
+import numpy as np
+import pytest
+
+import numbacnn as nc
+from numbacnn import layers as L
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _with_running_stats(model, rng, shape):
+    """Train-mode forwards on random batches so BatchNorm's running statistics are not 0 and 1."""
+    model.train()
+    for _ in range(2):
+        model.forward(rng.standard_normal((8, *shape)).astype(np.float32))
+    return model.eval()
+
+
+def _assert_runtime_agrees(model, path, shape, rng, batches=(1, 5)):
+    session = _session(path)
+    for n in batches:
+        x = rng.standard_normal((n, *shape)).astype(np.float32)
+        want = np.array(model.forward(x))
+        got = session.run(None, {"input": x})[0]
+        assert got.shape == want.shape
+        # 1e-4 relative to the outputs' scale: float32 sums in a different order.
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("name", sorted(nc.models.REGISTRY))
+def test_every_registered_model_exports_and_runs(name, tmp_path, rng):
+    shape = (1, 28, 28)
+    model = _with_running_stats(nc.models.create(name, 1, 10, 28), rng, shape)
+    path = nc.onnx.export(model, tmp_path / f"{name}.onnx", shape)
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version == 17
+    assert proto.ir_version == onnx.helper.find_min_ir_version_for(list(proto.opset_import))
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    initializers = {t.name for t in proto.graph.initializer}
+    assert initializers == {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    _assert_runtime_agrees(model, path, shape, rng)
+
+
+def test_every_exportable_layer_kind(tmp_path, rng):
+    model = L.Sequential(
+        L.Conv2d(3, 4, 3, stride=2, padding=1, dilation=1, bias=True),
+        L.BatchNorm2d(4),
+        L.LeakyReLU(0.2),
+        L.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2, bias=False),
+        L.ELU(0.7),
+        L.AvgPool2d(3, stride=1, padding=1),
+        L.Tanh(),
+        L.MaxPool2d(3, stride=2, padding=1),
+        L.Sigmoid(),
+        L.Flatten(),
+        L.Dropout(0.3),
+        L.Linear(4 * 4 * 4, 6, bias=False),
+        L.ReLU(),
+        L.Linear(6, 3),
+        L.Softmax(),
+    )
+    _with_running_stats(model, rng, (3, 15, 15))
+    path = nc.onnx.export(model, tmp_path / "all.onnx", (3, 15, 15))
+    ops = [n.op_type for n in onnx.load(path).graph.node]
+    assert "Dropout" not in ops and ops.count("Gemm") == 2 and ops[-1] == "Softmax"
+    _assert_runtime_agrees(model, path, (3, 15, 15), rng)
+
+
+def test_gemm_uses_transposed_weights_and_flatten_axis_1(tmp_path):
+    proto = nc.onnx.to_model_proto(nc.models.lenet5(), (1, 28, 28))
+    gemms = [n for n in proto.graph.node if n.op_type == "Gemm"]
+    assert all({a.name: a.i for a in n.attribute}["transB"] == 1 for n in gemms)
+    (flatten,) = [n for n in proto.graph.node if n.op_type == "Flatten"]
+    assert flatten.attribute[0].name == "axis" and flatten.attribute[0].i == 1
+
+
+def test_a_model_ending_in_a_no_op_still_has_an_output(tmp_path, rng):
+    model = L.Sequential(L.Flatten(), L.Linear(12, 2), L.Dropout(0.5)).eval()
+    path = nc.onnx.export(model, tmp_path / "d.onnx", (3, 2, 2))
+    assert onnx.load(path).graph.node[-1].output[0] == "output"  # the Gemm's output, renamed
+    _assert_runtime_agrees(model, path, (3, 2, 2), rng)
+    only_dropout = L.Sequential(L.Dropout(0.5)).eval()
+    path = nc.onnx.export(only_dropout, tmp_path / "i.onnx", (3, 2, 2))
+    assert [n.op_type for n in onnx.load(path).graph.node] == ["Identity"]
+    _assert_runtime_agrees(only_dropout, path, (3, 2, 2), rng)
+
+
+def test_a_layer_without_onnx_form_is_named(tmp_path):
+    class Custom(L.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match=r"layer '1' \(Custom\) has no ONNX form"):
+        nc.onnx.export(L.Sequential(L.ReLU(), Custom()), tmp_path / "c.onnx", (1, 4, 4))
+    assert not (tmp_path / "c.onnx").exists()
+
+
+def test_bad_input_shape_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"input_shape should be \(C, H, W\)"):
+        nc.onnx.export(nc.models.lenet5(), tmp_path / "x.onnx", (28, 28))
