@@ -14,6 +14,7 @@ from .train import Trainer
 __all__ = [
     "precompile",
     "CHANGEABLE_ON_RESUME",
+    "rescale_for_world",
     "check_checkpoint_config",
     "resume_config",
     "usable_device",
@@ -103,20 +104,28 @@ def data_facts(config):
     return SimpleNamespace(**facts, num_classes=len(facts["classes"]))
 
 
-def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every=None):
+def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every=None, world=None):
     """Model, loss, optimizer, schedule and loaders for ``config``, wrapped in a Trainer.
 
     The data set's shape, class names and normalisation are added to the config that every
-    checkpoint stores, so ``predict`` needs no data set to read an image.
+    checkpoint stores, so ``predict`` needs no data set to read an image. With a ``world`` of
+    several ranks (distributed.py) the loaders are sharded, ``batch_size`` is per rank, and
+    ``config["sync_bn"]`` makes BatchNorm use every rank's images.
     """
+    from .distributed import World, sync_batchnorm
+
+    world = world or World()
     config = dict(
         config,
         image_shape=list(dataset.image_shape),
         classes=list(dataset.classes),
         mean=list(dataset.mean),
         std=list(dataset.std),
+        world_size=world.size,
     )
     model = build_model(config, dataset)
+    if config.get("sync_bn"):
+        sync_batchnorm(model, world)
     train_loader = DataLoader(
         dataset.train_images,
         dataset.train_labels,
@@ -127,8 +136,10 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
         std=dataset.std,
         augment=config["augment"],
         pad=2 if dataset.image_shape[1] <= 28 else 4,
+        rank=world.rank,
+        world_size=world.size,
     )
-    val_loader = test_loader(config, dataset)
+    val_loader = test_loader(config, dataset, world=world)
     params = model.parameters()
     name = config["optimizer"].lower()
     if name == "sgd":
@@ -169,12 +180,22 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
         progress=progress,
         num_classes=dataset.num_classes,
         checkpoint_every=checkpoint_every,
+        world=world,
     )
 
 
-def test_loader(config, dataset, batch_size=500):
+def test_loader(config, dataset, batch_size=500, world=None):
+    """The test set in order (sharded over ``world``'s ranks when it has several)."""
+    rank, size = (world.rank, world.size) if world is not None else (0, 1)
     return DataLoader(
-        dataset.test_images, dataset.test_labels, batch_size, shuffle=False, mean=dataset.mean, std=dataset.std
+        dataset.test_images,
+        dataset.test_labels,
+        batch_size,
+        shuffle=False,
+        mean=dataset.mean,
+        std=dataset.std,
+        rank=rank,
+        world_size=size,
     )
 
 
@@ -200,6 +221,26 @@ def check_checkpoint_config(meta, path):
 # Anything else (learning rate, batch size, optimizer, seed, ...) would make the resumed run
 # differ from an uninterrupted one, so a different value is refused rather than ignored.
 CHANGEABLE_ON_RESUME = ("device", "data_dir", "epochs")
+
+
+def rescale_for_world(config, world_size):
+    """``config`` for resuming on ``world_size`` ranks: the global batch (ranks x per-rank batch)
+    is what the run is, so the per-rank batch size is rescaled to keep it; ValueError when it
+    cannot be divided evenly. Returns (config, note or None)."""
+    saved = int(config.get("world_size", 1))
+    if saved == world_size:
+        return config, None
+    global_batch = config["batch_size"] * saved
+    if global_batch % world_size:
+        raise ValueError(
+            f"the checkpoint was trained on {saved} ranks with batch {config['batch_size']} each (global batch "
+            f"{global_batch}), which {world_size} ranks cannot share evenly; use a number of ranks that divides it"
+        )
+    note = (
+        f"the checkpoint was trained on {saved} rank(s) with batch {config['batch_size']}; resuming on "
+        f"{world_size} with batch {global_batch // world_size} each (the same global batch {global_batch})"
+    )
+    return dict(config, batch_size=global_batch // world_size, world_size=world_size), note
 
 
 def resume_config(saved, options):

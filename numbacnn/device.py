@@ -89,6 +89,9 @@ class CPUDevice(Device):
     def asarray(self, array, dtype=None, out=None):
         if not isinstance(array, np.ndarray) and hasattr(array, "copy_to_host"):
             array = array.copy_to_host()
+        if out is not None:  # copy into the given array, as the CUDA device does
+            out[...] = array
+            return out
         return np.ascontiguousarray(array, dtype=dtype)
 
     def to_host(self, array):

@@ -51,8 +51,14 @@ class Uploader:
         return self.device.asarray(x, out=self.buffers[key])
 
 
-def evaluate(model: Module, loader: DataLoader, loss=None, num_classes: int | None = None, epoch: int = 0) -> dict:
-    """{loss, top1, top5, confusion} of ``model`` over ``loader`` (eval mode; mode restored)."""
+def evaluate(
+    model: Module, loader: DataLoader, loss=None, num_classes: int | None = None, epoch: int = 0, world=None
+) -> dict:
+    """{loss, top1, top5, confusion} of ``model`` over ``loader`` (eval mode; mode restored).
+
+    With a ``world`` of several ranks, each evaluates its shard of ``loader`` (a sharded
+    DataLoader) and the sums are all-reduced: every rank gets the same figures, over all images.
+    """
     was_training = model.training
     model.eval()
     device = model.device
@@ -74,12 +80,17 @@ def evaluate(model: Module, loader: DataLoader, loss=None, num_classes: int | No
     finally:
         model.train(was_training)
     labels_all, preds_all = np.concatenate(labels_all), np.concatenate(preds_all)
+    confusion = metrics.confusion_matrix(labels_all, preds_all, num_classes)
+    if world is not None and world.size > 1:
+        loss_sum, correct1, correct5, total = world.sum_values(loss_sum, correct1, correct5, total)
+        confusion = world.allreduce_sum(np.ascontiguousarray(confusion, np.int64))
+        correct1, correct5, total = int(correct1), int(correct5), int(total)
     return {
         "loss": loss_sum / total if loss is not None else None,
         "top1": correct1 / total,
         "top5": correct5 / total,
         "samples": total,
-        "confusion": metrics.confusion_matrix(labels_all, preds_all, num_classes),
+        "confusion": confusion,
     }
 
 
@@ -121,12 +132,23 @@ class Trainer:
         progress: bool = True,
         num_classes: int | None = None,
         checkpoint_every: int | None = None,
+        world=None,
     ):
+        from .distributed import World
+
         self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
         self.train_loader, self.val_loader = train_loader, val_loader
-        self.out_dir = out_dir
+        # Data-parallel training (distributed.py): every rank runs a Trainer; rank 0 alone logs
+        # and writes checkpoints. The loaders must be sharded for this world.
+        self.world = world or World()
+        if self.world.size > 1 and train_loader.world_size != self.world.size:
+            raise ValueError(
+                f"Trainer: a world of {self.world.size} ranks needs a train loader sharded for it "
+                f"(DataLoader(..., rank={self.world.rank}, world_size={self.world.size}))"
+            )
+        self.out_dir = out_dir if self.world.is_main else None
         self.config = dict(config or {})
-        self.progress = Progress(progress)
+        self.progress = Progress(progress and self.world.is_main)
         self.num_classes = num_classes
         self.epoch, self.batch = 0, 0  # position of the next step
         self.history = []
@@ -142,7 +164,8 @@ class Trainer:
         self.share_cores = True
         self._share = None
         self._running = _fresh_running()
-        self._stop_requested = False
+        self._stop_requested = False  # a signal reached this process
+        self._stop_agreed = False  # some rank got one: every rank stops after this step
         self._upload = Uploader(model.device)
         # Nothing uses the gradient w.r.t. the input images: skip computing it.
         model.first_layer().input_grad = False
@@ -156,9 +179,12 @@ class Trainer:
         """Write a checkpoint (atomically) and return its path; TrainingDiverged instead when a
         parameter or buffer is not finite: a non-finite checkpoint is never written."""
         path = path or self.checkpoint_path
-        if path is None:
-            return None
+        # Every rank checks (the weights are the same everywhere, so all stop together); rank 0
+        # writes, with its BatchNorm statistics, which every rank then takes.
         self._check_finite()
+        self.world.broadcast_buffers(self.model)
+        if path is None or not self.world.is_main:
+            return None
         meta = {
             "config": self.config,
             "epoch": self.epoch,
@@ -236,6 +262,8 @@ class Trainer:
                 previous[sig] = signal.signal(sig, self._on_signal)
         # Concurrent CPU trainings share the cores instead of collapsing (core_share.py).
         self._share = CoreShare() if self.share_cores and self.model.device == CPU else None
+        # Every rank starts from rank 0's weights, statistics and optimizer state.
+        self.world.broadcast_state(self.model, self.optimizer)
         try:
             return self._fit(epochs, max_steps)
         finally:
@@ -269,7 +297,8 @@ class Trainer:
                     f"loss {r['loss'] / r['seen']:.4f} acc {100 * r['correct'] / r['seen']:.2f}% "
                     f"{r['seen'] / max(r['time'], 1e-9):.0f} img/s lr {self.optimizer.lr:.3g}"
                 )
-                if self._stop_requested or (max_steps is not None and steps >= max_steps):
+                stop = self._stop_agreed or (self.world.size == 1 and self._stop_requested)
+                if stop or (max_steps is not None and steps >= max_steps):
                     self.save()
                     self.progress.update(
                         f"stopped at epoch {self.epoch + 1}, batch {self.batch}; "
@@ -284,19 +313,27 @@ class Trainer:
         self.optimizer.zero_grad()
         logits = self.model.forward(x)
         loss = self.loss.forward(logits, y)
+        correct = int((self.model.device.to_host(self.loss.probabilities).argmax(1) == y).sum())
+        # One process: these are the local figures. Several: their sums over the ranks, so every
+        # rank sees the global loss and the same stop decision.
+        loss_sum, correct, seen, stops = self.world.sum_values(loss * len(y), correct, len(y), self._stop_requested)
+        self._stop_agreed = stops > 0
+        loss = loss_sum / seen
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "
                 f"training stopped{self._last_good()}. Try a lower learning rate."
             )
-        self.model.backward(self.loss.backward())
+        # The gradient of the global mean loss: this rank's images weigh len(y) / seen of it.
+        self.model.backward(self.loss.backward(scale=len(y) / seen))
+        self.world.allreduce_sum(self.optimizer.storage.grad, self.model.device)
         self.optimizer.step()
         if self.schedule:
             self.schedule.step()
         r = self._running
-        r["loss"] += loss * len(y)
-        r["correct"] += int((self.model.device.to_host(self.loss.probabilities).argmax(1) == y).sum())
-        r["seen"] += len(y)
+        r["loss"] += float(loss_sum)
+        r["correct"] += int(correct)
+        r["seen"] += int(seen)
 
     def _end_epoch(self, epochs):
         r = self._running
@@ -309,7 +346,8 @@ class Trainer:
             "images_per_s": r["seen"] / max(r["time"], 1e-9),
         }
         if self.val_loader is not None:
-            ev = evaluate(self.model, self.val_loader, self.loss, self.num_classes)
+            self.world.broadcast_buffers(self.model)  # rank 0's BatchNorm statistics everywhere
+            ev = evaluate(self.model, self.val_loader, self.loss, self.num_classes, world=self.world)
             row.update(val_loss=ev["loss"], val_acc=ev["top1"], val_top5=ev["top5"])
             self.last_confusion = ev["confusion"]
             if not math.isfinite(ev["loss"]):

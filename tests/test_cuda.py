@@ -139,6 +139,16 @@ def test_batchnorm_eval_parity(rng, cuda):
     assert_layer_parity(bn, (2, 3, 2, 3), rng)
 
 
+def test_synced_batchnorm_parity(rng, cuda):
+    """The synchronised path (batchnorm2d_moments, batchnorm2d_backward_synced), with a world of
+    one rank: what each rank of a data-parallel run computes around its all-reduces."""
+    from numbacnn.distributed import World
+
+    bn = L.BatchNorm2d(3)
+    bn.process_group = World()
+    assert_layer_parity(bn, (2, 3, 2, 3), rng)
+
+
 @pytest.mark.parametrize("stride,cin,cout", [(1, 2, 2), (2, 2, 3)], ids=["identity", "projection"])
 def test_basic_block_parity(stride, cin, cout, rng, cuda):
     assert_layer_parity(L.BasicBlock(cin, cout, stride), (2, cin, 4, 4), rng)

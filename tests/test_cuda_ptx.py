@@ -35,6 +35,8 @@ def test_all_cuda_kernels_compile_to_ptx_without_float64_leaks():
         "_global_avg_bwd",
         "_batch_stats",
         "_grad_sums",
+        "_moments",
+        "_synced_grad_sums",
         "_input_grad",
         "_running_stats",
         "_ce_forward",

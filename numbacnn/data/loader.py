@@ -35,6 +35,13 @@ class DataLoader:
     """Batches of (x float32 (B, C, H, W), y int64 (B,)) over uint8 images (N, C, H, W).
 
     The arrays yielded are reused buffers, overwritten by the next batch.
+
+    Sharded for data-parallel training (``rank`` of ``world_size`` processes): every rank walks
+    the same order in global batches of ``world_size * batch_size`` images and takes the
+    interleaved share ``global_batch[rank::world_size]`` (as PyTorch's DistributedSampler), with
+    the augmentation drawn for the global batch. So the ranks' batches together are exactly the
+    batch one process with ``world_size * batch_size`` would see. A final global batch with fewer
+    images than ranks is dropped, so that no rank is ever handed an empty batch.
     """
 
     def __init__(
@@ -49,6 +56,8 @@ class DataLoader:
         augment=False,
         pad=4,
         drop_last=False,
+        rank=0,
+        world_size=1,
     ):
         if images.dtype != np.uint8 or images.ndim != 4:
             raise TypeError(
@@ -58,6 +67,9 @@ class DataLoader:
             raise ValueError(f"DataLoader: {len(images)} images but {len(labels)} labels")
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"DataLoader: rank must lie in [0, world_size), got rank {rank} of {world_size}")
+        self.rank, self.world_size = int(rank), int(world_size)
         self.images = np.ascontiguousarray(images)
         self.labels = np.ascontiguousarray(labels, dtype=np.int64)
         self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), int(seed)
@@ -73,9 +85,15 @@ class DataLoader:
     def num_samples(self):
         return len(self.images)
 
+    @property
+    def global_batch_size(self):
+        return self.batch_size * self.world_size
+
     def __len__(self):
-        n = len(self.images)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, size = len(self.images), self.global_batch_size
+        if self.drop_last or n % size < self.world_size:
+            return n // size
+        return -(-n // size)
 
     def order(self, epoch):
         if not self.shuffle:
@@ -90,17 +108,19 @@ class DataLoader:
 
     def epoch(self, epoch=0, start_batch=0):
         """Yield the batches of ``epoch`` from batch index ``start_batch`` on."""
-        order = self.order(epoch)
+        order, size = self.order(epoch), self.global_batch_size
+        share = slice(self.rank, None, self.world_size)
         for b in range(start_batch, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x, y = self._buffer(len(idx))
+            idx = order[b * size : (b + 1) * size]
             if self.augment:
                 rng = np.random.default_rng([self.seed, epoch, b, 1])
-                offsets = rng.integers(0, 2 * self.pad + 1, size=(len(idx), 2))
-                flips = rng.integers(0, 2, size=len(idx)).astype(np.bool_)
-            else:
+                offsets = rng.integers(0, 2 * self.pad + 1, size=(len(idx), 2))[share]
+                flips = rng.integers(0, 2, size=len(idx)).astype(np.bool_)[share]
+            idx = idx[share]
+            if not self.augment:
                 offsets = np.full((len(idx), 2), 0, np.int64)
                 flips = np.zeros(len(idx), np.bool_)
+            x, y = self._buffer(len(idx))
             _gather(x, y, self.images, self.labels, idx, self.scale, self.shift, offsets, flips, self.pad)
             yield x, y
 

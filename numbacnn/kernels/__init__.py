@@ -53,6 +53,8 @@ KERNEL_NAMES = (
     "batchnorm2d_forward_train",
     "batchnorm2d_forward_eval",
     "batchnorm2d_backward",
+    "batchnorm2d_moments",
+    "batchnorm2d_backward_synced",
     # loss.py
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",

@@ -11,6 +11,10 @@ class BatchNorm2d(Module):
     Training: batch statistics, running averages updated with ``momentum`` (new = (1-m) old + m
     batch; unbiased variance). Eval: running statistics. State: weight, bias, running_mean,
     running_var, num_batches_tracked.
+
+    ``process_group`` (a ``distributed.World``, set by ``distributed.sync_batchnorm``) makes the
+    training statistics span every rank's images, as PyTorch's SyncBatchNorm: per-channel sums
+    are all-reduced in forward and in backward.
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
@@ -24,6 +28,7 @@ class BatchNorm2d(Module):
         self.register_buffer("running_var", self.device.asarray(np.ones(num_features, self.dtype)))
         # An integer buffer stays on the host on every device (see Module._move).
         self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+        self.process_group = None
         self._x = None
 
     def flops(self, input_shape):
@@ -35,12 +40,10 @@ class BatchNorm2d(Module):
         mean = self._work("save_mean", (self.num_features,))
         invstd = self._work("save_invstd", (self.num_features,))
         ops = self.device.ops
-        if self.training:
-            if x.shape[0] * x.shape[2] * x.shape[3] < 2:
-                raise ValueError(
-                    f"BatchNorm2d: training needs more than one value per channel, got "
-                    f"input shape {tuple(x.shape)}; use a larger batch or .eval()"
-                )
+        if self.training and self.process_group is not None:
+            self._forward_synced(out, mean, invstd, x)
+        elif self.training:
+            _check_count(x.shape[0] * x.shape[2] * x.shape[3], x.shape)
             ops.batchnorm2d_forward_train(
                 out,
                 mean,
@@ -61,22 +64,81 @@ class BatchNorm2d(Module):
         self._x, self._trained_forward = x, self.training
         return out
 
+    def _all_reduced_moments(self, name, a, b):
+        """(local sums (2, C) on the device, the sums over every rank (2, C) host float64, the
+        values per channel over every rank)."""
+        local = self._work(name, (2, self.num_features), np.float64)
+        self.device.ops.batchnorm2d_moments(local, a, b)
+        count = a.shape[0] * a.shape[2] * a.shape[3]
+        # One all-reduce carries both sums and the count (ranks may hold different batch sizes).
+        flat = np.append(np.asarray(self.device.to_host(local), np.float64).ravel(), count)
+        self.process_group.allreduce_sum(flat)
+        return local, flat[:-1].reshape(2, self.num_features), float(flat[-1])
+
+    def _forward_synced(self, out, save_mean, save_invstd, x):
+        """Training forward with statistics over every rank: normalise with the global mean and
+        (biased) variance, update the running averages with them (unbiased variance)."""
+        _, sums, count = self._all_reduced_moments("moments", x, x)
+        _check_count(count, x.shape)
+        mean = sums[0] / count
+        var = np.maximum(sums[1] / count - mean * mean, 0.0)
+        device, m = self.device, self.momentum
+        running_mean = (1.0 - m) * device.to_host(self.running_mean) + m * mean
+        running_var = (1.0 - m) * device.to_host(self.running_var) + m * var * count / (count - 1)
+        device.asarray(running_mean.astype(self.dtype), out=self.running_mean)
+        device.asarray(running_var.astype(self.dtype), out=self.running_var)
+        batch_mean = device.asarray(mean.astype(self.dtype), out=self._work("sync_mean", mean.shape))
+        batch_var = device.asarray(var.astype(self.dtype), out=self._work("sync_var", var.shape))
+        # Normalising with given statistics is what eval mode does (it saves mean and 1/std too).
+        device.ops.batchnorm2d_forward_eval(
+            out, save_mean, save_invstd, x, self.weight.data, self.bias.data, batch_mean, batch_var, self.eps
+        )
+        self.num_batches_tracked += 1
+        self._synced_count = count
+
     def backward(self, dy):
         x = self._saved()
         self._check_grad(dy, x.shape)
         dx = self._work("dx", x.shape)
-        self.device.ops.batchnorm2d_backward(
+        ops = self.device.ops
+        save_mean, save_invstd = self._work_buffers["save_mean"], self._work_buffers["save_invstd"]
+        if self._trained_forward and self.process_group is not None:
+            local, sums, count = self._all_reduced_moments("grad_moments", dy, x)
+            global_sums = self.device.asarray(sums, out=self._work("grad_moments_all", sums.shape, np.float64))
+            ops.batchnorm2d_backward_synced(
+                dx,
+                self.weight.grad,
+                self.bias.grad,
+                dy,
+                x,
+                self.weight.data,
+                save_mean,
+                save_invstd,
+                local,
+                global_sums,
+                count,
+            )
+            return dx
+        ops.batchnorm2d_backward(
             dx,
             self.weight.grad,
             self.bias.grad,
             dy,
             x,
             self.weight.data,
-            self._work_buffers["save_mean"],
-            self._work_buffers["save_invstd"],
+            save_mean,
+            save_invstd,
             self._trained_forward,
         )
         return dx
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+def _check_count(count, shape):
+    if count < 2:
+        raise ValueError(
+            f"BatchNorm2d: training needs more than one value per channel, got "
+            f"input shape {tuple(shape)}; use a larger batch or .eval()"
+        )

@@ -27,6 +27,8 @@ FLOAT64_BY_DESIGN = {
     "_batch_stats",
     "_running_stats",
     "_grad_sums",
+    "_moments",
+    "_synced_grad_sums",
     "_column_sums",
     "_ce_forward",
     "_ce_backward",
@@ -99,6 +101,11 @@ def record():
         run(layer, shape)
     bn = L.BatchNorm2d(2).eval()
     run(bn, (1, 2, 2, 2))
+    from numbacnn.distributed import World
+
+    synced = L.BatchNorm2d(2)
+    synced.process_group = World()  # the synchronised path, with a world of one rank
+    run(synced, (2, 2, 2, 2))
     crit = nc.losses.CrossEntropyLoss()
     crit.forward(cuda.asarray(rng.standard_normal((2, 3)).astype(np.float32)), np.array([0, 2]))
     crit.backward()

@@ -22,7 +22,13 @@ from .elementwise import (
 )
 from .linear import linear_backward, linear_forward
 from .loss import mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from .norm import batchnorm2d_backward, batchnorm2d_forward_eval, batchnorm2d_forward_train
+from .norm import (
+    batchnorm2d_backward,
+    batchnorm2d_backward_synced,
+    batchnorm2d_forward_eval,
+    batchnorm2d_forward_train,
+    batchnorm2d_moments,
+)
 from .optim import adam_step, sgd_step
 from .pool import (
     avgpool2d_backward,
@@ -42,8 +48,10 @@ __all__ = [
     "avgpool2d_backward",
     "avgpool2d_forward",
     "batchnorm2d_backward",
+    "batchnorm2d_backward_synced",
     "batchnorm2d_forward_eval",
     "batchnorm2d_forward_train",
+    "batchnorm2d_moments",
     "conv2d_backward",
     "conv2d_forward",
     "copy",

@@ -118,3 +118,57 @@ def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invs
     if dx is None:
         dx = x[:0]
     _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, bool(training))
+
+
+@njit(parallel=True, cache=True, fastmath=REDUCTIONS)
+def _moments(sums, a, b):
+    n_batch, channels, height, width = a.shape
+    for c in prange(channels):
+        total = 0.0
+        product = 0.0
+        for n in range(n_batch):
+            for i in range(height):
+                for j in range(width):
+                    v = a[n, c, i, j]
+                    total += v
+                    product += v * b[n, c, i, j]
+        sums[0, c] = total
+        sums[1, c] = product
+
+
+@njit(parallel=True, cache=True)
+def _backward_synced(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, local_sums, global_sums, count):
+    n_batch, channels, height, width = x.shape
+    for c in prange(channels):
+        mean = save_mean[c]
+        invstd = save_invstd[c]
+        # sum dy * xhat = invstd * (sum dy * x - mean * sum dy)
+        dbias[c] += local_sums[0, c]
+        dweight[c] += invstd * (local_sums[1, c] - mean * local_sums[0, c])
+        mean_dy = global_sums[0, c] / count
+        mean_dy_xhat = invstd * (global_sums[1, c] - mean * global_sums[0, c]) / count
+        scale = weight[c] * invstd
+        for n in range(n_batch):
+            for i in range(height):
+                for j in range(width):
+                    xhat = (x[n, c, i, j] - mean) * invstd
+                    dx[n, c, i, j] = scale * (dy[n, c, i, j] - mean_dy - xhat * mean_dy_xhat)
+
+
+def batchnorm2d_moments(sums, a, b):
+    """sums (2, C) float64 <- per channel of a, b (N, C, H, W): [sum of a, sum of a * b].
+
+    What a synchronised BatchNorm all-reduces: a = b = x in forward (sum x, sum x^2), a = dy and
+    b = x in backward (sum dy, sum dy * x).
+    """
+    _moments(sums, a, b)
+
+
+def batchnorm2d_backward_synced(
+    dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, local_sums, global_sums, count
+):
+    """Backward of a BatchNorm whose statistics span several processes: dx overwritten; dweight,
+    dbias accumulated from this process's ``local_sums``; ``global_sums`` (2, C) float64 are the
+    batchnorm2d_moments(dy, x) summed over all processes, whose images number ``count`` per channel
+    (N*H*W summed)."""
+    _backward_synced(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, local_sums, global_sums, float(count))

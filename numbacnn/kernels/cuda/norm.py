@@ -161,3 +161,75 @@ def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invs
         launch_1d(
             _input_grad, x.size, _nchw3(dx), dy3, x3, weight, save_mean, save_invstd, means[0], means[1], bool(training)
         )
+
+
+@cuda.jit
+def _moments(sums, a, b):
+    """One block per channel: sums[0, c] = sum a, sums[1, c] = sum a * b."""
+    c = cuda.blockIdx.x
+    n_batch, _, hw = a.shape
+    shared = cuda.shared.array(REDUCE_THREADS, float64)
+    total = 0.0
+    product = 0.0
+    for e in range(cuda.threadIdx.x, n_batch * hw, cuda.blockDim.x):
+        v = a[e // hw, c, e % hw]
+        total += v
+        product += v * b[e // hw, c, e % hw]
+    total = block_sum(shared, total)
+    product = block_sum(shared, product)
+    if cuda.threadIdx.x == 0:
+        sums[0, c] = total
+        sums[1, c] = product
+
+
+@cuda.jit
+def _synced_grad_sums(dweight, dbias, mean_dy, mean_dy_xhat, save_mean, save_invstd, local_sums, global_sums, count):
+    for c in range(cuda.grid(1), save_mean.size, cuda.gridsize(1)):
+        mean, invstd = save_mean[c], save_invstd[c]
+        dbias[c] += local_sums[0, c]
+        dweight[c] += invstd * (local_sums[1, c] - mean * local_sums[0, c])
+        mean_dy[c] = global_sums[0, c] / count
+        mean_dy_xhat[c] = invstd * (global_sums[1, c] - mean * global_sums[0, c]) / count
+
+
+def batchnorm2d_moments(sums, a, b):
+    """sums (2, C) float64 <- per channel of a, b (N, C, H, W): [sum of a, sum of a * b]."""
+    require_device("batchnorm2d_moments", sums=sums, a=a, b=b)
+    _moments[a.shape[1], REDUCE_THREADS](sums, _nchw3(a), _nchw3(b))
+
+
+def batchnorm2d_backward_synced(
+    dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, local_sums, global_sums, count
+):
+    """Backward of a BatchNorm whose statistics span several processes (see the CPU twin)."""
+    require_device(
+        "batchnorm2d_backward_synced",
+        dx=dx,
+        dweight=dweight,
+        dbias=dbias,
+        dy=dy,
+        x=x,
+        weight=weight,
+        save_mean=save_mean,
+        save_invstd=save_invstd,
+        local_sums=local_sums,
+        global_sums=global_sums,
+    )
+    channels = x.shape[1]
+    means = scratch("cuda.bn.means", (2, channels), x.dtype, device_empty)
+    launch_1d(
+        _synced_grad_sums,
+        channels,
+        dweight,
+        dbias,
+        means[0],
+        means[1],
+        save_mean,
+        save_invstd,
+        local_sums,
+        global_sums,
+        float(count),
+    )
+    launch_1d(
+        _input_grad, x.size, _nchw3(dx), _nchw3(dy), _nchw3(x), weight, save_mean, save_invstd, means[0], means[1], True
+    )
