@@ -287,3 +287,33 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(tmp_path):
     assert "resuming on 1 with batch 64 each" in resumed.stderr
     _run([*TRAIN, "lenet5", "--epochs", "2", "--batch-size", "64", "--out", "one"], tmp_path)
     assert _max_difference(_weights(tmp_path / "two/checkpoint.npz"), _weights(tmp_path / "one/checkpoint.npz")) <= 1e-5
+
+
+class _TwoRankComm:
+    """A communicator as mpi4py's, for rank 0 of two ranks whose partner holds the same values."""
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 2
+
+    def Allreduce(self, sendbuf, recvbuf, op=None):
+        recvbuf[...] *= 2  # sendbuf is MPI.IN_PLACE: the result replaces recvbuf
+
+    def Bcast(self, buf, root=0):
+        buf[...] = 7
+
+
+def test_cuda_arrays_go_through_host_memory(rng):
+    pytest.importorskip("mpi4py")
+    if not nc.cuda_available():
+        pytest.skip("no CUDA GPU and no simulator")
+    cuda = nc.get_device("cuda")
+    world = World(_TwoRankComm())
+    values = rng.standard_normal(5).astype(np.float32)
+    on_gpu = cuda.asarray(values)
+    assert world.allreduce_sum(on_gpu, cuda) is on_gpu
+    np.testing.assert_array_equal(cuda.to_host(on_gpu), 2 * values)
+    world.broadcast(on_gpu, cuda)
+    np.testing.assert_array_equal(cuda.to_host(on_gpu), np.full(5, 7, np.float32))
