@@ -64,9 +64,20 @@ class Optimizer:
             )
 
     def step(self) -> None:
+        """One update of every trainable parameter; frozen ones (requires_grad False, also when
+        frozen after this optimizer was built) are neither updated nor decayed."""
         self._check_intact()
         self.steps += 1
-        self._update()
+        runs = self.storage.trainable_runs()
+        total = self.storage.data.shape[0]
+        for start, stop in runs:
+            # Nothing frozen: the whole buffers themselves (no new views per step).
+            self._update(None if (start, stop) == (0, total) else slice(start, stop))
+
+    def _span(self, span):
+        """The flat data, grad and state arrays, or their ``span`` slices."""
+        arrays = (self.storage.data, self.storage.grad, *self.state.values())
+        return arrays if span is None else tuple(a[span] for a in arrays)
 
     def hyperparameters(self):
         return {"lr": self.lr}
@@ -114,11 +125,9 @@ class SGD(Optimizer):
         super().__init__(params, lr, ["velocity"])
         self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
 
-    def _update(self):
-        s = self.storage
-        self.device.ops.sgd_step(
-            s.data, s.grad, self.state["velocity"], self.lr, self.momentum, self.weight_decay, self.nesterov
-        )
+    def _update(self, span):
+        data, grad, velocity = self._span(span)
+        self.device.ops.sgd_step(data, grad, velocity, self.lr, self.momentum, self.weight_decay, self.nesterov)
 
 
 class Adam(Optimizer):
@@ -140,13 +149,13 @@ class Adam(Optimizer):
         super().__init__(params, lr, ["exp_avg", "exp_avg_sq"])
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
 
-    def _update(self):
-        s = self.storage
+    def _update(self, span):
+        data, grad, exp_avg, exp_avg_sq = self._span(span)
         self.device.ops.adam_step(
-            s.data,
-            s.grad,
-            self.state["exp_avg"],
-            self.state["exp_avg_sq"],
+            data,
+            grad,
+            exp_avg,
+            exp_avg_sq,
             self.lr,
             self.betas[0],
             self.betas[1],

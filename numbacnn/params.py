@@ -11,11 +11,16 @@ import numpy as np
 
 
 class Parameter:
-    """A trainable array: ``data`` and its gradient ``grad`` (accumulated by backward)."""
+    """A trainable array: ``data`` and its gradient ``grad`` (accumulated by backward).
 
-    def __init__(self, data, grad=None):
+    ``requires_grad = False`` freezes it (as in PyTorch): layers compute no gradient for it (a
+    frozen convolution weight skips its GEMM), and optimizers neither update nor decay it.
+    """
+
+    def __init__(self, data, grad=None, requires_grad=True):
         self.data = data
         self.grad = grad
+        self.requires_grad = bool(requires_grad)
         self.storage = None  # the FlatStorage whose views data and grad are (set by flatten)
 
     @property
@@ -30,8 +35,13 @@ class Parameter:
     def size(self):
         return int(np.prod(self.data.shape))
 
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = bool(requires_grad)
+        return self
+
     def __repr__(self):
-        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+        frozen = "" if self.requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.shape}, dtype={self.dtype}{frozen})"
 
 
 class FlatStorage:
@@ -64,6 +74,20 @@ class FlatStorage:
             offset += n
         self._bound = [(p.data, p.grad) for p in self.params]
         return True
+
+    def trainable_runs(self):
+        """[(start, stop)] of the flat buffers that hold trainable parameters (requires_grad),
+        adjacent ones merged: the spans an optimizer updates (the whole buffer when none is frozen)."""
+        runs, offset = [], 0
+        for p in self.params:
+            n = p.size
+            if p.requires_grad:
+                if runs and runs[-1][1] == offset:
+                    runs[-1] = (runs[-1][0], offset + n)
+                else:
+                    runs.append((offset, offset + n))
+            offset += n
+        return runs
 
 
 def flatten(params, device):

@@ -139,6 +139,19 @@ def test_batchnorm_eval_parity(rng, cuda):
     assert_layer_parity(bn, (2, 3, 2, 3), rng)
 
 
+@pytest.mark.parametrize(
+    "layer,shape",
+    [(lambda: L.Conv2d(2, 3, 3, padding=1), (2, 2, 3, 3)), (lambda: L.Linear(3, 2), (2, 3))],
+    ids=["conv", "linear"],
+)
+def test_frozen_weight_parity(layer, shape, rng, cuda):
+    """dw=None: the CUDA kernels skip the weight gradient as the CPU ones do."""
+    frozen = layer()
+    frozen.weight.requires_grad = False
+    assert_layer_parity(frozen, shape, rng)
+    assert not host(frozen.weight.grad).any()
+
+
 def test_synced_batchnorm_parity(rng, cuda):
     """The synchronised path (batchnorm2d_moments, batchnorm2d_backward_synced), with a world of
     one rank: what each rank of a data-parallel run computes around its all-reduces."""

@@ -77,8 +77,8 @@ class Conv2d(Module):
         dx = self._work("dx", x.shape) if self.input_grad else None
         self.device.ops.conv2d_backward(
             dx,
-            self.weight.grad,
-            None if self.bias is None else self.bias.grad,
+            self._grad_of(self.weight),
+            self._grad_of(self.bias),
             dy,
             x,
             self.weight.data,

@@ -39,7 +39,7 @@ class Linear(Module):
         self._check_grad(dy, self.output_shape(x.shape))
         dx = self._work("dx", x.shape) if self.input_grad else None
         self.device.ops.linear_backward(
-            dx, self.weight.grad, None if self.bias is None else self.bias.grad, dy, x, self.weight.data
+            dx, self._grad_of(self.weight), self._grad_of(self.bias), dy, x, self.weight.data
         )
         return dx
 

@@ -126,6 +126,44 @@ class Module:
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
+    # ----------------------------------------------------------------- freezing (transfer learning)
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze (True) every parameter of this module and its children, as
+        PyTorch's ``requires_grad_``; returns self. Frozen parameters get no gradient computed and
+        no optimizer update or weight decay, also when frozen after the optimizer was built."""
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    def freeze(self) -> Module:
+        return self.requires_grad_(False)
+
+    def unfreeze(self) -> Module:
+        return self.requires_grad_(True)
+
+    def _grad_of(self, param):
+        """``param.grad``, or None for a frozen (or absent) parameter: kernels then skip it."""
+        return param.grad if param is not None and param.requires_grad else None
+
+    def reset_classifier(self, num_classes: int) -> Module:
+        """Replace the last Linear layer (the classifier) by a new, freshly initialised
+        ``Linear(in_features, num_classes)`` on the same device and dtype, under the same name (so
+        the state-dict keys stay PyTorch's); returns self. Build the optimizer afterwards."""
+        from .linear import Linear
+
+        found = None
+        for _, parent in self.named_modules():
+            for name, child in parent._modules.items():
+                if isinstance(child, Linear):
+                    found = (parent, name, child)
+        if found is None:
+            raise ValueError(f"reset_classifier: {type(self).__name__} has no Linear layer to replace")
+        parent, name, old = found
+        head = Linear(old.in_features, int(num_classes), bias=old.bias is not None).to(self.dtype).to(self.device)
+        head.input_grad = old.input_grad
+        setattr(parent, name, head)
+        return self
+
     # ----------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> Module:
         for _, m in self.named_modules():

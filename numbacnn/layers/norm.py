@@ -102,13 +102,18 @@ class BatchNorm2d(Module):
         dx = self._work("dx", x.shape)
         ops = self.device.ops
         save_mean, save_invstd = self._work_buffers["save_mean"], self._work_buffers["save_invstd"]
+        # Frozen weight or bias: their sums come with dx at no extra cost, into a scratch sink.
+        dweight = self._grad_of(self.weight)
+        dweight = self._work("frozen_dweight", (self.num_features,)) if dweight is None else dweight
+        dbias = self._grad_of(self.bias)
+        dbias = self._work("frozen_dbias", (self.num_features,)) if dbias is None else dbias
         if self._trained_forward and self.process_group is not None:
             local, sums, count = self._all_reduced_moments("grad_moments", dy, x)
             global_sums = self.device.asarray(sums, out=self._work("grad_moments_all", sums.shape, np.float64))
             ops.batchnorm2d_backward_synced(
                 dx,
-                self.weight.grad,
-                self.bias.grad,
+                dweight,
+                dbias,
                 dy,
                 x,
                 self.weight.data,
@@ -121,8 +126,8 @@ class BatchNorm2d(Module):
             return dx
         ops.batchnorm2d_backward(
             dx,
-            self.weight.grad,
-            self.bias.grad,
+            dweight,
+            dbias,
             dy,
             x,
             self.weight.data,

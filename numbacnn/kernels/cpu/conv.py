@@ -246,12 +246,16 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
 def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     """Gradients of conv2d_forward given dy (N, K, OH, OW).
 
-    dx (N, C, H, W) is overwritten (skipped if None); dw (K, C/groups, KH, KW) and db (K,) are
-    accumulated (db skipped if None).
+    dx (N, C, H, W) is overwritten; dw (K, C/groups, KH, KW) and db (K,) are accumulated. Each is
+    skipped if None (a frozen weight gets no gradient computed: its GEMM is not run).
     """
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
+    if dx is None and dw is None:
+        if db is not None:
+            db += dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(db.dtype)
+        return
     wide = _wide_width(x, stride, padding, ow)
-    if dx is None and _direct(x, w, groups, wide):
+    if dx is None and _direct(x, w, groups, wide):  # (dw is not None here)
         # A first layer (no input gradient): dW and db straight from the padded input.
         dy_wide = scratch("conv.dy", (k_out, n_batch * oh * wide), x.dtype)
         nchw_to_wide(dy_wide, dy)
@@ -282,10 +286,11 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     # over x and keeps one workspace for all layers instead of one per layer.
     cols = _columns_for(x, w, stride, padding, dilation, oh, ow, wide)
     cols_g = cols.reshape(groups, r, np_cols)
-    dw_tmp = scratch("conv.dw", (groups, kg, r), x.dtype)
-    _gemm(dw_tmp, dy_g, cols_g.transpose(0, 2, 1))
-    dw_flat = dw.reshape(groups, kg, r)
-    dw_flat += dw_tmp
+    if dw is not None:
+        dw_tmp = scratch("conv.dw", (groups, kg, r), x.dtype)
+        _gemm(dw_tmp, dy_g, cols_g.transpose(0, 2, 1))
+        dw_flat = dw.reshape(groups, kg, r)
+        dw_flat += dw_tmp
     if dx is not None:
         # dcols reuses the columns buffer: the columns are no longer needed.
         _gemm(cols_g, w.reshape(groups, kg, r).transpose(0, 2, 1), dy_g)

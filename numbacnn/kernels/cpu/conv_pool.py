@@ -118,11 +118,11 @@ def forward(out, x, w_kr, b, has_bias, sh, sw, ph, pw, kh, kw, chunk, xbuf, cols
 
 @njit(parallel=True, cache=True)
 def backward(
-    dx, dw_part, db_part, has_dx, has_db, dy, x, w_kr, sh, sw, ph, pw, kh, kw, chunk, xbuf, cols, dybuf, dcols, args,
-    gemm,
+    dx, dw_part, db_part, has_dx, has_dw, has_db, dy, x, w_kr, sh, sw, ph, pw, kh, kw, chunk, xbuf, cols, dybuf,
+    dcols, args, gemm,
 ):  # fmt: skip
-    """Per-chunk partial dW (chunks, K, R) and db (chunks, K) (overwritten; summed in chunk order by
-    ``add_partials``, so the result does not depend on the thread count), and dx if has_dx."""
+    """Per-chunk partial dW (chunks, K, R) if has_dw and db (chunks, K) (overwritten; summed in chunk
+    order by ``add_partials``, so the result does not depend on the thread count), and dx if has_dx."""
     n_batch = x.shape[0]
     k_out, r = w_kr.shape
     oh, ow = dy.shape[2], dy.shape[3]
@@ -147,7 +147,8 @@ def backward(
                         d[s * p + q, k] = src[q]
                         acc += src[q]
                     db_part[ci, k] += acc
-            call_gemm(gemm, args[t], _N, _T, r, k_out, count * p, col, r, d, k_out, 0, dw_part[ci], r)
+            if has_dw:
+                call_gemm(gemm, args[t], _N, _T, r, k_out, count * p, col, r, d, k_out, 0, dw_part[ci], r)
             if has_dx:
                 dc = dcols[t]
                 call_gemm(gemm, args[t], _N, _N, r, count * p, k_out, w_kr, r, d, k_out, 0, dc, r)
@@ -168,11 +169,12 @@ def weights_to_kr(w_kr, w):
 
 
 @njit(cache=True)
-def add_partials(dw, db, has_db, dw_part, db_part):
-    """dw (K, C, KH, KW) += sum over chunks of dw_part (chunks, K, R); db (K,) += sum of db_part."""
+def add_partials(dw, db, has_dw, has_db, dw_part, db_part):
+    """dw (K, C, KH, KW) += sum over chunks of dw_part (chunks, K, R) if has_dw; db (K,) += sum of
+    db_part if has_db."""
     k_out, channels, kh, kw = dw.shape
     for k in range(k_out):
-        for i in range(kh):
+        for i in range(kh * has_dw):
             for j in range(kw):
                 for c in range(channels):
                     acc = 0.0
@@ -248,7 +250,7 @@ def conv2d_forward(out, x, w, b, stride, padding):
 
 
 def conv2d_backward(dx, dw, db, dy, x, w, stride, padding):
-    """dx (overwritten, skipped if None), dw and db (accumulated, db skipped if None)."""
+    """dx (overwritten), dw and db (accumulated); each skipped if None."""
     oh, ow = dy.shape[2], dy.shape[3]
     threads, chunk, r, p = _plan(x, w, oh, ow)
     xbuf, cols, args, w_kr = _buffers(x, w, padding, chunk, threads, r, p)
@@ -258,9 +260,9 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding):
     n_chunks = -(-x.shape[0] // chunk)
     dw_part = scratch("conv_pool.dw", (n_chunks, k_out, r), x.dtype)
     db_part = scratch("conv_pool.db", (n_chunks, k_out), x.dtype)
-    has_dx, has_db = dx is not None, db is not None
+    has_dx, has_dw, has_db = dx is not None, dw is not None, db is not None
     with _SingleThreadedBlas():
-        backward(dx if has_dx else x, dw_part, db_part, has_dx, has_db, dy, x, w_kr, stride[0], stride[1],
+        backward(dx if has_dx else x, dw_part, db_part, has_dx, has_dw, has_db, dy, x, w_kr, stride[0], stride[1],
                  padding[0], padding[1], w.shape[2], w.shape[3], chunk, xbuf, cols, dybuf, dcols, args,
                  blas.gemm_for(x.dtype))  # fmt: skip
-    add_partials(dw, db if has_db else db_part[0], has_db, dw_part, db_part)
+    add_partials(w if dw is None else dw, db if has_db else db_part[0], has_dw, has_db, dw_part, db_part)

@@ -36,11 +36,12 @@ def linear_forward(out, x, w, b):
 
 
 def linear_backward(dx, dw, db, dy, x, w):
-    """dx (N, IN) = dy @ w (skipped if None); dw (OUT, IN) += dy.T @ x; db (OUT,) += sum_n dy."""
+    """dx (N, IN) = dy @ w; dw (OUT, IN) += dy.T @ x; db (OUT,) += sum_n dy. Each skipped if None."""
     if dx is not None:
         np.matmul(dy, w, out=dx)
-    dw_tmp = scratch("linear.dw", dw.shape, dw.dtype)
-    np.matmul(dy.T, x, out=dw_tmp)
-    dw += dw_tmp
+    if dw is not None:
+        dw_tmp = scratch("linear.dw", dw.shape, dw.dtype)
+        np.matmul(dy.T, x, out=dw_tmp)
+        dw += dw_tmp
     if db is not None:
         _add_column_sums(db, dy)

@@ -100,8 +100,8 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
 def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     """Gradients of conv2d_forward given dy (N, K, OH, OW).
 
-    dx (N, C, H, W) is overwritten (skipped if None); dw (K, C/groups, KH, KW) and db (K,) are
-    accumulated (db skipped if None).
+    dx (N, C, H, W) is overwritten; dw (K, C/groups, KH, KW) and db (K,) are accumulated. Each is
+    skipped if None (a frozen weight gets no gradient computed).
     """
     require_device("conv2d_backward", dx=dx, dw=dw, db=db, dy=dy, x=x, w=w)
     n_batch, channels, k_out, r, oh, ow, hyper = _geometry(x, w, stride, padding, dilation, groups)
@@ -109,15 +109,19 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     dy_g = view(dy, n_batch, groups, kg, p)
     if db is not None:
         add_channel_sums(db, view(dy, n_batch, k_out, p))
-    cols = _columns(x, w, hyper, oh, ow)
-    cols_g = view(cols, n_batch, groups, r, p)
-    if n_batch == 1:
-        gemm(view(dw, 1, groups, kg, r), dy_g, cols_g, trans_b=True, accumulate=True)
-    else:
-        per_sample = scratch("cuda.conv.dw", (n_batch, groups, kg, r), x.dtype, device_empty)
-        gemm(per_sample, dy_g, cols_g, trans_b=True)
-        add_batch_sums(view(dw, dw.size), view(per_sample, n_batch, dw.size))
+    rows = channels * w.shape[2] * w.shape[3]
+    if dw is not None:
+        cols = _columns(x, w, hyper, oh, ow)
+        cols_g = view(cols, n_batch, groups, r, p)
+        if n_batch == 1:
+            gemm(view(dw, 1, groups, kg, r), dy_g, cols_g, trans_b=True, accumulate=True)
+        else:
+            per_sample = scratch("cuda.conv.dw", (n_batch, groups, kg, r), x.dtype, device_empty)
+            gemm(per_sample, dy_g, cols_g, trans_b=True)
+            add_batch_sums(view(dw, dw.size), view(per_sample, n_batch, dw.size))
     if dx is not None:
-        # dcols reuses the columns buffer: the columns are no longer needed.
+        # dcols reuses the columns buffer (no longer needed; without dw it was never filled).
+        cols = scratch("cuda.conv.cols", (n_batch, rows, p), x.dtype, device_empty)
+        cols_g = view(cols, n_batch, groups, r, p)
         gemm(cols_g, view(w, 1, groups, kg, r), dy_g, trans_a=True)
         launch_1d(_col2im, dx.size, dx, cols, *hyper, oh, ow, dx.dtype.type(0))

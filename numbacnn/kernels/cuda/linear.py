@@ -31,10 +31,11 @@ def linear_forward(out, x, w, b):
 
 
 def linear_backward(dx, dw, db, dy, x, w):
-    """dx (N, IN) = dy @ w (skipped if None); dw (OUT, IN) += dy.T @ x; db (OUT,) += sum_n dy."""
+    """dx (N, IN) = dy @ w; dw (OUT, IN) += dy.T @ x; db (OUT,) += sum_n dy. Each skipped if None."""
     require_device("linear_backward", dx=dx, dw=dw, db=db, dy=dy, x=x, w=w)
     if dx is not None:
         gemm(_as4d(dx), _as4d(dy), _as4d(w))
-    gemm(_as4d(dw), _as4d(dy), _as4d(x), trans_a=True, accumulate=True)
+    if dw is not None:
+        gemm(_as4d(dw), _as4d(dy), _as4d(x), trans_a=True, accumulate=True)
     if db is not None:
         launch_1d(_column_sums, dy.shape[1], db, dy)
