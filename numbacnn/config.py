@@ -6,7 +6,7 @@ and :class:`~numbacnn.train.Trainer`. The configuration is stored in every check
 from types import SimpleNamespace
 
 from . import init, losses, models, optim
-from .data import DataLoader, canonical_name, load_dataset
+from .data import DataLoader, canonical_name, load_dataset, subset
 from .device import get_device
 from .errors import CheckpointError
 from .train import Trainer
@@ -21,6 +21,8 @@ __all__ = [
     "BASE",
     "MODEL_DEFAULTS",
     "build_model",
+    "freeze",
+    "load_matching",
     "build_trainer",
     "data_facts",
     "load_data",
@@ -74,6 +76,14 @@ def resolve_config(model, **options):
 
 
 def load_data(config, progress=None):
+    """The data set of ``config``, restricted to ``class_subset`` / ``per_class`` when set."""
+    dataset = _load_whole(config, progress)
+    if config.get("class_subset") is not None or config.get("per_class") is not None:
+        dataset = subset(dataset, config.get("class_subset"), config.get("per_class"))
+    return dataset
+
+
+def _load_whole(config, progress):
     # Only the synthetic data set reads the size options.
     return load_dataset(
         config["dataset"],
@@ -88,10 +98,50 @@ def load_data(config, progress=None):
 
 
 def build_model(config, dataset):
+    """The model of ``config`` for ``dataset`` (its classifier sized ``config["num_classes"]`` when
+    set, else the data set's class count), seeded, on the configured device."""
     init.manual_seed(config["seed"])
     c, h, _ = dataset.image_shape
-    model = models.create(config["model"], c, dataset.num_classes, h)
+    num_classes = config.get("num_classes") or dataset.num_classes
+    if num_classes < dataset.num_classes:
+        raise ValueError(
+            f"--num-classes {num_classes} is fewer than the {dataset.num_classes} classes of the training data"
+        )
+    model = models.create(config["model"], c, num_classes, h)
     return model.to(get_device(config["device"]))
+
+
+def freeze(model, prefixes):
+    """Freeze the parameters whose names are, or lie under, each of ``prefixes`` (module paths as
+    in the state dict: "0", "layer1", "layer2.0.conv1"); ValueError naming a prefix that matches
+    nothing. Returns the frozen parameter names."""
+    names = [name for name, _ in model.named_parameters()]
+    frozen = []
+    for prefix in prefixes or ():
+        prefix = prefix.rstrip(".")
+        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+        if not hits:
+            modules = sorted({n.rsplit(".", 1)[0] for n in names})
+            raise ValueError(
+                f"--freeze {prefix}: no parameter of the model lies under it; modules: {', '.join(modules)}"
+            )
+        frozen += hits
+    params = dict(model.named_parameters())
+    for name in frozen:
+        params[name].requires_grad = False
+    return frozen
+
+
+def load_matching(model, state):
+    """Copy into ``model`` every array of ``state`` whose key and shape match (transfer learning:
+    a pretrained trunk, a head of another size). Returns (loaded, skipped, new): keys copied, keys
+    of ``state`` not copied (absent here, or another shape), and model keys ``state`` lacks."""
+    own = model.state_dict()
+    loaded = [k for k in own if k in state and tuple(state[k].shape) == own[k].shape]
+    skipped = [k for k in state if k not in loaded]
+    new = [k for k in own if k not in state]
+    model.load_state_dict({k: state[k] for k in loaded}, strict=False)
+    return loaded, skipped, new
 
 
 DATA_FACT_KEYS = ("image_shape", "classes", "mean", "std")
@@ -124,6 +174,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
         world_size=world.size,
     )
     model = build_model(config, dataset)
+    freeze(model, config.get("freeze"))
     if config.get("sync_bn"):
         sync_batchnorm(model, world)
     train_loader = DataLoader(
@@ -178,7 +229,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
         out_dir=out_dir,
         config=config,
         progress=progress,
-        num_classes=dataset.num_classes,
+        num_classes=model.output_shape((1, *dataset.image_shape))[1],
         checkpoint_every=checkpoint_every,
         world=world,
     )

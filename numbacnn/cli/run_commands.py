@@ -58,6 +58,12 @@ def _load_checkpoint(path):
     return model_state, optim_state, sched_state, meta
 
 
+def output_names(classes, outputs):
+    """Class names for each of a classifier's ``outputs`` (a head larger than the data's classes,
+    from --num-classes, gets "output K" for the rest)."""
+    return list(classes) + [f"output {k}" for k in range(len(classes), outputs)]
+
+
 class FiniteFloat(click.ParamType):
     """A float that must be finite (no nan/inf) and >= ``low`` (> when ``low_open``), <= ``high``."""
 
@@ -120,12 +126,13 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
 
     if plot_path and not plots.available():
         _fail("--plot needs matplotlib: pip install 'numbacnn[plot]'", 2)
-    result = run_eval(model, test_loader(config, dataset), CrossEntropyLoss(), dataset.num_classes)
+    classes = output_names(dataset.classes, model.output_shape((1, *dataset.image_shape))[1])
+    result = run_eval(model, test_loader(config, dataset), CrossEntropyLoss(), len(classes))
     precision, recall = metrics.per_class(result["confusion"])
     if plot_path:
         plots.plot_confusion(
             result["confusion"],
-            list(dataset.classes),
+            classes,
             plot_path,
             f"{config['model']} on {config['dataset']}: top-1 {100 * result['top1']:.2f}%",
         )
@@ -137,7 +144,7 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
                     "top1": result["top1"],
                     "top5": result["top5"],
                     "samples": result["samples"],
-                    "classes": list(dataset.classes),
+                    "classes": classes,
                     "precision": precision.tolist(),
                     "recall": recall.tolist(),
                     "confusion": result["confusion"].tolist(),
@@ -149,7 +156,7 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
         f"{config['model']} on {config['dataset']} test set ({result['samples']} images): "
         f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%\n"
     )
-    click.echo(metrics.format_report(result["confusion"], dataset.classes))
+    click.echo(metrics.format_report(result["confusion"], classes))
 
 
 @main.command(
@@ -188,6 +195,7 @@ def predict(checkpoint, images, top_k, as_json):
         std, np.float32
     ).reshape(1, -1, 1, 1)
     probs = Softmax()(model(np.ascontiguousarray(batch, dtype=np.float32)))
+    classes = output_names(classes, probs.shape[1])
     results = []
     for path, p in zip(images, probs):
         order = np.argsort(-p)[:top_k]

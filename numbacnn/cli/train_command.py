@@ -17,6 +17,7 @@ from .run_commands import (
     _fail,
     _load_checkpoint,
     _load_data,
+    output_names,
 )
 
 _SIGNAL_EXIT = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}
@@ -31,6 +32,26 @@ def _interrupt_on(signum, frame):
     raise KeyboardInterrupt
 
 
+class ClassList(click.ParamType):
+    """Class indices as "0-4", "5,7,9" or "0-2,8" (a sorted-as-given list of distinct ints)."""
+
+    name = "list"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        out = []
+        try:
+            for part in str(value).split(","):
+                low, _, high = part.strip().partition("-")
+                out += list(range(int(low), int(high) + 1)) if high else [int(low)]
+        except ValueError:
+            self.fail(f"{value!r} is not a class list such as 0-4 or 5,7,9", param, ctx)
+        if not out or len(set(out)) != len(out) or min(out) < 0:
+            self.fail(f"{value!r} must name distinct class indices >= 0", param, ctx)
+        return out
+
+
 TRAIN_EPILOG = """\b
 Examples:
   numbacnn train lenet5                          # Fashion-MNIST, 10 epochs, good defaults
@@ -38,6 +59,8 @@ Examples:
   numbacnn train lenet5 --dataset synthetic --epochs 1
   numbacnn train lenet5 --resume runs/lenet5/checkpoint.npz
   mpiexec -n 2 numbacnn train resnet20 --distributed --sync-bn   # needs numbacnn[mpi]
+  numbacnn train lenet5 --classes 0-4 --out runs/pre                 # transfer learning:
+  numbacnn train lenet5 --classes 5-9 --per-class 50 --init-from runs/pre/checkpoint.npz --freeze 0 --freeze 3
 
 With matplotlib installed (pip install 'numbacnn[plot]') the run folder also gets
 curves.png (loss and accuracy per epoch) and confusion.png (last validation).
@@ -106,6 +129,37 @@ def _write_plots(trainer, config, classes, out):
 )
 @click.option(
     "--synthetic-size", type=click.IntRange(min=1), default=None, help="Training images of --dataset synthetic."
+)
+@click.option(
+    "--init-from",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    metavar="CKPT",
+    help="Start from the weights of a checkpoint (.npz) or .safetensors file whose keys and shapes match.",
+)
+@click.option(
+    "--freeze",
+    multiple=True,
+    metavar="PREFIX",
+    help="Freeze the parameters under this module path (e.g. 0, layer1); repeatable.",
+)
+@click.option(
+    "--num-classes", type=click.IntRange(min=1), default=None, help="Classifier outputs (default: the data's classes)."
+)
+@click.option(
+    "--classes",
+    "class_subset",
+    type=ClassList(),
+    default=None,
+    metavar="LIST",
+    help="Train and test on these classes only, relabelled in order (e.g. 0-4 or 5,7,9).",
+)
+@click.option(
+    "--per-class",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Use only the first N training images of each class (few-shot fine-tuning).",
 )
 @click.option(
     "--distributed",
@@ -180,6 +234,26 @@ def _world(distributed):
     return world
 
 
+def _init_from(trainer, path, say):
+    """Load the matching weights of ``path`` into the trainer's model and say what happened."""
+    from ..checkpoint import CheckpointError, load_checkpoint
+    from ..config import load_matching
+    from ..weights import load_safetensors
+
+    try:
+        state = load_safetensors(path)[0] if path.endswith(".safetensors") else load_checkpoint(path)[0]
+    except CheckpointError as e:
+        _fail(str(e), EXIT_CHECKPOINT)
+    loaded, skipped, new = load_matching(trainer.model, state)
+    if not loaded:
+        _fail(f"--init-from {path}: no tensor matches this model in name and shape", EXIT_CHECKPOINT)
+    say(f"init from {path}: loaded {len(loaded)} tensors", err=True)
+    if skipped:
+        say(f"  skipped (absent here or another shape): {', '.join(skipped)}", err=True)
+    if new:
+        say(f"  new (freshly initialised): {', '.join(new)}", err=True)
+
+
 def _open_run_folder_on_main(world, out, model, resume, force):
     """Rank 0 opens (and locks) the run folder; every rank exits with its code if that fails.
     Other ranks get a folder of None: they write nothing."""
@@ -204,6 +278,7 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
     from ..errors import CheckpointError, RunFolderError, TrainingDiverged
 
     world = _world(options.pop("distributed"))
+    options["freeze"] = list(options["freeze"]) or None
     say = click.echo if world.is_main else (lambda *args, **kwargs: None)
     if plots and not plotting.available():
         _fail("--plots needs matplotlib: pip install 'numbacnn[plot]'", EXIT_USAGE)
@@ -240,6 +315,11 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
             _fail(str(e), EXIT_USAGE)
         except ValueError as e:
             raise click.UsageError(str(e))
+        if config.get("init_from") and not ckpt:
+            _init_from(trainer, config["init_from"], say)
+        frozen = [name for name, p in trainer.model.named_parameters() if not p.requires_grad]
+        if frozen:
+            say(f"frozen: {', '.join(frozen)}", err=True)
         if ckpt:
             try:
                 trainer.restore(*ckpt, source=resume)
@@ -260,7 +340,7 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
         except RunFolderError as e:
             _fail(str(e), EXIT_USAGE)
         if plots is not False and world.is_main:
-            _write_plots(trainer, config, list(dataset.classes), out)
+            _write_plots(trainer, config, output_names(dataset.classes, trainer.num_classes), out)
     first_step_s = None
     if trainer.first_step_done_at is not None:
         first_step_s = round(trainer.first_step_done_at - process_started_at(), 3)

@@ -1,6 +1,6 @@
 """Data sets (Fashion-MNIST, MNIST, CIFAR-10 binary, synthetic) and batching."""
 
-from .datasets import DATASET_NAMES, Dataset, canonical_name, load_dataset, synthetic
+from .datasets import DATASET_NAMES, Dataset, canonical_name, load_dataset, subset, synthetic
 from .idx import DataError, read_idx, write_idx
 from .loader import DataLoader
 from .sources import SPECS, availability, cache_dir, find_local, locate, search_dirs
@@ -19,6 +19,7 @@ __all__ = [
     "locate",
     "read_idx",
     "search_dirs",
+    "subset",
     "synthetic",
     "write_idx",
 ]

@@ -187,3 +187,38 @@ def synthetic(train_size=2048, test_size=512, channels=1, size=28, num_classes=1
         (0.3,) * channels,
         {"seed": seed},
     )
+
+
+def subset(dataset: Dataset, classes=None, per_class=None) -> Dataset:
+    """``dataset`` restricted to ``classes`` (indices into its classes, relabelled 0..k-1 in the
+    order given) and to the first ``per_class`` training images of each class (the test set is
+    kept whole for those classes). For transfer learning: pretrain on some classes, fine-tune on
+    others from a few labelled images."""
+    chosen = list(range(dataset.num_classes)) if classes is None else [int(c) for c in classes]
+    bad = [c for c in chosen if not 0 <= c < dataset.num_classes]
+    if bad or len(set(chosen)) != len(chosen) or not chosen:
+        raise ValueError(
+            f"classes must be distinct indices in 0..{dataset.num_classes - 1} of {dataset.name}, got {chosen}"
+        )
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    relabel = np.full(dataset.num_classes, -1, np.int64)
+    relabel[chosen] = np.arange(len(chosen))
+
+    def keep(labels, limit):
+        rows = [np.flatnonzero(labels == c)[:limit] for c in chosen]
+        return np.sort(np.concatenate(rows))
+
+    train = keep(dataset.train_labels, per_class)
+    test = keep(dataset.test_labels, None)
+    return Dataset(
+        name=dataset.name,
+        train_images=dataset.train_images[train],
+        train_labels=relabel[dataset.train_labels[train]],
+        test_images=dataset.test_images[test],
+        test_labels=relabel[dataset.test_labels[test]],
+        classes=tuple(dataset.classes[c] for c in chosen),
+        mean=dataset.mean,
+        std=dataset.std,
+        source=dataset.source,
+    )
