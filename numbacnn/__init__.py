@@ -16,7 +16,7 @@ from . import jit_cache  # noqa: E402
 
 jit_cache.install()
 
-from . import distributed, init, layers, losses, models, onnx, optim  # noqa: E402
+from . import adversarial, distributed, init, inspect, layers, losses, models, onnx, optim  # noqa: E402
 from .device import Device, DeviceError, cuda_available, get_device  # noqa: E402
 from .init import manual_seed  # noqa: E402
 from .params import Parameter  # noqa: E402
@@ -25,10 +25,12 @@ __all__ = [
     "Device",
     "DeviceError",
     "Parameter",
+    "adversarial",
     "cuda_available",
     "distributed",
     "get_device",
     "init",
+    "inspect",
     "layers",
     "losses",
     "manual_seed",

@@ -219,6 +219,12 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
     else:
         raise ValueError(f"unknown schedule {kind!r}: cosine, step or constant")
     loss = losses.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
+    adversary = None
+    if config.get("adversarial"):
+        from .adversarial import Adversary, pixel_units
+
+        eps, clip = pixel_units(config.get("adv_eps", 0.1), dataset.mean, dataset.std)
+        adversary = Adversary(eps, clip, config.get("adv_ratio", 0.5), config["adversarial"])
     return Trainer(
         model,
         loss,
@@ -232,6 +238,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
         num_classes=model.output_shape((1, *dataset.image_shape))[1],
         checkpoint_every=checkpoint_every,
         world=world,
+        adversary=adversary,
     )
 
 

@@ -133,6 +133,7 @@ class Trainer:
         num_classes: int | None = None,
         checkpoint_every: int | None = None,
         world=None,
+        adversary=None,
     ):
         from .distributed import World
 
@@ -147,6 +148,9 @@ class Trainer:
                 f"(DataLoader(..., rank={self.world.rank}, world_size={self.world.size}))"
             )
         self.out_dir = out_dir if self.world.is_main else None
+        # Adversarial training: a callable (model, x, y) -> x that replaces part of each batch by
+        # adversarial examples before the step (adversarial.Adversary).
+        self.adversary = adversary
         self.config = dict(config or {})
         self.progress = Progress(progress and self.world.is_main)
         self.num_classes = num_classes
@@ -310,6 +314,8 @@ class Trainer:
         return "finished"
 
     def _step(self, x, y):
+        if self.adversary is not None:
+            x = self.adversary(self.model, x, y)
         self.optimizer.zero_grad()
         logits = self.model.forward(x)
         loss = self.loss.forward(logits, y)

@@ -162,6 +162,24 @@ def _write_plots(trainer, config, classes, out):
     help="Use only the first N training images of each class (few-shot fine-tuning).",
 )
 @click.option(
+    "--adversarial",
+    type=click.Choice(["fgsm"]),
+    default=None,
+    help="Adversarial training: replace part of each batch by its FGSM examples.",
+)
+@click.option(
+    "--adv-eps",
+    type=FiniteFloat(0, low_open=True, high=1),
+    default=None,
+    help="With --adversarial: the attack's eps in pixel units (0-1 of the pixel range; default 0.1).",
+)
+@click.option(
+    "--adv-ratio",
+    type=FiniteFloat(0, low_open=True, high=1),
+    default=None,
+    help="With --adversarial: the fraction of each batch replaced (default 0.5).",
+)
+@click.option(
     "--distributed",
     is_flag=True,
     help="Data-parallel over the processes of mpiexec -n N (batch size per process; needs numbacnn[mpi]).",
