@@ -22,9 +22,7 @@ __all__ = ["feature_maps", "filters", "input_gradient_mode", "layer_names", "sal
 def layer_names(model, kind=None) -> list[str]:
     """Names of the model's leaf layers in registration order (only those of class ``kind``)."""
     return [
-        name
-        for name, m in model.named_modules()
-        if name and not m._modules and (kind is None or isinstance(m, kind))
+        name for name, m in model.named_modules() if name and not m._modules and (kind is None or isinstance(m, kind))
     ]
 
 

@@ -95,3 +95,72 @@ def plot_confusion(confusion, classes, path, title=None):
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def _normalised(image):
+    """An image scaled to [0, 1] for display (a constant image becomes mid-grey)."""
+    image = np.asarray(image, np.float64)
+    low, high = image.min(), image.max()
+    return np.full_like(image, 0.5) if high - low < 1e-12 else (image - low) / (high - low)
+
+
+def _as_displayable(image, scale):
+    """(H, W) or (3, H, W) -> an array imshow takes; ``scale`` "auto" min-max normalises each
+    image, None keeps values (pixels in [0, 1])."""
+    image = np.asarray(image, np.float64)
+    if scale == "auto":
+        image = _normalised(image)
+    image = np.clip(image, 0.0, 1.0)
+    return image.transpose(1, 2, 0) if image.ndim == 3 else image
+
+
+def plot_image_grid(rows, path, title=None, scale="auto", captions=None, cmap="gray"):
+    """A grid of small images: ``rows`` is a list of (label, images) with images (n, H, W) or
+    (n, 3, H, W); ``captions`` (same layout, strings) go under the images. ``scale`` "auto" shows
+    each image min-max normalised (filters, activations), None as pixels in [0, 1]."""
+    if not rows or not any(len(images) for _, images in rows):
+        raise PlotError("no images to draw")
+    columns = max(len(images) for _, images in rows)
+    fig = _figure(1.2 * columns + 1.0, 1.3 * len(rows))
+    axes = np.asarray(fig.subplots(len(rows), columns, squeeze=False))
+    for r, (label, images) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(images):
+                ax.set_axis_off()
+                continue
+            ax.imshow(_as_displayable(images[c], scale), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            if captions is not None and captions[r][c]:
+                ax.set_xlabel(captions[r][c], fontsize=7)
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_saliency(images, maps, path, captions=None, title=None):
+    """Each image (n, C, H, W, pixels in [0, 1]) above its saliency map (n, H, W), and the map laid
+    over the image."""
+    if len(images) != len(maps) or not len(images):
+        raise PlotError(f"{len(images)} images but {len(maps)} saliency maps")
+    fig = _figure(2.2 * len(images) + 0.5, 6.6)
+    axes = np.asarray(fig.subplots(3, len(images), squeeze=False))
+    for i, (image, heat) in enumerate(zip(images, maps)):
+        picture = _as_displayable(image[0] if len(image) == 1 else image, None)
+        heat = _normalised(heat)
+        for row, ax in enumerate(axes[:, i]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row != 1:
+                ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+            if row >= 1:
+                ax.imshow(heat, cmap="inferno", vmin=0, vmax=1, alpha=1.0 if row == 1 else 0.55)
+        if captions is not None:
+            axes[0, i].set_title(captions[i], fontsize=8)
+    for ax, label in zip(axes[:, 0], ("image", "saliency", "overlay")):
+        ax.set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

@@ -2,7 +2,7 @@
 
 import click
 
-from .run_commands import EXIT_CHECKPOINT, EXIT_USAGE, _fail, _load_checkpoint, main
+from .run_commands import EXIT_USAGE, _fail, checkpoint_model, main
 
 EXPORT_EPILOG = """\b
 Examples:
@@ -19,19 +19,9 @@ shape (batch, C, H, W), any batch; ONNX Runtime runs it: onnxruntime.InferenceSe
 @click.argument("file", type=click.Path(dir_okay=False))
 def export(checkpoint, file):
     """Write the model of CHECKPOINT to FILE: .onnx (opset 17) or .safetensors (weights only)."""
-    from ..config import build_model, data_facts
-
     if not file.endswith((".onnx", ".safetensors")):
         _fail(f"{file}: the file name should end in .onnx or .safetensors", EXIT_USAGE)
-    model_state, _, _, meta = _load_checkpoint(checkpoint)
-    config = dict(meta["config"], device="cpu")
-    try:
-        facts = data_facts(config)
-        model = build_model(config, facts)
-        model.load_state_dict(model_state)
-    except (KeyError, ValueError, TypeError) as e:
-        _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
-    model.eval()
+    model, facts, _ = checkpoint_model(checkpoint)
     if file.endswith(".safetensors"):
         model.save(file)
         click.echo(f"wrote {file}: {len(model.state_dict())} tensors with PyTorch key names")

@@ -58,6 +58,40 @@ def _load_checkpoint(path):
     return model_state, optim_state, sched_state, meta
 
 
+def checkpoint_model(checkpoint):
+    """(model in eval mode on the CPU with the checkpoint's weights, its data facts, its config),
+    or exit 4 naming what is wrong: for the commands that need no data set."""
+    from ..config import build_model, data_facts
+
+    model_state, _, _, meta = _load_checkpoint(checkpoint)
+    config = dict(meta["config"], device="cpu")
+    try:
+        facts = data_facts(config)
+    except (KeyError, TypeError) as e:
+        _fail(f"{checkpoint}: the checkpoint does not record its data set's {e}", EXIT_CHECKPOINT)
+    try:
+        model = build_model(config, facts)
+        model.load_state_dict(model_state)
+    except (KeyError, ValueError, TypeError) as e:
+        _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
+    return model.eval(), facts, config
+
+
+def read_batch(paths, facts):
+    """The images at ``paths`` as one normalised float32 batch (N, C, H, W) for the checkpoint's
+    data (``facts``: image_shape, mean, std), or exit 3 naming the unreadable file."""
+    from ..errors import ImageError
+    from ..images import read_image
+
+    try:
+        batch = np.stack([read_image(p, facts.image_shape) for p in paths])
+    except ImageError as e:
+        _fail(str(e), EXIT_DATA)
+    mean = np.asarray(facts.mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(facts.std, np.float32).reshape(1, -1, 1, 1)
+    return np.ascontiguousarray((batch / np.float32(255) - mean) / std, dtype=np.float32)
+
+
 def output_names(classes, outputs):
     """Class names for each of a classifier's ``outputs`` (a head larger than the data's classes,
     from --num-classes, gets "output K" for the rest)."""
@@ -169,32 +203,12 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
 @click.option("--json", "as_json", is_flag=True)
 def predict(checkpoint, images, top_k, as_json):
     """Top-k classes with probabilities for each IMAGE (PNG, PGM/PPM, or .npy of raw 0-255 pixels)."""
-    from ..config import build_model, data_facts
-    from ..errors import ImageError
-    from ..images import read_image
     from ..layers import Softmax
 
-    model_state, _, _, meta = _load_checkpoint(checkpoint)
-    config = dict(meta["config"], device="cpu")
-    try:
-        facts = data_facts(config)
-    except (KeyError, TypeError) as e:
-        _fail(f"{checkpoint}: the checkpoint does not record its data set's {e}", EXIT_CHECKPOINT)
-    shape, classes, mean, std = facts.image_shape, facts.classes, facts.mean, facts.std
-    try:
-        model = build_model(config, facts)
-        model.load_state_dict(model_state)
-    except (KeyError, ValueError, TypeError) as e:
-        _fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
-    model.eval()
-    try:
-        batch = np.stack([read_image(p, shape) for p in images])
-    except ImageError as e:
-        _fail(str(e), EXIT_DATA)
-    batch = (batch / np.float32(255) - np.asarray(mean, np.float32).reshape(1, -1, 1, 1)) / np.asarray(
-        std, np.float32
-    ).reshape(1, -1, 1, 1)
-    probs = Softmax()(model(np.ascontiguousarray(batch, dtype=np.float32)))
+    model, facts, _ = checkpoint_model(checkpoint)
+    classes = facts.classes
+    batch = read_batch(images, facts)
+    probs = Softmax()(model(batch))
     classes = output_names(classes, probs.shape[1])
     results = []
     for path, p in zip(images, probs):

@@ -295,6 +295,9 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
     from ..device import DeviceError
     from ..errors import CheckpointError, RunFolderError, TrainingDiverged
 
+    for option in ("adv_eps", "adv_ratio"):
+        if options[option] is not None and not options["adversarial"]:
+            raise click.UsageError(f"--{option.replace('_', '-')} needs --adversarial fgsm")
     world = _world(options.pop("distributed"))
     options["freeze"] = list(options["freeze"]) or None
     say = click.echo if world.is_main else (lambda *args, **kwargs: None)
