@@ -63,7 +63,8 @@ def test_backward_before_forward_and_wrong_gradient_shape():
         (lambda: L.Conv2d(3, 4, 0), ">= 1"),
         (lambda: L.Conv2d(3, 4, (3, 3, 3)), "pair of ints"),
         (lambda: L.Linear(0, 3), "positive int"),
-        (lambda: L.AdaptiveAvgPool2d(2), "output_size=1"),
+        (lambda: L.AdaptiveAvgPool2d(0), "positive ints"),
+        (lambda: L.AdaptiveAvgPool2d((2, 2, 2)), "positive ints"),
     ],
 )
 def test_bad_constructor_arguments(make, match):

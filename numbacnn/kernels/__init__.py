@@ -11,8 +11,8 @@ Every public kernel follows the same rules, on both backends:
   overwrite (``=``).
 * ``kernels.cpu`` and ``kernels.cuda`` export the same names with the same signatures
   (``tests/test_contract.py`` asserts it). A missing CUDA op is an error, never a CPU fallback.
-* Optional arrays (a conv without bias, a first layer that needs no input gradient) are passed
-  as ``None``.
+* Optional arrays (a conv without bias, a first layer that needs no input gradient, a frozen
+  weight that needs no gradient) are passed as ``None``; the work that would fill them is skipped.
 
 ``KERNEL_NAMES`` lists the public names; each backend module exports exactly these.
 """
@@ -28,6 +28,19 @@ KERNEL_NAMES = (
     "avgpool2d_backward",
     "global_avgpool2d_forward",
     "global_avgpool2d_backward",
+    "adaptive_avgpool2d_forward",
+    "adaptive_avgpool2d_backward",
+    # pad.py
+    "pad2d_forward",
+    "pad2d_backward",
+    # channels.py
+    "concat_channels_forward",
+    "concat_channels_backward",
+    "scale_channels",
+    "maxout_forward",
+    "maxout_backward",
+    "prelu_forward",
+    "prelu_backward",
     # linear.py
     "linear_forward",
     "linear_backward",

@@ -45,3 +45,33 @@ def row_max_and_exp_sum(x, n):
     for k in range(x.shape[1]):
         total += math.exp(x[n, k] - m)
     return m, total
+
+
+# Padding modes of pad2d (Conv2d's padding_mode), as the integers the kernels take.
+PAD_ZEROS, PAD_REFLECT, PAD_REPLICATE, PAD_CIRCULAR = 0, 1, 2, 3
+
+
+def pad_source(i, size, mode):
+    """The index in [0, size) whose value the padded position ``i`` (which may lie outside)
+    holds, or -1 for a zero (PAD_ZEROS outside). Reflect mirrors without repeating the edge
+    (PyTorch's "reflect"), replicate repeats the edge, circular wraps around."""
+    if 0 <= i < size:
+        return i
+    if mode == 0:
+        return -1
+    if mode == 1:
+        return -i if i < 0 else 2 * (size - 1) - i
+    if mode == 2:
+        return 0 if i < 0 else size - 1
+    return i % size
+
+
+def pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad):
+    """The divisor of average-pooling window (oy, ox), as PyTorch computes it: the window clipped
+    to the padded input, counting the padding (``include_pad``) or only the real pixels. Windows
+    that ceil_mode adds may run past the padding: the part outside never counts."""
+    y0, x0 = oy * sh - ph, ox * sw - pw
+    y1, x1 = min(y0 + kh, height + ph), min(x0 + kw, width + pw)
+    if include_pad:
+        return (y1 - y0) * (x1 - x0)
+    return (min(y1, height) - max(y0, 0)) * (min(x1, width) - max(x0, 0))

@@ -1,9 +1,10 @@
 """Layers with hand-written forward and backward; PyTorch names, arguments and weight shapes."""
 
 from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .channelwise import Concat, Maxout, PReLU
 from .containers import BasicBlock, Sequential
 from .conv import Conv2d
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .linear import Linear
 from .module import Module
 from .norm import BatchNorm2d
@@ -25,6 +26,10 @@ __all__ = [
     "Softmax",
     "BatchNorm2d",
     "Dropout",
+    "Dropout2d",
+    "PReLU",
+    "Maxout",
+    "Concat",
     "Flatten",
     "Sequential",
     "BasicBlock",

@@ -46,3 +46,36 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class Dropout2d(Dropout):
+    """Channel dropout (PyTorch's Dropout2d): in training each (sample, channel) plane of x
+    (N, C, H, W) is zeroed with probability p and the kept ones scaled by 1/(1-p). Eval: identity.
+    The per-plane mask comes from the same seeded counter hash as Dropout's."""
+
+    def forward(self, x):
+        self._check_input(x, ndim=4)
+        self._x = x
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        n, c = x.shape[0], x.shape[1]
+        ones = self._work("ones", (n, c))
+        self.device.ops.fill(ones, 1)
+        self._mask = self._work("mask", (n, c))
+        self.device.ops.dropout_forward(
+            self._mask, self._work("mask_draw", (n, c)), ones, self.p, self.seed + int(self.calls)
+        )
+        self.calls += 1
+        out = self._work("out", x.shape)
+        self.device.ops.scale_channels(out, x, self._mask)
+        return out
+
+    def backward(self, dy):
+        x = self._saved()
+        self._check_grad(dy, x.shape)
+        if self._mask is None:
+            return dy
+        dx = self._work("dx", x.shape)
+        self.device.ops.scale_channels(dx, dy, self._mask)
+        return dx

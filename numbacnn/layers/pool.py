@@ -1,4 +1,5 @@
-"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) (global average pooling)."""
+"""Pooling layers: MaxPool2d, AvgPool2d (PyTorch's ceil_mode and count_include_pad) and
+AdaptiveAvgPool2d to any output size (global average pooling for 1)."""
 
 import numpy as np
 
@@ -8,8 +9,9 @@ from .module import Module
 
 
 class _Pool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
+        self.ceil_mode = bool(ceil_mode)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride if stride is not None else kernel_size, "stride")
         self.padding = pair(padding, "padding")
@@ -24,7 +26,8 @@ class _Pool2d(Module):
     def output_shape(self, input_shape):
         n, c, h, w = input_shape
         oh, ow = (
-            pool2d_output_size(s, k, st, p) for s, k, st, p in zip((h, w), self.kernel_size, self.stride, self.padding)
+            pool2d_output_size(s, k, st, p, self.ceil_mode)
+            for s, k, st, p in zip((h, w), self.kernel_size, self.stride, self.padding)
         )
         if oh < 1 or ow < 1:
             raise ValueError(
@@ -37,7 +40,8 @@ class _Pool2d(Module):
         return n * c * oh * ow * self.kernel_size[0] * self.kernel_size[1]
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return text + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class MaxPool2d(_Pool2d):
@@ -61,12 +65,20 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling; padding counts as zeros in the mean (PyTorch's count_include_pad=True)."""
+    """Average pooling. ``count_include_pad`` (default True, as PyTorch) counts the zero padding
+    in each window's divisor; False divides by the real pixels only."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def extra_repr(self):
+        return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
 
     def forward(self, x):
         self._check_input(x, ndim=4)
         out = self._work("out", self.output_shape(x.shape))
-        self.device.ops.avgpool2d_forward(out, x, self.kernel_size, self.stride, self.padding)
+        self.device.ops.avgpool2d_forward(out, x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
         self._x = x
         return out
 
@@ -74,22 +86,34 @@ class AvgPool2d(_Pool2d):
         x = self._saved()
         self._check_grad(dy, self.output_shape(x.shape))
         dx = self._work("dx", x.shape)
-        self.device.ops.avgpool2d_backward(dx, dy, self.kernel_size, self.stride, self.padding)
+        self.device.ops.avgpool2d_backward(dx, dy, self.kernel_size, self.stride, self.padding, self.count_include_pad)
         return dx
 
 
 class AdaptiveAvgPool2d(Module):
-    """Global average pooling: (N, C, H, W) -> (N, C, 1, 1). Only output_size=1 is supported."""
+    """Average pooling to a fixed output size (OH, OW), whatever the input size, with PyTorch's
+    bins (rows floor(i H / OH) to ceil((i + 1) H / OH)). ``output_size`` 1 is global average
+    pooling: (N, C, H, W) -> (N, C, 1, 1). None in a pair keeps that input dimension."""
 
     def __init__(self, output_size=1):
         super().__init__()
-        if output_size not in (1, (1, 1), [1, 1]):
-            raise ValueError(f"AdaptiveAvgPool2d supports output_size=1 (global pooling) only, got {output_size!r}")
-        self.output_size = 1
+        if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+            sizes = tuple(output_size)
+        else:
+            sizes = (output_size, output_size)
+        if not all(
+            s is None or (isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1) for s in sizes
+        ):
+            raise ValueError(f"AdaptiveAvgPool2d: output_size must be positive ints (or None), got {output_size!r}")
+        self.output_size = output_size if isinstance(output_size, int) else tuple(output_size)
+        self._sizes = sizes
         self._x = None
 
+    def _out_hw(self, h, w):
+        return tuple(s if s is not None else d for s, d in zip(self._sizes, (h, w)))
+
     def output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1], 1, 1)
+        return (input_shape[0], input_shape[1]) + self._out_hw(input_shape[2], input_shape[3])
 
     def flops(self, input_shape):
         return int(np.prod(input_shape))
@@ -97,7 +121,10 @@ class AdaptiveAvgPool2d(Module):
     def forward(self, x):
         self._check_input(x, ndim=4)
         out = self._work("out", self.output_shape(x.shape))
-        self.device.ops.global_avgpool2d_forward(out, x)
+        if out.shape[2:] == (1, 1):
+            self.device.ops.global_avgpool2d_forward(out, x)
+        else:
+            self.device.ops.adaptive_avgpool2d_forward(out, x)
         self._x = x
         return out
 
@@ -105,8 +132,11 @@ class AdaptiveAvgPool2d(Module):
         x = self._saved()
         self._check_grad(dy, self.output_shape(x.shape))
         dx = self._work("dx", x.shape)
-        self.device.ops.global_avgpool2d_backward(dx, dy)
+        if dy.shape[2:] == (1, 1):
+            self.device.ops.global_avgpool2d_backward(dx, dy)
+        else:
+            self.device.ops.adaptive_avgpool2d_backward(dx, dy)
         return dx
 
     def extra_repr(self):
-        return "output_size=1"
+        return f"output_size={self.output_size}"

@@ -38,6 +38,9 @@ FLOAT64_BY_DESIGN = {
     "_avg_fwd",
     "_avg_bwd",
     "_global_avg_fwd",
+    "_adaptive_avg_fwd",
+    "_adaptive_avg_bwd",
+    "_prelu_weight_grad",
     "_dropout_fwd",
 }
 

@@ -1,12 +1,17 @@
-"""Pooling on the CPU: max (with argmax routing), average, global average.
+"""Pooling on the CPU: max (with argmax routing), average, global and adaptive average.
 
 Shapes: x (N, C, H, W), out (N, C, OH, OW), indices (N, C, OH, OW) int32 holding the flat
-position iy * W + ix of each window's maximum in its input plane. Average pooling counts the
-padding in the divisor (PyTorch's default ``count_include_pad=True``). Every kernel runs in
-parallel over (n, c) planes, whose writes are disjoint.
+position iy * W + ix of each window's maximum in its input plane. Average pooling divides as
+PyTorch does (``shared_math.pool_divisor``: padding counted unless count_include_pad is False).
+OH and OW are read from out, so ceil_mode needs nothing here. Every kernel runs in parallel over
+(n, c) planes, whose writes are disjoint.
 """
 
 from numba import njit, prange
+
+from .. import shared_math
+
+_pool_divisor = njit(inline="always")(shared_math.pool_divisor)
 
 
 @njit(parallel=True, cache=True)
@@ -74,9 +79,20 @@ def _max_bwd_2x2(dx, dy, indices, zero):
                 dx[n, c, iy, ix] = zero
 
 
+def _plain_2x2(kernel, stride, padding, pooled, full):
+    """2x2 windows of stride 2, no padding, every window inside (not a ceil_mode extra one)."""
+    return (
+        kernel == (2, 2)
+        and stride == (2, 2)
+        and padding == (0, 0)
+        and 2 * pooled.shape[2] <= full.shape[2]
+        and 2 * pooled.shape[3] <= full.shape[3]
+    )
+
+
 def maxpool2d_forward(out, indices, x, kernel, stride, padding):
     """out, indices (N, C, OH, OW) <- window maxima of x (N, C, H, W); padding never wins."""
-    if kernel == (2, 2) and stride == (2, 2) and padding == (0, 0):
+    if _plain_2x2(kernel, stride, padding, out, x):
         _max_fwd_2x2(out, indices, x)
     else:
         _max_fwd(out, indices, x, kernel, stride, padding)
@@ -133,41 +149,39 @@ def maxpool2d_backward(dx, dy, indices, kernel, stride, padding):
     The CPU scatters through ``indices`` one (n, c) plane per thread and needs no window
     geometry; the CUDA twin gathers per input element and uses kernel/stride/padding for that.
     """
-    if kernel == (2, 2) and stride == (2, 2) and padding == (0, 0):
+    if _plain_2x2(kernel, stride, padding, dy, dx):
         _max_bwd_2x2(dx, dy, indices, dx.dtype.type(0))
     else:
         _max_bwd(dx, dy, indices)
 
 
 @njit(parallel=True, cache=True)
-def avgpool2d_forward(out, x, kernel, stride, padding):
-    """out (N, C, OH, OW) = window means of x (N, C, H, W), padding counted as zeros."""
+def _avg_fwd(out, x, kernel, stride, padding, include_pad):
     n_batch, channels, height, width = x.shape
     oh, ow = out.shape[2], out.shape[3]
-    inv_area = 1.0 / (kernel[0] * kernel[1])
+    kh, kw, sh, sw, ph, pw = kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]
     for plane in prange(n_batch * channels):
         n = plane // channels
         c = plane % channels
         for oy in range(oh):
             for ox in range(ow):
                 acc = 0.0
-                for i in range(kernel[0]):
-                    iy = oy * stride[0] - padding[0] + i
+                for i in range(kh):
+                    iy = oy * sh - ph + i
                     if iy < 0 or iy >= height:
                         continue
-                    for j in range(kernel[1]):
-                        ix = ox * stride[1] - padding[1] + j
+                    for j in range(kw):
+                        ix = ox * sw - pw + j
                         if ix >= 0 and ix < width:
                             acc += x[n, c, iy, ix]
-                out[n, c, oy, ox] = acc * inv_area
+                out[n, c, oy, ox] = acc / _pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
 
 
 @njit(parallel=True, cache=True)
-def avgpool2d_backward(dx, dy, kernel, stride, padding):
-    """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each window."""
+def _avg_bwd(dx, dy, kernel, stride, padding, include_pad):
     n_batch, channels, height, width = dx.shape
     oh, ow = dy.shape[2], dy.shape[3]
-    inv_area = 1.0 / (kernel[0] * kernel[1])
+    kh, kw, sh, sw, ph, pw = kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]
     for plane in prange(n_batch * channels):
         n = plane // channels
         c = plane % channels
@@ -176,15 +190,27 @@ def avgpool2d_backward(dx, dy, kernel, stride, padding):
                 dx[n, c, iy, ix] = 0
         for oy in range(oh):
             for ox in range(ow):
-                g = dy[n, c, oy, ox] * inv_area
-                for i in range(kernel[0]):
-                    iy = oy * stride[0] - padding[0] + i
+                g = dy[n, c, oy, ox] / _pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
+                for i in range(kh):
+                    iy = oy * sh - ph + i
                     if iy < 0 or iy >= height:
                         continue
-                    for j in range(kernel[1]):
-                        ix = ox * stride[1] - padding[1] + j
+                    for j in range(kw):
+                        ix = ox * sw - pw + j
                         if ix >= 0 and ix < width:
                             dx[n, c, iy, ix] += g
+
+
+def avgpool2d_forward(out, x, kernel, stride, padding, count_include_pad=True):
+    """out (N, C, OH, OW) = window means of x (N, C, H, W); the divisor counts the zero padding
+    (count_include_pad, PyTorch's default) or only real pixels. OH, OW come from out (ceil_mode
+    gives one more window where the last one starts inside the input)."""
+    _avg_fwd(out, x, kernel, stride, padding, bool(count_include_pad))
+
+
+def avgpool2d_backward(dx, dy, kernel, stride, padding, count_include_pad=True):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each window (its divisor as forward's)."""
+    _avg_bwd(dx, dy, kernel, stride, padding, bool(count_include_pad))
 
 
 @njit(parallel=True, cache=True)
@@ -214,3 +240,48 @@ def global_avgpool2d_backward(dx, dy):
         for iy in range(height):
             for ix in range(width):
                 dx[n, c, iy, ix] = g
+
+
+@njit(parallel=True, cache=True)
+def _adaptive_avg_fwd(out, x):
+    n_batch, channels, height, width = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for plane in prange(n_batch * channels):
+        n, c = plane // channels, plane % channels
+        for oy in range(oh):
+            y0, y1 = (oy * height) // oh, -((-(oy + 1) * height) // oh)
+            for ox in range(ow):
+                x0, x1 = (ox * width) // ow, -((-(ox + 1) * width) // ow)
+                acc = 0.0
+                for iy in range(y0, y1):
+                    for ix in range(x0, x1):
+                        acc += x[n, c, iy, ix]
+                out[n, c, oy, ox] = acc / ((y1 - y0) * (x1 - x0))
+
+
+@njit(parallel=True, cache=True)
+def _adaptive_avg_bwd(dx, dy):
+    n_batch, channels, height, width = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    for plane in prange(n_batch * channels):
+        n, c = plane // channels, plane % channels
+        dx[n, c] = 0
+        for oy in range(oh):
+            y0, y1 = (oy * height) // oh, -((-(oy + 1) * height) // oh)
+            for ox in range(ow):
+                x0, x1 = (ox * width) // ow, -((-(ox + 1) * width) // ow)
+                g = dy[n, c, oy, ox] / ((y1 - y0) * (x1 - x0))
+                for iy in range(y0, y1):
+                    for ix in range(x0, x1):
+                        dx[n, c, iy, ix] += g
+
+
+def adaptive_avgpool2d_forward(out, x):
+    """out (N, C, OH, OW) = means of x (N, C, H, W) over PyTorch's adaptive bins: rows
+    floor(i H / OH) to ceil((i + 1) H / OH), likewise columns (bins may overlap)."""
+    _adaptive_avg_fwd(out, x)
+
+
+def adaptive_avgpool2d_backward(dx, dy):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each bin (summed where bins overlap)."""
+    _adaptive_avg_bwd(dx, dy)

@@ -3,6 +3,15 @@ signatures (see ``numbacnn.kernels`` for the contract). Every array argument mus
 array; a host array is an error, never a silent copy.
 """
 
+from .channels import (
+    concat_channels_backward,
+    concat_channels_forward,
+    maxout_backward,
+    maxout_forward,
+    prelu_backward,
+    prelu_forward,
+    scale_channels,
+)
 from .conv import conv2d_backward, conv2d_forward
 from .elementwise import (
     add_forward,
@@ -33,7 +42,10 @@ from .norm import (
     batchnorm2d_moments,
 )
 from .optim import adam_step, sgd_step
+from .pad import pad2d_backward, pad2d_forward
 from .pool import (
+    adaptive_avgpool2d_backward,
+    adaptive_avgpool2d_forward,
     avgpool2d_backward,
     avgpool2d_forward,
     global_avgpool2d_backward,
@@ -44,6 +56,17 @@ from .pool import (
 from .softmax import softmax_backward, softmax_forward
 
 __all__ = [
+    "concat_channels_backward",
+    "concat_channels_forward",
+    "maxout_backward",
+    "maxout_forward",
+    "prelu_backward",
+    "prelu_forward",
+    "scale_channels",
+    "pad2d_backward",
+    "pad2d_forward",
+    "adaptive_avgpool2d_backward",
+    "adaptive_avgpool2d_forward",
     "adam_step",
     "add_forward",
     "add_relu_backward",

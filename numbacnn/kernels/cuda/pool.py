@@ -8,7 +8,10 @@ element that gathers from the windows covering it (deterministic, no atomics).
 
 from numba import cuda
 
+from .. import shared_math
 from .launch import launch_1d, require_device
+
+_pool_divisor = cuda.jit(device=True)(shared_math.pool_divisor)
 
 
 @cuda.jit(device=True)
@@ -70,7 +73,7 @@ def _max_bwd(dx, dy, indices, kh, kw, sh, sw, ph, pw, zero):
 
 
 @cuda.jit
-def _avg_fwd(out, x, kh, kw, sh, sw, ph, pw, inv_area):
+def _avg_fwd(out, x, kh, kw, sh, sw, ph, pw, include_pad):
     n_batch, channels, height, width = x.shape
     oh, ow = out.shape[2], out.shape[3]
     for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
@@ -87,11 +90,11 @@ def _avg_fwd(out, x, kh, kw, sh, sw, ph, pw, inv_area):
                 ix = ox * sw - pw + j
                 if ix >= 0 and ix < width:
                     acc += x[n, c, iy, ix]
-        out[n, c, oy, ox] = acc * inv_area
+        out[n, c, oy, ox] = acc / _pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
 
 
 @cuda.jit
-def _avg_bwd(dx, dy, kh, kw, sh, sw, ph, pw, inv_area):
+def _avg_bwd(dx, dy, kh, kw, sh, sw, ph, pw, include_pad):
     n_batch, channels, height, width = dx.shape
     oh, ow = dy.shape[2], dy.shape[3]
     for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
@@ -104,8 +107,8 @@ def _avg_bwd(dx, dy, kh, kw, sh, sw, ph, pw, inv_area):
         x_lo, x_hi = _windows(ix, kw, sw, pw, ow)
         for oy in range(y_lo, y_hi):
             for ox in range(x_lo, x_hi):
-                acc += dy[n, c, oy, ox]
-        dx[n, c, iy, ix] = acc * inv_area
+                acc += dy[n, c, oy, ox] / _pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
+        dx[n, c, iy, ix] = acc
 
 
 @cuda.jit
@@ -142,16 +145,16 @@ def maxpool2d_backward(dx, dy, indices, kernel, stride, padding):
     launch_1d(_max_bwd, dx.size, dx, dy, indices, *kernel, *stride, *padding, dx.dtype.type(0))
 
 
-def avgpool2d_forward(out, x, kernel, stride, padding):
-    """out (N, C, OH, OW) = window means of x (N, C, H, W), padding counted as zeros."""
+def avgpool2d_forward(out, x, kernel, stride, padding, count_include_pad=True):
+    """out (N, C, OH, OW) = window means of x (N, C, H, W); divisors as PyTorch's (see the CPU twin)."""
     require_device("avgpool2d_forward", out=out, x=x)
-    launch_1d(_avg_fwd, out.size, out, x, *kernel, *stride, *padding, x.dtype.type(1.0 / (kernel[0] * kernel[1])))
+    launch_1d(_avg_fwd, out.size, out, x, *kernel, *stride, *padding, bool(count_include_pad))
 
 
-def avgpool2d_backward(dx, dy, kernel, stride, padding):
-    """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each window."""
+def avgpool2d_backward(dx, dy, kernel, stride, padding, count_include_pad=True):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each window (its divisor as forward's)."""
     require_device("avgpool2d_backward", dx=dx, dy=dy)
-    launch_1d(_avg_bwd, dx.size, dx, dy, *kernel, *stride, *padding, dx.dtype.type(1.0 / (kernel[0] * kernel[1])))
+    launch_1d(_avg_bwd, dx.size, dx, dy, *kernel, *stride, *padding, bool(count_include_pad))
 
 
 def global_avgpool2d_forward(out, x):
@@ -164,3 +167,55 @@ def global_avgpool2d_backward(dx, dy):
     """dx (N, C, H, W) = dy (N, C, 1, 1) / (H * W) everywhere."""
     require_device("global_avgpool2d_backward", dx=dx, dy=dy)
     launch_1d(_global_avg_bwd, dx.size, dx, dy, dx.dtype.type(1.0 / (dx.shape[2] * dx.shape[3])))
+
+
+@cuda.jit(device=True)
+def _bin(i, size, bins):
+    """[start, stop) of adaptive bin i of ``bins`` over ``size`` (PyTorch's floor/ceil bounds)."""
+    return (i * size) // bins, -((-(i + 1) * size) // bins)
+
+
+@cuda.jit
+def _adaptive_avg_fwd(out, x):
+    n_batch, channels, height, width = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        ox, oy = e % ow, (e // ow) % oh
+        c, n = (e // (ow * oh)) % channels, e // (ow * oh * channels)
+        y0, y1 = _bin(oy, height, oh)
+        x0, x1 = _bin(ox, width, ow)
+        acc = 0.0
+        for iy in range(y0, y1):
+            for ix in range(x0, x1):
+                acc += x[n, c, iy, ix]
+        out[n, c, oy, ox] = acc / ((y1 - y0) * (x1 - x0))
+
+
+@cuda.jit
+def _adaptive_avg_bwd(dx, dy):
+    n_batch, channels, height, width = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        ix, iy = e % width, (e // width) % height
+        c, n = (e // (width * height)) % channels, e // (width * height * channels)
+        acc = 0.0
+        for oy in range(oh):
+            y0, y1 = _bin(oy, height, oh)
+            if y0 <= iy < y1:
+                for ox in range(ow):
+                    x0, x1 = _bin(ox, width, ow)
+                    if x0 <= ix < x1:
+                        acc += dy[n, c, oy, ox] / ((y1 - y0) * (x1 - x0))
+        dx[n, c, iy, ix] = acc
+
+
+def adaptive_avgpool2d_forward(out, x):
+    """out (N, C, OH, OW) = means of x (N, C, H, W) over PyTorch's adaptive bins."""
+    require_device("adaptive_avgpool2d_forward", out=out, x=x)
+    launch_1d(_adaptive_avg_fwd, out.size, out, x)
+
+
+def adaptive_avgpool2d_backward(dx, dy):
+    """dx (N, C, H, W) = dy (N, C, OH, OW) spread evenly over each bin (summed where bins overlap)."""
+    require_device("adaptive_avgpool2d_backward", dx=dx, dy=dy)
+    launch_1d(_adaptive_avg_bwd, dx.size, dx, dy)
