@@ -141,6 +141,41 @@ def test_batchnorm_eval_parity(rng, cuda):
 
 @pytest.mark.parametrize(
     "layer,shape",
+    [
+        (lambda: L.Conv2d(2, 2, 3, padding=(2, 1), padding_mode="reflect"), (1, 2, 3, 4)),
+        (lambda: L.Conv2d(2, 2, 3, padding=1, padding_mode="replicate"), (1, 2, 3, 3)),
+        (lambda: L.Conv2d(2, 2, 3, padding=2, padding_mode="circular"), (1, 2, 3, 3)),
+        (lambda: L.Conv2d(2, 2, 2, padding="same"), (1, 2, 3, 3)),  # asymmetric zeros
+        (lambda: L.PReLU(3), (2, 3, 2, 2)),
+        (lambda: L.PReLU(), (2, 3)),
+        (lambda: L.Maxout(2), (2, 4, 2, 2)),
+        (lambda: L.Dropout2d(0.5), (3, 4, 2, 2)),
+        (lambda: L.Concat(L.Conv2d(2, 1, 1), L.MaxPool2d(3, 1, 1)), (1, 2, 3, 3)),
+        (lambda: L.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), (1, 2, 4, 5)),
+        (lambda: L.MaxPool2d(2, ceil_mode=True), (1, 2, 3, 5)),
+        (lambda: L.AdaptiveAvgPool2d((2, 3)), (1, 2, 3, 4)),
+    ],
+    ids=[
+        "pad_reflect",
+        "pad_replicate",
+        "pad_circular",
+        "same_even",
+        "prelu_c",
+        "prelu_1",
+        "maxout",
+        "dropout2d",
+        "concat",
+        "avgpool_ceil_nopad",
+        "maxpool_ceil",
+        "adaptive_avg",
+    ],
+)
+def test_toolbox_layer_parity(layer, shape, rng, cuda):
+    assert_layer_parity(layer(), shape, rng)
+
+
+@pytest.mark.parametrize(
+    "layer,shape",
     [(lambda: L.Conv2d(2, 3, 3, padding=1), (2, 2, 3, 3)), (lambda: L.Linear(3, 2), (2, 3))],
     ids=["conv", "linear"],
 )

@@ -100,6 +100,13 @@ def record():
         (L.Dropout(), (4,)),
         (L.Softmax(), (2, 3)),
         (L.BasicBlock(2, 2), (1, 2, 2, 2)),
+        (L.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), (1, 2, 3, 3)),
+        (L.PReLU(2), (1, 2, 2, 2)),
+        (L.Maxout(2), (1, 2, 2, 2)),
+        (L.Dropout2d(), (1, 2, 2, 2)),
+        (L.Concat(L.ReLU(), L.Tanh()), (1, 2, 2, 2)),
+        (L.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), (1, 2, 4, 4)),
+        (L.AdaptiveAvgPool2d(2), (1, 2, 3, 3)),
     ]:
         run(layer, shape)
     bn = L.BatchNorm2d(2).eval()
