@@ -26,13 +26,16 @@ from .layers import (
     AvgPool2d,
     BasicBlock,
     BatchNorm2d,
+    Concat,
     Conv2d,
     Dropout,
     Flatten,
     LeakyReLU,
     Linear,
+    Maxout,
     MaxPool2d,
     Module,
+    PReLU,
     ReLU,
     Sequential,
     Sigmoid,
@@ -61,6 +64,7 @@ class _Graph:
     def __init__(self, onnx, state):
         self.onnx, self.state = onnx, state
         self.nodes, self.initializers, self.used = [], [], set()
+        self.shapes = {}  # value name -> its shape with batch 1 (for ops that need sizes)
 
     def fresh(self, base):
         name, i = base, 1
@@ -71,9 +75,11 @@ class _Graph:
         return name
 
     def weight(self, key, array=None):
-        """The initializer for state-dict ``key`` (or for ``array`` under that name)."""
+        """The initializer for state-dict ``key`` (or for ``array`` under that name; integer
+        arrays, such as shapes, keep their type)."""
         value = self.state[key] if array is None else array
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(value, np.float32), key))
+        value = np.ascontiguousarray(value, np.int64 if np.asarray(value).dtype.kind == "i" else np.float32)
+        self.initializers.append(self.onnx.numpy_helper.from_array(value, key))
         self.used.add(key)
         return key
 
@@ -82,6 +88,8 @@ class _Graph:
         name = self.fresh(f"{where}/{op}" if where else op)
         out = self.fresh(f"{where}/{op}_out" if where else f"{op}_out")
         self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], name=name, **attributes))
+        if inputs and inputs[0] in self.shapes:  # elementwise ops keep it; _emit sets the others'
+            self.shapes[out] = self.shapes[inputs[0]]
         return out
 
 
@@ -89,18 +97,32 @@ def _key(prefix, name):
     return f"{prefix}.{name}" if prefix else name
 
 
+# Conv2d's padding modes as ONNX Pad modes (opset 17 has no "wrap": circular needs opset 19).
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge"}
+
+
 def _conv(layer, g, x, where):
+    top, bottom, left, right = layer._pads
+    pads = [top, left, bottom, right]
+    if layer.padding_mode != "zeros" and max(pads) > 0:
+        if layer.padding_mode not in _PAD_MODES:
+            raise ValueError(
+                f"ONNX export: layer '{where}' uses padding_mode={layer.padding_mode!r}, which opset {OPSET} "
+                f"cannot express (its Pad op has no wrap mode)"
+            )
+        amounts = g.weight(f"{where}/pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+        x = g.node("Pad", [x, amounts], where, mode=_PAD_MODES[layer.padding_mode])
+        pads = [0, 0, 0, 0]
     inputs = [x, g.weight(_key(where, "weight"))]
     if layer.bias is not None:
         inputs.append(g.weight(_key(where, "bias")))
-    (ph, pw) = layer.padding
     return g.node(
         "Conv",
         inputs,
         where,
         kernel_shape=list(layer.kernel_size),
         strides=list(layer.stride),
-        pads=[ph, pw, ph, pw],
+        pads=pads,
         dilations=list(layer.dilation),
         group=layer.groups,
     )
@@ -122,7 +144,7 @@ def _batchnorm(layer, g, x, where):
 def _pool(op):
     def emit(layer, g, x, where):
         (ph, pw) = layer.padding
-        extra = {"count_include_pad": 1} if op == "AveragePool" else {}
+        extra = {"count_include_pad": int(layer.count_include_pad)} if op == "AveragePool" else {}
         return g.node(
             op,
             [x],
@@ -130,10 +152,48 @@ def _pool(op):
             kernel_shape=list(layer.kernel_size),
             strides=list(layer.stride),
             pads=[ph, pw, ph, pw],
+            ceil_mode=int(layer.ceil_mode),
             **extra,
         )
 
     return emit
+
+
+def _adaptive_avg(layer, g, x, where):
+    _, _, h, w = g.shapes[x]
+    oh, ow = layer.output_shape((1, 1, h, w))[2:]
+    if (oh, ow) == (1, 1):
+        return g.node("GlobalAveragePool", [x], where)
+    if h % oh or w % ow:
+        raise ValueError(
+            f"ONNX export: layer '{where}' pools {h}x{w} to {oh}x{ow}, whose adaptive bins differ in size; "
+            f"ONNX has no adaptive pooling (sizes that divide evenly export as AveragePool)"
+        )
+    size = [h // oh, w // ow]
+    return g.node("AveragePool", [x], where, kernel_shape=size, strides=size)
+
+
+def _prelu(layer, g, x, where):
+    # PRelu broadcasts its slope from the right: one per channel is (C, 1, 1) for images.
+    rank = len(g.shapes[x])
+    slope = g.state[_key(where, "weight")]
+    if layer.num_parameters > 1:
+        slope = slope.reshape((-1,) + (1,) * (rank - 2))
+    return g.node("PRelu", [x, g.weight(_key(where, "weight"), slope)], where)
+
+
+def _maxout(layer, g, x, where):
+    shape = g.shapes[x]
+    groups = shape[1] // layer.pool_size
+    # Reshape (N, C, ...) -> (N, C/k, k, ...) (0 keeps the batch), then the max over the k axis.
+    target = g.weight(f"{where}/shape", np.array([0, groups, layer.pool_size, *shape[2:]], np.int64))
+    grouped = g.node("Reshape", [x, target], where)
+    return g.node("ReduceMax", [grouped], where, axes=[2], keepdims=0)
+
+
+def _concat(layer, g, x, where):
+    outputs = [_emit(branch, g, x, _key(where, name)) for name, branch in layer._modules.items()]
+    return g.node("Concat", outputs, where, axis=1)
 
 
 def _simple(op, **fixed):
@@ -167,7 +227,10 @@ _EXPORTERS = {
     BatchNorm2d: _batchnorm,
     MaxPool2d: _pool("MaxPool"),
     AvgPool2d: _pool("AveragePool"),
-    AdaptiveAvgPool2d: _simple("GlobalAveragePool"),
+    AdaptiveAvgPool2d: _adaptive_avg,
+    PReLU: _prelu,
+    Maxout: _maxout,
+    Concat: _concat,
     ReLU: _simple("Relu"),
     LeakyReLU: _simple("LeakyRelu", alpha="negative_slope"),
     ELU: _simple("Elu", alpha="alpha"),
@@ -185,7 +248,9 @@ _EXPORTERS = {
 def _emit(layer, g, x, where):
     for cls in type(layer).__mro__:
         if cls in _EXPORTERS:
-            return _EXPORTERS[cls](layer, g, x, where)
+            out = _EXPORTERS[cls](layer, g, x, where)
+            g.shapes[out] = tuple(layer.output_shape(g.shapes[x]))
+            return out
     raise ValueError(
         f"ONNX export: layer '{where or 'model'}' ({type(layer).__name__}) has no ONNX form in numbacnn; "
         f"layers that export: {', '.join(sorted(c.__name__ for c in _EXPORTERS))}"
@@ -209,6 +274,7 @@ def to_model_proto(model: Module, input_shape: Sequence[int], opset: int = OPSET
     out_shape = model.output_shape(shape)  # also checks the shape fits the model
     g = _Graph(onnx, model.state_dict())
     g.used.add("input")
+    g.shapes["input"] = (1,) + shape[1:]
     last = _emit(model, g, "input", "")
     if g.nodes and g.nodes[-1].output[0] == last:
         g.nodes[-1].output[0] = "output"

@@ -107,3 +107,34 @@ def test_a_layer_without_onnx_form_is_named(tmp_path):
 def test_bad_input_shape_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"input_shape should be \(C, H, W\)"):
         nc.onnx.export(nc.models.lenet5(), tmp_path / "x.onnx", (28, 28))
+
+
+def test_the_toolbox_layers_export(tmp_path, rng):
+    model = L.Sequential(
+        L.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
+        L.PReLU(4),
+        L.Conv2d(4, 6, 2, padding="same"),  # asymmetric zero padding
+        L.Maxout(2),
+        L.Dropout2d(0.2),
+        L.Concat(L.Conv2d(3, 2, 1), L.Conv2d(3, 2, 3, padding=2, padding_mode="replicate", dilation=2)),
+        L.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+        L.MaxPool2d(2, ceil_mode=True),
+        L.AdaptiveAvgPool2d((3, 1)),  # from 3x3: bins of equal size, an AveragePool
+        L.Flatten(),
+        L.Linear(12, 5),
+        L.PReLU(),
+    )
+    _with_running_stats(model, rng, (3, 10, 8))
+    path = nc.onnx.export(model, tmp_path / "toolbox.onnx", (3, 10, 8))
+    ops = {n.op_type for n in onnx.load(path).graph.node}
+    assert {"Pad", "PRelu", "ReduceMax", "Concat", "AveragePool"} <= ops
+    _assert_runtime_agrees(model, path, (3, 10, 8), rng)
+
+
+def test_what_opset_17_cannot_express_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"layer '0' uses padding_mode='circular'"):
+        nc.onnx.export(
+            L.Sequential(L.Conv2d(1, 1, 3, padding=1, padding_mode="circular")), tmp_path / "c.onnx", (1, 5, 5)
+        )
+    with pytest.raises(ValueError, match="adaptive bins differ in size"):
+        nc.onnx.export(L.Sequential(L.AdaptiveAvgPool2d(2)), tmp_path / "a.onnx", (1, 5, 5))
