@@ -26,6 +26,7 @@ from .layers import (
     AvgPool2d,
     BasicBlock,
     BatchNorm2d,
+    Bottleneck,
     Concat,
     Conv2d,
     Dropout,
@@ -211,14 +212,15 @@ def _children_in_order(module, g, x, where):
     return x
 
 
-def _basic_block(block, g, x, where):
-    h = _emit(block.conv1, g, x, _key(where, "conv1"))
-    h = _emit(block.bn1, g, h, _key(where, "bn1"))
-    h = g.node("Relu", [h], _key(where, "relu1"))
-    h = _emit(block.conv2, g, h, _key(where, "conv2"))
-    h = _emit(block.bn2, g, h, _key(where, "bn2"))
+def _residual_block(block, g, x, where):
+    """BasicBlock and Bottleneck: (conv, bn) stages with ReLUs between, then relu(main + shortcut)."""
+    h = x
+    for i, (conv, bn) in enumerate(block._stage_names):
+        if i:
+            h = g.node("Relu", [h], _key(where, f"relu{i}"))
+        h = _emit(getattr(block, bn), g, _emit(getattr(block, conv), g, h, _key(where, conv)), _key(where, bn))
     short = x if block.shortcut is None else _emit(block.shortcut, g, x, _key(where, "shortcut"))
-    return g.node("Relu", [g.node("Add", [h, short], _key(where, "add"))], _key(where, "relu2"))
+    return g.node("Relu", [g.node("Add", [h, short], _key(where, "add"))], _key(where, "relu_out"))
 
 
 _EXPORTERS = {
@@ -241,7 +243,8 @@ _EXPORTERS = {
     Dropout: lambda layer, g, x, where: x,  # identity at inference
     Sequential: _children_in_order,
     ResNet: _children_in_order,
-    BasicBlock: _basic_block,
+    BasicBlock: _residual_block,
+    Bottleneck: _residual_block,
 }
 
 

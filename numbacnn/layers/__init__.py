@@ -2,7 +2,7 @@
 
 from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .channelwise import Concat, Maxout, PReLU
-from .containers import BasicBlock, Sequential
+from .containers import BasicBlock, Bottleneck, Sequential
 from .conv import Conv2d
 from .dropout import Dropout, Dropout2d
 from .linear import Linear
@@ -33,4 +33,5 @@ __all__ = [
     "Flatten",
     "Sequential",
     "BasicBlock",
+    "Bottleneck",
 ]

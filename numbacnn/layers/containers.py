@@ -1,4 +1,6 @@
-"""Containers: Sequential and the ResNet BasicBlock."""
+"""Containers: Sequential and the ResNet blocks (BasicBlock, Bottleneck)."""
+
+from collections.abc import Mapping
 
 from .conv import Conv2d
 from .module import Module
@@ -6,17 +8,22 @@ from .norm import BatchNorm2d
 
 
 class Sequential(Module):
-    """Layers applied in order; children are named "0", "1", ... as in PyTorch."""
+    """Layers applied in order; children are named "0", "1", ... as in PyTorch, or by the keys of
+    one ``OrderedDict`` argument (``Sequential(OrderedDict(features=..., classifier=...))``)."""
 
     def __init__(self, *layers):
         super().__init__()
-        for i, layer in enumerate(layers):
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            named = list(layers[0].items())
+        else:
+            named = [(str(i), layer) for i, layer in enumerate(layers)]
+        for name, layer in named:
             if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a layer")
-            setattr(self, str(i), layer)
-        if layers:
-            object.__setattr__(self, "device", layers[0].device)
-            object.__setattr__(self, "dtype", layers[0].dtype)
+                raise TypeError(f"Sequential: item {name} is a {type(layer).__name__}, not a layer")
+            setattr(self, str(name), layer)
+        if named:
+            object.__setattr__(self, "device", named[0][1].device)
+            object.__setattr__(self, "dtype", named[0][1].dtype)
 
     def __len__(self):
         return len(self._modules)
@@ -53,40 +60,44 @@ class Sequential(Module):
         return rows, input_shape
 
 
-class BasicBlock(Module):
-    """ResNet basic block: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+class _ResidualBlock(Module):
+    """relu(main(x) + shortcut(x)), main = stages of (conv, BatchNorm) with a ReLU between them.
 
-    conv1 is 3x3 with ``stride``; the shortcut is the identity, or a 1x1 convolution + BatchNorm
-    ("projection") when the stride or the channel count changes. Keys: conv1, bn1, conv2, bn2,
-    shortcut.0, shortcut.1.
+    Subclasses register conv1, bn1, conv2, bn2, ... and ``shortcut`` (None for the identity, else
+    a 1x1 convolution + BatchNorm "projection"), then call ``_finish(stages)``.
     """
 
-    def __init__(self, in_channels, out_channels, stride=1):
-        super().__init__()
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
-        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = BatchNorm2d(out_channels)
-        self.conv2 = Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.bn2 = BatchNorm2d(out_channels)
+    def _projection(self, in_channels, out_channels, stride):
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = Sequential(
+            return Sequential(
                 Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), BatchNorm2d(out_channels)
             )
-        else:
-            self.shortcut = None
+        return None
+
+    def _finish(self, stage_names):
+        self._stage_names = stage_names  # [("conv1", "bn1"), ...] in order
         self._x = None
+
+    def _stages(self):
+        return [(getattr(self, c), getattr(self, b)) for c, b in self._stage_names]
 
     def forward(self, x):
         self._check_input(x, ndim=4, channels=self.in_channels)
         ops = self.device.ops
-        h = self.bn1.forward(self.conv1.forward(x))
-        h1 = self._work("h1", h.shape)
-        ops.relu_forward(h1, h)
-        h = self.bn2.forward(self.conv2.forward(h1))
+        stages = self._stages()
+        self._hidden = []  # the ReLU outputs between stages, kept for backward
+        h = x
+        for i, (conv, bn) in enumerate(stages[:-1]):
+            z = bn.forward(conv.forward(h))
+            h = self._work(f"h{i + 1}", z.shape)
+            ops.relu_forward(h, z)
+            self._hidden.append(h)
+        conv, bn = stages[-1]
+        z = bn.forward(conv.forward(h))
         short = x if self.shortcut is None else self.shortcut.forward(x)
-        out = self._work("out", h.shape)
-        ops.add_relu_forward(out, h, short)
-        self._x, self._h1, self._out = x, h1, out
+        out = self._work("out", z.shape)
+        ops.add_relu_forward(out, z, short)
+        self._x, self._out = x, out
         return out
 
     def backward(self, dy):
@@ -96,33 +107,87 @@ class BasicBlock(Module):
         # The gradient of relu(a + b) reaches both a and b unchanged.
         d_sum = self._work("d_sum", dy.shape)
         ops.add_relu_backward(d_sum, dy, self._out)
-        d = self.conv2.backward(self.bn2.backward(d_sum))
-        d_h = self._work("d_h1", d.shape)
-        ops.relu_backward(d_h, d, self._h1)
-        d_main = self.conv1.backward(self.bn1.backward(d_h))
+        d = d_sum
+        stages = self._stages()
+        for i in range(len(stages) - 1, -1, -1):
+            conv, bn = stages[i]
+            d = conv.backward(bn.backward(d))
+            if i > 0:
+                d_h = self._work(f"d_h{i}", d.shape)
+                ops.relu_backward(d_h, d, self._hidden[i - 1])
+                d = d_h
         d_short = d_sum if self.shortcut is None else self.shortcut.backward(d_sum)
         dx = self._work("dx", x.shape)
-        ops.add_forward(dx, d_main, d_short)
+        ops.add_forward(dx, d, d_short)
         return dx
 
     def output_shape(self, input_shape):
-        return self.conv1.output_shape(input_shape)
+        for conv, _ in self._stages():
+            input_shape = conv.output_shape(input_shape)
+        return input_shape
 
     def summary_rows(self, input_shape, prefix=""):
         rows = []
         shape = input_shape
-        for name in ("conv1", "bn1", "conv2", "bn2"):
-            r, shape = getattr(self, name).summary_rows(shape, f"{prefix}.{name}" if prefix else name)
-            rows += r
+        for names in self._stage_names:
+            for name in names:
+                r, shape = getattr(self, name).summary_rows(shape, f"{prefix}.{name}" if prefix else name)
+                rows += r
         if self.shortcut is not None:
             r, _ = self.shortcut.summary_rows(input_shape, f"{prefix}.shortcut" if prefix else "shortcut")
             rows += r
         n = 1
         for s in shape:
             n *= s
-        # The two ReLUs and the residual add.
-        rows.append((f"{prefix}.add_relu" if prefix else "add_relu", "AddReLU", shape, 0, 3 * n))
+        # The ReLUs and the residual add.
+        rows.append(
+            (f"{prefix}.add_relu" if prefix else "add_relu", "AddReLU", shape, 0, (len(self._stage_names) + 1) * n)
+        )
         return rows, shape
 
     def extra_repr(self):
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+
+
+class BasicBlock(_ResidualBlock):
+    """ResNet basic block: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+
+    conv1 is 3x3 with ``stride``; the shortcut is the identity, or a 1x1 convolution + BatchNorm
+    ("projection") when the stride or the channel count changes. Keys: conv1, bn1, conv2, bn2,
+    shortcut.0, shortcut.1.
+    """
+
+    expansion = 1
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.conv1 = Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = BatchNorm2d(out_channels)
+        self.conv2 = Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = BatchNorm2d(out_channels)
+        self.shortcut = self._projection(in_channels, out_channels, stride)
+        self._finish([("conv1", "bn1"), ("conv2", "bn2")])
+
+
+class Bottleneck(_ResidualBlock):
+    """ResNet bottleneck block (He et al. 2016): 1x1 reduce to ``planes`` -> 3x3 (with ``stride``)
+    -> 1x1 expand to 4 * planes, BatchNorm after each, ReLU between, then relu(main + shortcut)
+    with a projection shortcut (1x1 conv + BN) where the shape changes. The stride sits on the
+    3x3, as in torchvision. Keys: conv1, bn1, conv2, bn2, conv3, bn3, shortcut.0, shortcut.1.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.in_channels, self.planes, self.out_channels, self.stride = in_channels, planes, out_channels, stride
+        self.conv1 = Conv2d(in_channels, planes, 1, bias=False)
+        self.bn1 = BatchNorm2d(planes)
+        self.conv2 = Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = BatchNorm2d(planes)
+        self.conv3 = Conv2d(planes, out_channels, 1, bias=False)
+        self.bn3 = BatchNorm2d(out_channels)
+        self.shortcut = self._projection(in_channels, out_channels, stride)
+        self._finish([("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")])

@@ -1,21 +1,43 @@
-"""CIFAR-style ResNets (He et al. 2016, section 4.2): depth 6n+2, three stages of n BasicBlocks."""
+"""CIFAR-style ResNets (He et al. 2016, section 4.2): three stages of n blocks; BasicBlocks
+(depth 6n+2) or Bottleneck blocks (depth 9n+2, e.g. ResNet-29)."""
 
 from .. import init
-from ..layers import AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential
+from ..layers import (
+    AdaptiveAvgPool2d,
+    BasicBlock,
+    BatchNorm2d,
+    Bottleneck,
+    Conv2d,
+    Flatten,
+    Linear,
+    Module,
+    ReLU,
+    Sequential,
+)
+
+BLOCKS = {"basic": (BasicBlock, 6), "bottleneck": (Bottleneck, 9)}  # block, layers per stage block
 
 
 class ResNet(Module):
     """conv3x3(width) - BN - ReLU - layer1 (width) - layer2 (2 width, /2) - layer3 (4 width, /2)
     - global average pool - fc. Any input channels and size (>= 4x4 after two stride-2 stages
-    works best). Projection shortcuts (1x1 conv + BN) where the shape changes.
+    works best). Projection shortcuts (1x1 conv + BN) where the shape changes. With
+    ``block="bottleneck"`` each stage's blocks reduce to its width with a 1x1, run the 3x3 there
+    and expand 4x (so layer3 ends at 16 width channels).
     """
 
-    def __init__(self, depth=20, in_channels=3, num_classes=10, width=16):
+    def __init__(self, depth=20, in_channels=3, num_classes=10, width=16, block="basic"):
         super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"resnet: depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, ...), got {depth}")
-        n = (depth - 2) // 6
-        self.depth = depth
+        if block not in BLOCKS:
+            raise ValueError(f"resnet: block must be 'basic' or 'bottleneck', got {block!r}")
+        block_class, per_block = BLOCKS[block]
+        if depth < per_block + 2 or (depth - 2) % per_block:
+            examples = "8, 14, 20, 32, 44, 56" if block == "basic" else "11, 20, 29, 38, 47, 56"
+            raise ValueError(
+                f"resnet: a {block} ResNet's depth must be {per_block}n+2 with n >= 1 ({examples}, ...), got {depth}"
+            )
+        n = (depth - 2) // per_block
+        self.depth, self.block = depth, block
         self.conv1 = Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn1 = BatchNorm2d(width)
         self.relu = ReLU()
@@ -23,8 +45,8 @@ class ResNet(Module):
         for stage, (mult, stride) in enumerate(((1, 1), (2, 2), (4, 2)), start=1):
             blocks = []
             for i in range(n):
-                blocks.append(BasicBlock(channels, width * mult, stride if i == 0 else 1))
-                channels = width * mult
+                blocks.append(block_class(channels, width * mult, stride if i == 0 else 1))
+                channels = width * mult * block_class.expansion
             setattr(self, f"layer{stage}", Sequential(*blocks))
         self.avgpool = AdaptiveAvgPool2d(1)
         self.flatten = Flatten()
@@ -76,9 +98,10 @@ class ResNet(Module):
         return rows, input_shape
 
     def extra_repr(self):
-        return f"depth={self.depth}"
+        return f"depth={self.depth}" + (", block='bottleneck'" if self.block == "bottleneck" else "")
 
 
-def resnet(depth=20, in_channels=3, num_classes=10, width=16):
-    """A CIFAR-style ResNet of ``depth`` = 6n+2 layers (8, 14, 20, 32, ...)."""
-    return ResNet(depth, in_channels, num_classes, width)
+def resnet(depth=20, in_channels=3, num_classes=10, width=16, block="basic"):
+    """A CIFAR-style ResNet of ``depth`` layers: 6n+2 with BasicBlocks (8, 14, 20, 32, ...) or
+    9n+2 with ``block="bottleneck"`` (11, 20, 29, ...)."""
+    return ResNet(depth, in_channels, num_classes, width, block)
