@@ -50,7 +50,7 @@ def _parse_shape(text):
 @main.command(epilog=EPILOG_SUMMARY)
 @click.argument("model")
 @click.option(
-    "--input-shape", default=None, help="C,H,W of one input (default: 1,28,28 for lenet5, 3,32,32 for resnets)."
+    "--input-shape", default=None, help="C,H,W of one input (default: 1,28,28 for lenet5, 3,32,32 for the others)."
 )
 @click.option("--num-classes", default=10, show_default=True, type=click.IntRange(min=2))
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")

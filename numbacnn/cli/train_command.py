@@ -92,9 +92,9 @@ def _write_plots(trainer, config, classes, out):
     help="Data set (default fashion-mnist).",
 )
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default 10 for lenet5, 15 for resnets)."
+    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default 10; 15 for resnets)."
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default 64 / 128).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size per process (default 64 / 128).")
 @click.option("--lr", type=FiniteFloat(0, low_open=True), default=None, help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default=None)
 @click.option("--momentum", type=FiniteFloat(0, high=1), default=None)
@@ -197,7 +197,8 @@ def _write_plots(trainer, config, classes, out):
     help="Write curves.png and confusion.png to the run folder (default: when matplotlib is installed).",
 )
 def train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, **options):
-    """Train MODEL (lenet5, resnet8, resnet14, resnet20, ...) and save checkpoints to --out."""
+    """Train MODEL (lenet5, resnet8 ... resnet56, resnet29_bottleneck, vgg11_small, alexnet_small,
+    inception_small) and save checkpoints to --out."""
     import signal
 
     _received.clear()
