@@ -91,9 +91,7 @@ def _write_plots(trainer, config, classes, out):
     default=None,
     help="Data set (default fashion-mnist).",
 )
-@click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default 10; 15 for resnets)."
-)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default 10; 15 for resnets).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size per rank (default 64 / 128).")
 @click.option("--lr", type=FiniteFloat(0, low_open=True), default=None, help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default=None)
