@@ -5,6 +5,7 @@ normalisation, and dropout in the classifier. Keys as torchvision's AlexNet (fea
 
 from collections import OrderedDict
 
+from .. import init
 from ..layers import AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
 
 
@@ -29,6 +30,12 @@ def alexnet_small(in_channels=1, num_classes=10, input_size=28, width=32, hidden
         ReLU(),
         MaxPool2d(3, stride=2, padding=1),  # 2 -> 1
     )
+    # He initialisation (fan_in, ReLU gain): with PyTorch's default scale a plain stack of eight
+    # ReLU layers starts with vanishing signals and its first epoch learns nothing.
+    for _, m in features.named_modules():
+        if isinstance(m, Conv2d):
+            m.weight.data[...] = init.kaiming_normal(m.weight.shape, mode="fan_in")
+            m.bias.data[...] = 0
     model = Sequential(
         OrderedDict(
             features=features,
