@@ -41,8 +41,12 @@ class Dropout(Module):
         if self._mask is None:
             return dy
         dx = self._work("dx", x.shape)
-        self.device.ops.dropout_backward(dx, dy, self._mask)
+        self._apply_mask(dx, dy)
         return dx
+
+    def _apply_mask(self, out, a):
+        """out = a * the mask of the last forward (forward's and backward's common step)."""
+        self.device.ops.dropout_backward(out, a, self._mask)
 
     def extra_repr(self):
         return f"p={self.p}"
@@ -68,14 +72,8 @@ class Dropout2d(Dropout):
         )
         self.calls += 1
         out = self._work("out", x.shape)
-        self.device.ops.scale_channels(out, x, self._mask)
+        self._apply_mask(out, x)
         return out
 
-    def backward(self, dy):
-        x = self._saved()
-        self._check_grad(dy, x.shape)
-        if self._mask is None:
-            return dy
-        dx = self._work("dx", x.shape)
-        self.device.ops.scale_channels(dx, dy, self._mask)
-        return dx
+    def _apply_mask(self, out, a):
+        self.device.ops.scale_channels(out, a, self._mask)  # one mask value per (n, c) plane
