@@ -373,10 +373,13 @@ class Trainer:
         self.progress.update(text, final=True)
         self.epoch, self.batch = self.epoch + 1, 0
         self._running = _fresh_running()
-        if self.out_dir:
+        if self.out_dir or self.world.size > 1:
             # Checkpoint first: a kill between the two leaves a log that a resume rewrites from
-            # the checkpoint's history, never a row the checkpoint does not have.
+            # the checkpoint's history, never a row the checkpoint does not have. With several
+            # ranks every one takes part (the finite check and rank 0's statistics are
+            # collective); only rank 0 writes.
             self.save()
+        if self.out_dir:
             with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
                 f.write(_json_row(row) + "\n")
 
