@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inspect import input_gradient_mode
+from .inspect import as_model_input, input_gradient_mode
 from .losses import CrossEntropyLoss
 
 __all__ = ["Adversary", "fgsm", "input_gradient", "pgd", "pixel_units"]
@@ -47,7 +47,7 @@ def input_gradient(model, x, y, loss=None) -> np.ndarray:
     loss = loss or CrossEntropyLoss()
     device = model.device
     with input_gradient_mode(model):
-        logits = model.forward(device.asarray(np.ascontiguousarray(x, dtype=model.dtype)))
+        logits = model.forward(as_model_input(model, x))
         loss.forward(logits, np.asarray(y))
         grad = model.backward(loss.backward())
         return np.array(device.to_host(grad), dtype=np.float64, copy=True)

@@ -119,18 +119,17 @@ def freeze(model, prefixes):
     """Freeze the parameters whose names are, or lie under, each of ``prefixes`` (module paths as
     in the state dict: "0", "layer1", "layer2.0.conv1"); ValueError naming a prefix that matches
     nothing. Returns the frozen parameter names."""
-    names = [name for name, _ in model.named_parameters()]
+    params = dict(model.named_parameters())
     frozen = []
     for prefix in prefixes or ():
         prefix = prefix.rstrip(".")
-        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+        hits = [n for n in params if n == prefix or n.startswith(prefix + ".")]
         if not hits:
-            modules = sorted({n.rsplit(".", 1)[0] for n in names})
+            modules = sorted({n.rsplit(".", 1)[0] for n in params})
             raise ValueError(
                 f"--freeze {prefix}: no parameter of the model lies under it; modules: {', '.join(modules)}"
             )
         frozen += hits
-    params = dict(model.named_parameters())
     for name in frozen:
         params[name].requires_grad = False
     return frozen

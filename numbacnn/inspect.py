@@ -16,7 +16,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["feature_maps", "filters", "input_gradient_mode", "layer_names", "saliency", "score_gradient"]
+__all__ = [
+    "as_model_input",
+    "feature_maps",
+    "filters",
+    "input_gradient_mode",
+    "layer_names",
+    "saliency",
+    "score_gradient",
+]
 
 
 def layer_names(model, kind=None) -> list[str]:
@@ -53,7 +61,8 @@ def input_gradient_mode(model):
             p.requires_grad = flag
 
 
-def _upload(model, x):
+def as_model_input(model, x):
+    """x (host or device) as a C-contiguous array of the model's dtype on its device."""
     host = x.copy_to_host() if hasattr(x, "copy_to_host") else x
     return model.device.asarray(np.ascontiguousarray(host, dtype=model.dtype))
 
@@ -79,7 +88,7 @@ def feature_maps(model, x, layers=None) -> OrderedDict[str, np.ndarray]:
                 return out
 
             object.__setattr__(layer, "forward", catching)
-        model.forward(_upload(model, x))
+        model.forward(as_model_input(model, x))
     finally:
         for _, layer in targets:
             layer.__dict__.pop("forward", None)
@@ -92,7 +101,7 @@ def score_gradient(model, x, target=None) -> tuple[np.ndarray, np.ndarray]:
     (N,)); ``target`` is a class index, one per sample, or None for the predicted class."""
     device = model.device
     with input_gradient_mode(model):
-        logits = model.forward(_upload(model, x))
+        logits = model.forward(as_model_input(model, x))
         host = np.asarray(device.to_host(logits))
         n = host.shape[0]
         chosen = host.argmax(axis=1) if target is None else np.broadcast_to(np.asarray(target, np.int64), (n,))

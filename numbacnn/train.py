@@ -183,6 +183,8 @@ class Trainer:
         """Write a checkpoint (atomically) and return its path; TrainingDiverged instead when a
         parameter or buffer is not finite: a non-finite checkpoint is never written."""
         path = path or self.checkpoint_path
+        if path is None and self.world.size == 1:
+            return None
         # Every rank checks (the weights are the same everywhere, so all stop together); rank 0
         # writes, with its BatchNorm statistics, which every rank then takes.
         self._check_finite()

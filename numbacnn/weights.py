@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import CheckpointError
 
-__all__ = ["load_safetensors", "save_safetensors"]
+__all__ = ["load_safetensors", "load_state", "save_safetensors"]
 
 _DTYPES = {
     "F64": np.float64,
@@ -131,3 +131,15 @@ def _entry(path, name, entry):
     if any(s < 0 for s in shape) or begin < 0 or end < begin:
         raise CheckpointError(f"{path}: tensor '{name}' has a malformed header entry: {entry!r}")
     return dtype, shape, (begin, end)
+
+
+def load_state(path) -> dict:
+    """The model state dict in ``path``: a ``.safetensors`` weights file or a ``.npz`` numbacnn
+    checkpoint (CheckpointError if unreadable; ValueError for any other kind of file)."""
+    from .checkpoint import load_checkpoint
+
+    if str(path).endswith(".safetensors"):
+        return load_safetensors(path)[0]
+    if str(path).endswith(".npz"):
+        return load_checkpoint(path)[0]
+    raise ValueError(f"{path} should be a .safetensors weights file or a .npz numbacnn checkpoint")

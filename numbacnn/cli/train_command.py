@@ -253,13 +253,13 @@ def _world(distributed):
 
 def _init_from(trainer, path, say):
     """Load the matching weights of ``path`` into the trainer's model and say what happened."""
-    from ..checkpoint import CheckpointError, load_checkpoint
     from ..config import load_matching
-    from ..weights import load_safetensors
+    from ..errors import CheckpointError
+    from ..weights import load_state
 
     try:
-        state = load_safetensors(path)[0] if path.endswith(".safetensors") else load_checkpoint(path)[0]
-    except CheckpointError as e:
+        state = load_state(path)
+    except (CheckpointError, ValueError) as e:
         _fail(str(e), EXIT_CHECKPOINT)
     loaded, skipped, new = load_matching(trainer.model, state)
     if not loaded:

@@ -325,15 +325,12 @@ class Module:
         """Load weights from a ``.safetensors`` file (as :meth:`save` or PyTorch writes them) or a
         numbacnn checkpoint (``.npz``); returns self. Missing, unexpected and mis-shaped keys are
         reported as by :meth:`load_state_dict` (KeyError / ValueError, the path first)."""
-        from ..checkpoint import load_checkpoint
-        from ..weights import load_safetensors
+        from ..weights import load_state
 
-        if str(path).endswith(".safetensors"):
-            state, _ = load_safetensors(path)
-        elif str(path).endswith(".npz"):
-            state = load_checkpoint(path)[0]
-        else:
-            raise ValueError(f"load: {path} should be a .safetensors weights file or a .npz numbacnn checkpoint")
+        try:
+            state = load_state(path)
+        except ValueError as e:
+            raise ValueError(f"load: {e}") from None
         try:
             return self.load_state_dict(state, strict=strict)
         except (KeyError, ValueError, TypeError) as e:

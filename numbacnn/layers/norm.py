@@ -94,7 +94,6 @@ class BatchNorm2d(Module):
             out, save_mean, save_invstd, x, self.weight.data, self.bias.data, batch_mean, batch_var, self.eps
         )
         self.num_batches_tracked += 1
-        self._synced_count = count
 
     def backward(self, dy):
         x = self._saved()
