@@ -76,27 +76,15 @@ class World:
     def allreduce_sum(self, array, device=None):
         """Sum ``array`` over the ranks, in place (a host array, or a ``device`` array staged
         through the host); returns it."""
-        if self.size == 1:
-            return array
-        mpi = self._mpi()
-        if isinstance(array, np.ndarray):
-            self.comm.Allreduce(mpi.IN_PLACE, array, op=mpi.SUM)
-            return array
-        host = np.ascontiguousarray(device.to_host(array))
-        self.comm.Allreduce(mpi.IN_PLACE, host, op=mpi.SUM)
-        device.asarray(host, out=array)
+        if self.size > 1:
+            mpi = self._mpi()
+            _in_place_on_host(array, device, lambda host: self.comm.Allreduce(mpi.IN_PLACE, host, op=mpi.SUM))
         return array
 
     def broadcast(self, array, device=None, root=0):
         """Overwrite ``array`` with rank ``root``'s, in place; returns it."""
-        if self.size == 1:
-            return array
-        if isinstance(array, np.ndarray):
-            self.comm.Bcast(array, root=root)
-            return array
-        host = np.ascontiguousarray(device.to_host(array))
-        self.comm.Bcast(host, root=root)
-        device.asarray(host, out=array)
+        if self.size > 1:
+            _in_place_on_host(array, device, lambda host: self.comm.Bcast(host, root=root))
         return array
 
     def sum_values(self, *values) -> np.ndarray:
@@ -128,6 +116,17 @@ class World:
         for _, buf in model.named_buffers():
             if np.dtype(buf.dtype).kind == "f":
                 self.broadcast(buf, model.device)
+
+
+def _in_place_on_host(array, device, operation):
+    """Run the in-place MPI ``operation`` on a host array, or on a host copy of a ``device`` array
+    that is then written back (the mpich wheel's MPI reads host memory only)."""
+    if isinstance(array, np.ndarray):
+        operation(array)
+        return
+    host = np.ascontiguousarray(device.to_host(array))
+    operation(host)
+    device.asarray(host, out=array)
 
 
 def init() -> World:
