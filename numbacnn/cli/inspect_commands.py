@@ -184,8 +184,9 @@ def _draw_filters(model, layers, out, model_name):
     """First-layer filters as images (one row); deeper ones as one row per filter, one column per
     input channel."""
     from .. import inspect, plots
+    from ..layers import Conv2d
 
-    name = layers[0] if layers else inspect.layer_names(model, _conv_class())[0]
+    name = layers[0] if layers else inspect.layer_names(model, Conv2d)[0]
     weights = inspect.filters(model, name)[:MAX_CHANNELS]
     if weights.shape[1] in (1, 3):
         rows = [(name, weights[:, 0] if weights.shape[1] == 1 else weights)]
@@ -210,9 +211,3 @@ def _draw_saliency(batch, maps, labels, facts, out):
     from .. import plots
 
     return plots.plot_saliency(_to_pixels(batch, facts), maps, out, captions=labels, title="saliency")
-
-
-def _conv_class():
-    from ..layers import Conv2d
-
-    return Conv2d
