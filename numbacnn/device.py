@@ -73,9 +73,14 @@ class Device:
 
 class CPUDevice(Device):
     name = "cpu"
+    # A kernel namespace used instead of kernels.cpu (quick_start.py sets it while the compiled
+    # kernels are being built).
+    ops_override = None
 
     @property
     def ops(self):
+        if self.ops_override is not None:
+            return self.ops_override
         from .kernels import cpu
 
         return cpu

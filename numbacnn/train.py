@@ -26,6 +26,7 @@ from .checkpoint import save_checkpoint
 from .core_share import CoreShare
 from .device import CPU
 from .errors import CheckpointError, TrainingDiverged
+from .quick_start import begin as begin_warmup
 from .runs import check_writable
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class Trainer:
         checkpoint_every: int | None = None,
         world=None,
         adversary=None,
+        quick_start: bool = True,
     ):
         from .distributed import World
 
@@ -158,6 +160,11 @@ class Trainer:
         self.history = []
         self.last_confusion = None  # of the latest validation (rows: true class), for reports
         self.first_step_done_at = None  # time.time() when this process finished its first step
+        # On a cold JIT cache, start on the NumPy kernels while the compiled ones are built in the
+        # background (quick_start.py); False waits for the compiler (bitwise a warm cache's run).
+        self.quick_start = quick_start
+        self.warmup_report = None  # what quick start did in the latest fit(), when it ran
+        self._warmup = None
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ValueError(f"Trainer: checkpoint_every must be >= 1 steps, got {checkpoint_every!r}")
         self.checkpoint_every = checkpoint_every
@@ -270,9 +277,13 @@ class Trainer:
         self._share = CoreShare() if self.share_cores and self.model.device == CPU else None
         # Every rank starts from rank 0's weights, statistics and optimizer state.
         self.world.broadcast_state(self.model, self.optimizer)
+        # Several ranks keep the compiled kernels: their steps should round alike.
+        if self.quick_start and self.model.device == CPU and self.world.size == 1:
+            self._warmup = begin_warmup()
         try:
             return self._fit(epochs, max_steps)
         finally:
+            self._end_warmup()
             if self._share is not None:
                 self._share.close()
                 self._share = None
@@ -292,6 +303,8 @@ class Trainer:
                 self._step(self._upload(x), y)
                 if self.first_step_done_at is None:
                     self.first_step_done_at = time.time()
+                if self._warmup is not None:
+                    self._advance_warmup(x, first=steps == 0)
                 self.batch += 1
                 steps += 1
                 if self.checkpoint_every and (self.epoch * n_batches + self.batch) % self.checkpoint_every == 0:
@@ -314,6 +327,25 @@ class Trainer:
                     return "interrupted"
             self._end_epoch(epochs)
         return "finished"
+
+    def _advance_warmup(self, x, first):
+        """After a step on a cold cache: after the first, an eval-mode forward of the same batch
+        meets the evaluation's kernels early, so they compile in the background too; then quick
+        start steps aside as soon as everything met is compiled."""
+        if first and self._warmup.signatures:  # (a warm cache needs no early look)
+            self.model.eval()
+            try:
+                self.model.forward(x)
+            finally:
+                self.model.train()
+        if self._warmup.settle():
+            self._end_warmup()
+
+    def _end_warmup(self):
+        if self._warmup is not None:
+            self.warmup_report = self._warmup.report()
+            self._warmup.close()
+            self._warmup = None
 
     def _step(self, x, y):
         if self.adversary is not None:

@@ -29,6 +29,10 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     # cost milliseconds; 50 us makes the CUDA suite about ten times faster.
     sys.setswitchinterval(5e-5)
 
+# Tests compare runs bit for bit, and a cold JIT cache (every fresh CI clone) would start each
+# training on the NumPy kernels (quick_start.py). tests/test_quick_start.py switches it back on.
+os.environ.setdefault("NUMBACNN_QUICK_START", "0")
+
 # numbacnn before numpy: it sets the OpenMP and OpenBLAS thread settings that are read when those
 # libraries load (numbacnn/__init__.py), as the numbacnn command does.
 import numpy as np  # noqa: E402

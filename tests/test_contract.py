@@ -5,7 +5,7 @@ import inspect
 import pytest
 
 from numbacnn import kernels
-from numbacnn.kernels import cpu, cuda
+from numbacnn.kernels import cpu, cuda, npy
 
 
 def _signature(fn):
@@ -20,14 +20,17 @@ def _public(module):
     }
 
 
-def test_both_backends_export_exactly_the_contract():
+def test_every_backend_exports_exactly_the_contract():
+    """cpu, cuda, and npy: the NumPy twins quick start runs while the compiled kernels are built."""
     assert _public(cpu) == set(kernels.KERNEL_NAMES)
     assert _public(cuda) == set(kernels.KERNEL_NAMES)
+    assert _public(npy) == set(kernels.KERNEL_NAMES)
 
 
 @pytest.mark.parametrize("name", kernels.KERNEL_NAMES)
 def test_signatures_match(name):
     assert _signature(getattr(cpu, name)) == _signature(getattr(cuda, name))
+    assert _signature(getattr(cpu, name)) == _signature(getattr(npy, name))
 
 
 @pytest.mark.parametrize("name", kernels.KERNEL_NAMES)

@@ -366,6 +366,14 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
         first_step_s = round(trainer.first_step_done_at - process_started_at(), 3)
         if not quiet:
             say(f"first training step done {first_step_s:.2f} s after the process started", err=True)
+            warm = trainer.warmup_report
+            if warm and warm["numpy_calls"]:
+                say(
+                    f"(the JIT cache was cold: {warm['numpy_calls']} kernel calls ran on NumPy while "
+                    f"{warm['compiled_in_background']} of {warm['signatures']} kernel signatures compiled "
+                    "in the background)",
+                    err=True,
+                )
     if as_json:
         say(
             json.dumps(
@@ -374,6 +382,7 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
                     "history": trainer.history,
                     "checkpoint": trainer.checkpoint_path,
                     "first_step_s": first_step_s,
+                    "quick_start": trainer.warmup_report,
                     "run_folder": out,
                     "world_size": world.size,
                 }

@@ -9,6 +9,8 @@ be resumed at any batch and reproduce the same data.
 import numpy as np
 from numba import njit, prange
 
+from .. import quick_start
+
 
 @njit(parallel=True, cache=True)
 def _gather(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad):
@@ -29,6 +31,23 @@ def _gather(out, labels_out, images, labels, indices, scale, shift, offsets, fli
                         out[b, c, y, x] = shift[c]
                     else:
                         out[b, c, y, x] = images[src, c, sy, sx] * scale[c] + shift[c]
+
+
+def _gather_numpy(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad):
+    """_gather in NumPy (quick start's twin: the same result with nothing to compile)."""
+    batch, channels, height, width = out.shape
+    labels_out[:] = labels[indices]
+    scale, shift = scale.reshape(-1, 1, 1), shift.reshape(-1, 1, 1)
+    rows, cols = np.arange(height), np.arange(width)
+    for b in range(batch):
+        sy = rows + offsets[b, 0] - pad
+        sx = (width - 1 - cols if flips[b] else cols) + offsets[b, 1] - pad
+        inside = ((sy >= 0) & (sy < height))[:, None] & ((sx >= 0) & (sx < width))[None, :]
+        image = images[indices[b]][:, np.clip(sy, 0, height - 1)][:, :, np.clip(sx, 0, width - 1)]
+        out[b] = np.where(inside, image * scale + shift, shift)
+
+
+_GATHER = "numbacnn.data.loader:_gather"
 
 
 class DataLoader:
@@ -121,7 +140,8 @@ class DataLoader:
                 offsets = np.full((len(idx), 2), 0, np.int64)
                 flips = np.zeros(len(idx), np.bool_)
             x, y = self._buffer(len(idx))
-            _gather(x, y, self.images, self.labels, idx, self.scale, self.shift, offsets, flips, self.pad)
+            args = (x, y, self.images, self.labels, idx, self.scale, self.shift, offsets, flips, self.pad)
+            quick_start.call(_GATHER, _gather, _gather_numpy, args)
             yield x, y
 
     def __iter__(self):

@@ -1,0 +1,126 @@
+"""Quick start (numbacnn/quick_start.py): on a cold JIT cache the kernels run as NumPy twins
+while a compiler process fills the cache, each moving to its compiled form once that is there."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from numbacnn import quick_start
+from numbacnn.device import CPU
+
+
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch):
+    """Quick start on (conftest turns it off), with an empty cache of its own."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(quick_start.ENV, "1")
+    yield tmp_path / "cache"
+    quick_start.shutdown()
+    assert CPU.ops_override is None
+
+
+def _wait(condition, seconds=300):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_cold_kernel_runs_on_numpy_until_compiled_then_compiled(cold_cache):
+    warmup = quick_start.begin()
+    assert warmup is not None and CPU.ops is not None
+    x = np.linspace(-1, 1, 24).reshape(2, 3, 4)  # float64 3-D: a signature of its own
+    out = np.empty_like(x)
+    CPU.ops.relu_forward(out, x)
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+    assert warmup.numpy_calls == 1 and warmup.poll() == 1  # sent to the compiler
+    _wait(lambda: warmup.poll() == 0)
+    CPU.ops.relu_forward(out, -x)
+    np.testing.assert_array_equal(out, np.maximum(-x, 0))
+    assert warmup.numpy_calls == 1  # the compiled kernel ran
+    report = warmup.report()
+    assert report["signatures"] == 1 and report["compiled_in_background"] == 1 and report["failed"] == []
+    assert warmup.settle() and CPU.ops_override is None
+    # The next process (here: the next Warmup) knows it is compiled and never routes it to NumPy.
+    again = quick_start.begin()
+    CPU.ops.relu_forward(out, x)
+    assert again.numpy_calls == 0
+    again.close()
+
+
+def test_a_compiler_that_dies_leaves_the_kernel_to_this_process(cold_cache):
+    warmup = quick_start.begin(command=[sys.executable, "-c", "pass"])
+    x = np.ones((3, 2, 2))
+    out = np.empty_like(x)
+    CPU.ops.relu_forward(out, x)
+    _wait(lambda: warmup.poll() == 0)
+    CPU.ops.relu_forward(out, x)
+    assert warmup.numpy_calls == 1
+    warmup.close()
+
+
+def test_without_a_compiler_process_kernels_compile_here(cold_cache):
+    warmup = quick_start.begin(command=[str(cold_cache / "no-such-compiler")])
+    x = np.ones((2, 2, 3))
+    out = np.empty_like(x)
+    CPU.ops.relu_forward(out, x)
+    np.testing.assert_array_equal(out, x)
+    assert warmup.numpy_calls == 0 and "compiler process" in warmup.report()["failed"][0]
+    warmup.close()
+
+
+def test_switched_off_by_the_environment(cold_cache, monkeypatch):
+    monkeypatch.setenv(quick_start.ENV, "0")
+    assert quick_start.begin() is None and CPU.ops_override is None
+
+
+def test_keys_follow_what_numba_specialises_on():
+    a = np.zeros((2, 3), np.float32)
+    key, _ = quick_start.signature_key("t", (a, 0.1, 3, (1, 1)))
+    assert quick_start.signature_key("t", (np.ones((2, 3), np.float32), 0.5, 7, (2, 2)))[0] == key  # values
+    assert quick_start.signature_key("t", (a.astype(np.float64), 0.1, 3, (1, 1)))[0] != key  # dtype
+    assert quick_start.signature_key("t", (a.T, 0.1, 3, (1, 1)))[0] != key  # layout
+    assert quick_start.signature_key("t", (np.zeros((2, 4), np.float32), 0.1, 3, (1, 1)))[0] != key  # shape
+    assert quick_start.signature_key("t", (a, np.float32(0.1), 3, (1, 1)))[0] != key  # scalar type
+    assert quick_start.signature_key("t", (a, 0.1, 3, None))[0] != key  # an optional argument
+
+
+def _train(env, out):
+    command = [sys.executable, "-m", "numbacnn", "train", "lenet5", "--dataset", "synthetic"]
+    command += ["--epochs", "1", "--json", "--no-plots", "--out", str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_cold_first_run_trains_at_once_and_leaves_the_cache_warm(tmp_path):
+    """The newcomer's first run: no kernel compiled in the training process before or during the
+    NumPy steps; the compiler process fills the cache, and the next run loads everything from it
+    and is bit for bit a run without quick start."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), **{quick_start.ENV: "1"})
+    cold = _train(env, tmp_path / "cold")
+    report = cold["quick_start"]
+    assert report["numpy_calls"] > 0 and report["signatures"] > 10
+    assert report["compiled_in_process"] == 0
+    assert cold["history"][0]["val_acc"] > 0.5  # it trained
+
+    def keys_written():
+        files = glob.glob(str(cache / "numbacnn" / "quick-start-*.pkl"))
+        return files and len(quick_start.read_warm_keys(files[0])) >= report["signatures"]
+
+    _wait(keys_written, seconds=600)  # the compiler goes on after the run ends
+    warm = _train(env, tmp_path / "warm")
+    assert warm["quick_start"]["numpy_calls"] == 0 and warm["quick_start"]["compiled_in_process"] == 0
+    plain = _train(dict(env, **{quick_start.ENV: "0"}), tmp_path / "plain")
+    assert plain["quick_start"] is None
+    assert warm["history"][0]["train_loss"] == plain["history"][0]["train_loss"]
+    assert warm["history"][0]["val_loss"] == plain["history"][0]["val_loss"]
+    np.testing.assert_allclose(cold["history"][0]["train_loss"], warm["history"][0]["train_loss"], rtol=1e-5)
