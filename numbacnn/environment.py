@@ -38,6 +38,14 @@ def facts() -> dict:
     cache = status()
     out["jit_cache"] = cache["path"]
     out["jit_cache_warm"] = f"{cache['cached']} of {cache['functions']} kernels compiled for these sources"
+    from . import quick_start
+
+    known = len(quick_start.read_warm_keys(quick_start.warm_keys_path()))
+    out["quick_start"] = (
+        f"on: kernel signatures not yet compiled start on NumPy ({known} known compiled)"
+        if quick_start.enabled()
+        else f"off ({quick_start.ENV}=0): a cold cache compiles before the first step"
+    )
     if out["cuda_simulator"]:
         out["cuda_devices"] = ["numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1: kernels run as Python)"]
     elif cuda_available():

@@ -107,4 +107,5 @@ def test_compile_fills_the_cache_and_info_reports_it():
     info = json.loads(run("info", "--json").output)
     done, total = (int(v) for v in info["jit_cache_warm"].split()[:3:2])
     assert 0 < done <= total and info["jit_cache"]
+    assert info["quick_start"].startswith("off")  # conftest turns it off for the tests
     assert run("compile", "vgg99").exit_code == 2
