@@ -348,14 +348,20 @@ def precompile(model_name, input_shape=None):
     import numpy as np
 
     from .layers import Softmax
+    from .quick_start import begin as begin_warmup
 
     started = time.perf_counter()
     c, h, _ = input_shape or (1, 28, 28)  # the default data set's images
     config = resolve_config(model_name, dataset="synthetic", synthetic_size=4, batch_size=2, epochs=1)
     dataset = load_dataset("synthetic", train_size=4, test_size=2, channels=c, size=h, seed=0)
     trainer = build_trainer(dict(config, augment=True), dataset, progress=False)
-    trainer.quick_start = False  # compiling is the point here
-    trainer.fit(1, max_steps=1)
-    x, _ = next(iter(test_loader(config, dataset, batch_size=2).epoch(0)))
-    Softmax()(trainer.model.eval().forward(np.ascontiguousarray(x)))
+    # Compile everything here, and record the signatures, so that quick start knows them warm.
+    warmup = begin_warmup(numpy=False)
+    try:
+        trainer.fit(1, max_steps=1)
+        x, _ = next(iter(test_loader(config, dataset, batch_size=2).epoch(0)))
+        Softmax()(trainer.model.eval().forward(np.ascontiguousarray(x)))
+    finally:
+        if warmup is not None:
+            warmup.close()
     return time.perf_counter() - started

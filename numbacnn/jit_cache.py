@@ -19,8 +19,10 @@ import hashlib
 import os
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
-# What jitted code can reach: a change to any of these may change machine code.
+# What jitted code can reach: a change to any of these may change machine code. The NumPy twins
+# (kernels/npy) are plain Python that no jitted code calls: editing them must not recompile.
 JIT_SOURCES = ("kernels", os.path.join("data", "loader.py"))
+NOT_JITTED = (os.path.join("kernels", "npy"),)
 
 __all__ = ["NumbacnnCacheLocator", "cache_dir", "fingerprint", "install", "status"]
 
@@ -38,6 +40,7 @@ def fingerprint(root: str = PACKAGE, sources=JIT_SOURCES) -> str:
             path = os.path.join(root, source)
             files = [path] if os.path.isfile(path) else sorted(
                 os.path.join(d, f) for d, _, names in os.walk(path) for f in names if f.endswith(".py")
+                and not os.path.relpath(d, root).startswith(NOT_JITTED)
             )  # fmt: skip
             for file in files:
                 digest.update(os.path.relpath(file, root).encode())

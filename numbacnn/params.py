@@ -108,17 +108,22 @@ def flatten(params, device):
     total = sum(p.size for p in params)
     data = device.empty((total,), dtype)
     grad = device.empty((total,), dtype)
-    ops = device.ops
+    # On the CPU this one-time copy needs no kernel: none is compiled or loaded before the first
+    # training step (quick_start.py can only route kernels that run inside fit()).
+    if device.name == "cpu":
+        copy, fill = np.copyto, np.ndarray.fill
+    else:
+        copy, fill = device.ops.copy, device.ops.fill
     offset = 0
     for p in params:
         n = p.size
         d_view = data[offset : offset + n].reshape(p.shape)
         g_view = grad[offset : offset + n].reshape(p.shape)
-        ops.copy(d_view, p.data)
+        copy(d_view, p.data)
         if p.grad is None:
-            ops.fill(g_view, 0)
+            fill(g_view, 0)
         else:
-            ops.copy(g_view, p.grad)
+            copy(g_view, p.grad)
         p.data, p.grad = d_view, g_view
         offset += n
     storage = FlatStorage(params, data, grad, device)

@@ -51,7 +51,10 @@ def _arg_spec(value):
         flags = value.flags
         layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
         spec = ("array", value.shape, value.dtype.str, layout, bool(flags.writeable))
-        return spec, spec
+        # The key leaves out the first dimension (the batch, or the number of images or of
+        # parameters): no kernel's path depends on it, and so a batch of another size (the last
+        # one, or `numbacnn compile`'s tiny batches) is the same signature.
+        return ("array", value.ndim, value.shape[1:]) + spec[2:], spec
     if isinstance(value, tuple):
         parts = [_arg_spec(v) for v in value]
         return ("tuple", tuple(p[0] for p in parts)), ("tuple", tuple(p[1] for p in parts))
@@ -62,8 +65,9 @@ def _arg_spec(value):
 
 
 def signature_key(target, args, kwargs=None):
-    """(key, specs): ``key`` identifies one compiled specialisation of ``target`` (and the path
-    its Python wrapper takes, which depends on shapes); ``specs`` rebuild such arguments."""
+    """(key, specs): ``key`` identifies one compiled specialisation of ``target`` and the path its
+    Python wrapper takes (which depends on the shapes past the batch dimension and on the
+    optional arguments given); ``specs`` rebuild such arguments."""
     pairs = [_arg_spec(a) for a in args]
     named = sorted((kwargs or {}).items())
     named_pairs = [(k, _arg_spec(v)) for k, v in named]
@@ -89,6 +93,19 @@ def read_warm_keys(path):
         return keys if isinstance(keys, set) else set()
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError, TypeError):
         return set()  # missing or unreadable: everything counts as cold
+
+
+def add_warm_keys(path, keys):
+    """Merge ``keys`` into the warm-keys file (atomically; another process may write it too)."""
+    merged = read_warm_keys(path) | set(keys)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as f:
+            pickle.dump(merged, f)
+        os.replace(temporary, path)
+    except OSError:  # an unwritable cache: the next process routes these to NumPy again
+        pass
 
 
 # ---------------------------------------------------------------------------- routing
@@ -166,20 +183,21 @@ class _Compiler:
         self._answers.append(None)  # the process ended
 
     def poll(self):
-        """The keys answered since the last poll (compiled, failed, or abandoned by a compiler
-        that ended: those compile in the training process on first use, as without quick start)."""
+        """(key, compiled) for the keys answered since the last poll: compiled, failed, or
+        abandoned by a compiler that ended (those compile in the training process on first use,
+        as without quick start)."""
         answered = []
         while self._answers:
             answer = self._answers.popleft()
             if answer is None:
                 self._ended = True
-                answered += self._sent.values()
+                answered += [(key, False) for key in self._sent.values()]
                 self._sent.clear()
                 continue
             status, key_id, *message = answer.split(" ", 2)
             key = self._sent.pop(int(key_id), None)
             if key is not None:
-                answered.append(key)
+                answered.append((key, status == "ok"))
                 if status == "ok":
                     self.done += 1
                 else:
@@ -241,7 +259,9 @@ class Warmup:
     started at the first signature the cache lacks; none is started when everything is warm.
     """
 
-    def __init__(self, command=None):
+    def __init__(self, command=None, numpy=True):
+        self.numpy = numpy  # False: cold signatures compile here, and are only recorded
+        self.compiled_here = set()  # cold signatures that ran compiled in this process
         self.path = warm_keys_path()
         self.ready = read_warm_keys(self.path)
         command = tuple(command or (sys.executable, "-m", "numbacnn.tools.kernel_compiler", self.path))
@@ -250,6 +270,7 @@ class Warmup:
             self.compiler = _compilers[command] = _Compiler(list(command))
         self.numpy_calls = 0  # calls that ran on a NumPy twin
         self.signatures = set()  # the cold signatures this Warmup met
+        self.compiled_in_background = set()  # those the compiler process has answered
         self._previous_ops = None
         self._compiles = _CompileCounter()  # what this process compiled while routing
 
@@ -271,6 +292,11 @@ class Warmup:
         if key in self.ready:
             return compiled(*args, **kwargs)
         self.signatures.add(key)
+        if not self.numpy:
+            result = compiled(*args, **kwargs)  # compiles (and caches) what it lacks
+            self.ready.add(key)
+            self.compiled_here.add(key)
+            return result
         if not self.compiler.submit(key, target, specs):
             self.ready.add(key)  # no compiler process: compile here, on this call
             return compiled(*args, **kwargs)
@@ -280,7 +306,10 @@ class Warmup:
     def poll(self):
         """Take in what the compiler has finished. Returns how many of this Warmup's signatures
         are still pending."""
-        self.ready.update(self.compiler.poll())
+        for key, compiled in self.compiler.poll():
+            self.ready.add(key)
+            if compiled and key in self.signatures:
+                self.compiled_in_background.add(key)
         return sum(self.compiler.is_pending(key) for key in self.signatures - self.ready)
 
     def settle(self):
@@ -296,6 +325,9 @@ class Warmup:
         if self.active:
             CPU.ops_override, _active = self._previous_ops, None
             self._compiles.stop()
+        if self.compiled_here:
+            add_warm_keys(self.path, self.compiled_here)
+            self.compiled_here = set()
 
     def report(self):
         """A summary for logs and ``--json``."""
@@ -303,7 +335,7 @@ class Warmup:
         return {
             "numpy_calls": self.numpy_calls,
             "signatures": len(self.signatures),
-            "compiled_in_background": len(self.signatures) - pending,
+            "compiled_in_background": len(self.compiled_in_background),
             "pending": pending,
             "compiled_in_process": self._compiles.count,
             "failed": [f"{target}: {message}" for target, message in self.compiler.failed],
@@ -317,11 +349,13 @@ def shutdown():
     _compilers.clear()
 
 
-def begin(command=None):
-    """An active Warmup when quick start is enabled and no other is active, else None."""
-    if not enabled() or _active is not None or CPU.ops_override is not None:
+def begin(command=None, numpy=True):
+    """An active Warmup, unless another is active (None then). ``numpy=False``, or quick start
+    switched off (``NUMBACNN_QUICK_START=0``), gives one that runs every kernel compiled and only
+    records which signatures it compiled, so that a later quick start knows them warm."""
+    if _active is not None or CPU.ops_override is not None:
         return None
-    return Warmup(command).activate()
+    return Warmup(command, numpy=numpy and enabled()).activate()
 
 
 def call(target, compiled, twin, args):

@@ -278,8 +278,8 @@ class Trainer:
         # Every rank starts from rank 0's weights, statistics and optimizer state.
         self.world.broadcast_state(self.model, self.optimizer)
         # Several ranks keep the compiled kernels: their steps should round alike.
-        if self.quick_start and self.model.device == CPU and self.world.size == 1:
-            self._warmup = begin_warmup()
+        if self.model.device == CPU and self.world.size == 1:
+            self._warmup = begin_warmup(numpy=self.quick_start)
         try:
             return self._fit(epochs, max_steps)
         finally:

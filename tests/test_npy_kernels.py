@@ -43,13 +43,20 @@ def assert_twins_agree(layer, shape, rng, dtype=np.float32, rtol=1e-5, atol=1e-6
     _reset(layer, start)
     with numpy_kernels():
         twin = _run(layer, x, dy)
-    np.testing.assert_allclose(twin[0], compiled[0], rtol=rtol, atol=atol, err_msg="forward")
+
+    def close(actual, desired, what):
+        # Sums with cancellation (a weight gradient entry near 0 among entries of 40) round to
+        # within atol of the array's scale, not of the entry's.
+        scale = max(1.0, float(np.abs(desired).max())) if desired.size else 1.0
+        np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol * scale, err_msg=what)
+
+    close(twin[0], compiled[0], "forward")
     if compiled[1] is not None:
-        np.testing.assert_allclose(twin[1], compiled[1], rtol=rtol, atol=atol, err_msg="input gradient")
+        close(twin[1], compiled[1], "input gradient")
     for g_twin, g in zip(twin[2], compiled[2]):
-        np.testing.assert_allclose(g_twin, g, rtol=rtol, atol=atol, err_msg="parameter gradient")
+        close(g_twin, g, "parameter gradient")
     for k, v in compiled[3].items():
-        np.testing.assert_allclose(twin[3][k], v, rtol=rtol, atol=atol, err_msg=k)
+        close(twin[3][k], v, k)
 
 
 LAYERS = {

@@ -7,7 +7,6 @@ the key to the warm-keys file given as argv[1], and answers ``ok <id>`` (or ``fa
 on stdout. Zeros are valid input for every kernel: they make in-range indices and finite math.
 """
 
-import os
 import pickle
 import sys
 
@@ -40,17 +39,6 @@ def _resolve(target):
     return getattr(importlib.import_module(module), name)
 
 
-def _save(path, key):
-    from numbacnn.quick_start import read_warm_keys
-
-    keys = read_warm_keys(path)  # another process may have added its own since
-    keys.add(key)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "wb") as f:
-        pickle.dump(keys, f)
-    os.replace(temporary, path)
-
-
 def _answer(stdout, line):
     """Tell the training process; once it has exited, keep compiling for the next run."""
     if stdout is None:
@@ -65,6 +53,7 @@ def _answer(stdout, line):
 
 def main(path):
     import numbacnn  # noqa: F401  (thread settings, the JIT cache locator)
+    from numbacnn.quick_start import add_warm_keys
 
     stdin, stdout = sys.stdin.buffer, sys.stdout
     while True:
@@ -74,7 +63,7 @@ def main(path):
             return
         try:
             _resolve(target)(*(_build(a) for a in args), **{k: _build(v) for k, v in kwargs.items()})
-            _save(path, key)
+            add_warm_keys(path, [key])
             answer = f"ok {key_id}\n"
         except Exception as error:  # the training process compiles it itself on first use
             answer = f"fail {key_id} " + f"{type(error).__name__}: {error}".replace("\n", " ")[:300] + "\n"

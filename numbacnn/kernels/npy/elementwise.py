@@ -4,9 +4,15 @@ kernels do, so float32 arithmetic stays float32."""
 
 import numpy as np
 
+from ..workspace import scratch
+
 
 def _zero_where_not_positive(out, v, where_from):
-    np.copyto(out, np.where(where_from <= 0, out.dtype.type(0), v))
+    """out = v, with 0 where where_from <= 0 (a NaN there keeps v, as the compiled kernels do)."""
+    # Taken first (out may be where_from), into reused memory (a fresh mask faults its pages in).
+    not_positive = np.less_equal(where_from, 0, out=scratch("npy.mask", where_from.shape, np.bool_))
+    np.copyto(out, v)
+    np.copyto(out, 0, where=not_positive)
 
 
 def relu_forward(out, x):
@@ -64,8 +70,8 @@ def add_forward(out, a, b):
 
 def add_relu_forward(out, a, b):
     """out = max(a + b, 0): the fused residual join of a ResNet block."""
-    s = a + b
-    _zero_where_not_positive(out, s, s)
+    np.add(a, b, out=out)
+    _zero_where_not_positive(out, out, out)
 
 
 def add_relu_backward(dx, dy, y):

@@ -6,6 +6,8 @@ save_invstd, dweight, dbias (C,); sums (2, C) float64.
 
 import numpy as np
 
+from ..workspace import scratch
+
 AXES = (0, 2, 3)
 
 
@@ -13,17 +15,29 @@ def _per_channel(v):
     return np.asarray(v, np.float64).reshape(1, -1, 1, 1)
 
 
+def _centred(x, mean):
+    """x - mean in float64, in the 'npy.bn' workspace (no fresh array of x's size per call)."""
+    return np.subtract(x, _per_channel(mean), out=scratch("npy.bn", x.shape, np.float64))
+
+
+def _affine(out, x, scale, shift):
+    """out = x * scale + shift per channel; the float64 constants rounded to x's dtype first
+    (no float64 temporary of x's size)."""
+    np.multiply(x, _per_channel(scale).astype(x.dtype), out=out)
+    out += _per_channel(shift).astype(x.dtype)
+
+
 def _normalise(out, x, weight, bias, mean, invstd):
     scale = weight.astype(np.float64) * invstd
-    shift = bias.astype(np.float64) - mean * scale
-    out[...] = x * _per_channel(scale) + _per_channel(shift)
+    _affine(out, x, scale, bias.astype(np.float64) - mean * scale)
 
 
 def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
     """Normalise x with its batch statistics (saved for backward); update the running averages."""
     count = x.size // x.shape[1]
     mean = x.sum(axis=AXES, dtype=np.float64) / count
-    var = ((x - _per_channel(mean)) ** 2).sum(axis=AXES, dtype=np.float64) / count
+    centred = _centred(x, mean)
+    var = np.multiply(centred, centred, out=centred).sum(axis=AXES) / count
     invstd = 1.0 / np.sqrt(var + eps)
     save_mean[...] = mean
     save_invstd[...] = invstd
@@ -42,8 +56,13 @@ def batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, runni
 
 
 def _dx(dx, dy, x, weight, mean, invstd, mean_dy, mean_dy_xhat):
-    xhat = (x - _per_channel(mean)) * _per_channel(invstd)
-    dx[...] = _per_channel(weight * invstd) * (dy - _per_channel(mean_dy) - xhat * _per_channel(mean_dy_xhat))
+    """dx = w invstd (dy - mean_dy - xhat mean_dy_xhat), xhat = (x - mean) invstd, written as
+    a dy + b x + c per channel."""
+    a = weight.astype(np.float64) * invstd
+    b = -a * invstd * mean_dy_xhat
+    c = a * (invstd * mean_dy_xhat * mean - mean_dy)
+    _affine(dx, x, b, c)
+    dx += dy * _per_channel(a).astype(dx.dtype)
 
 
 def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, training):
@@ -51,7 +70,8 @@ def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invs
     count = x.size // x.shape[1]
     mean, invstd = save_mean.astype(np.float64), save_invstd.astype(np.float64)
     sum_dy = dy.sum(axis=AXES, dtype=np.float64)
-    sum_dy_xhat = (dy * ((x - _per_channel(mean)) * _per_channel(invstd))).sum(axis=AXES, dtype=np.float64)
+    centred = _centred(x, mean)
+    sum_dy_xhat = np.multiply(centred, dy, out=centred).sum(axis=AXES) * invstd
     dbias += sum_dy.astype(dbias.dtype)
     dweight += sum_dy_xhat.astype(dweight.dtype)
     if dx is None:
@@ -59,7 +79,7 @@ def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invs
     if training:
         _dx(dx, dy, x, weight, mean, invstd, sum_dy / count, sum_dy_xhat / count)
     else:  # eval mode normalises with constants: the statistics carry no gradient
-        dx[...] = dy * _per_channel(weight * invstd)
+        np.multiply(dy, _per_channel(weight * invstd).astype(dx.dtype), out=dx)
 
 
 def batchnorm2d_moments(sums, a, b):
