@@ -22,6 +22,7 @@ a run that started cold is not bitwise the run a warm cache gives. ``NUMBACNN_QU
 from __future__ import annotations
 
 import collections
+import json
 import os
 import pickle
 import subprocess
@@ -83,15 +84,19 @@ def warm_keys_path() -> str:
 
     from .jit_cache import cache_dir, fingerprint
 
-    return os.path.join(cache_dir(), f"quick-start-{fingerprint()}-numba{numba.__version__}.pkl")
+    return os.path.join(cache_dir(), f"quick-start-{fingerprint()}-numba{numba.__version__}.json")
+
+
+def _as_tuples(value):
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def read_warm_keys(path):
+    """The set of keys in the warm-keys file (JSON: keys are tuples of strings, ints and bools)."""
     try:
-        with open(path, "rb") as f:
-            keys = pickle.load(f)
-        return keys if isinstance(keys, set) else set()
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError, TypeError):
+        with open(path) as f:
+            return {_as_tuples(key) for key in json.load(f)}
+    except (OSError, ValueError, TypeError):
         return set()  # missing or unreadable: everything counts as cold
 
 
@@ -101,8 +106,8 @@ def add_warm_keys(path, keys):
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "wb") as f:
-            pickle.dump(merged, f)
+        with open(temporary, "w") as f:
+            json.dump(sorted(merged, key=repr), f)
         os.replace(temporary, path)
     except OSError:  # an unwritable cache: the next process routes these to NumPy again
         pass
@@ -166,6 +171,9 @@ class _Compiler:
         env = dict(os.environ)
         # One thread: the compiler must leave the cores to the training it warms up for.
         env.update(NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **{ENV: "0"})
+        # This very numbacnn first on the path, whatever the working folder or installs elsewhere.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         try:
             self._process = subprocess.Popen(
                 self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
@@ -325,6 +333,9 @@ class Warmup:
         if self.active:
             CPU.ops_override, _active = self._previous_ops, None
             self._compiles.stop()
+            from .kernels.workspace import release
+
+            release("npy.")  # the twins' scratch memory: no NumPy kernel runs after this
         if self.compiled_here:
             add_warm_keys(self.path, self.compiled_here)
             self.compiled_here = set()

@@ -38,6 +38,14 @@ def scratch(name, shape, dtype, allocate=np.empty):
     return view
 
 
+def release(prefix):
+    """Release the scratch buffers whose slot names start with ``prefix``."""
+    for key in [k for k in _slots if k[0].startswith(prefix)]:
+        del _slots[key]
+    for key in [k for k in _views if k[0][0].startswith(prefix)]:
+        del _views[key]
+
+
 def clear():
     """Release every scratch buffer (e.g. after benchmarking a very large shape)."""
     _slots.clear()
