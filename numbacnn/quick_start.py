@@ -2,11 +2,11 @@
 
 Compiling numbacnn's kernels takes tens of seconds the first time (``benchmarks/NOTES.md``,
 entry 20); afterwards they load from the cache in milliseconds. While a :class:`Warmup` is active,
-every CPU kernel call goes through a router that looks at the call's signature (kernel, argument
-shapes, dtypes, layouts, scalar types):
+every CPU kernel call goes through a router that looks at the call's signature (kernel; the
+arguments' dtypes, layouts and shapes past the batch dimension; scalar types):
 
-* a signature whose compiled code is known to be in the cache (``warm_keys`` below) runs the
-  compiled kernel, as always;
+* a signature whose compiled code is known to be in the cache (the warm-keys file next to it)
+  runs the compiled kernel, as always;
 * any other runs the kernel's NumPy twin (``kernels/npy``: same contract, nothing to compile),
   and the signature is sent to a compiler process (``tools/kernel_compiler.py``), which calls the
   compiled kernel on zero-filled arrays of the same shapes and so fills the cache. When it says
@@ -16,7 +16,8 @@ So the first step starts at once on the NumPy kernels, each kernel moves to its 
 soon as that exists, and once nothing is left to compile the router steps aside (``settle``) and
 calls go straight to ``kernels.cpu`` again. The NumPy twins round differently in the last bits:
 a run that started cold is not bitwise the run a warm cache gives. ``NUMBACNN_QUICK_START=0`` (or
-``Trainer(quick_start=False)``) waits for the compiler instead, as before.
+``Trainer(quick_start=False)``) compiles in the training process instead, as before, and records
+the signatures it compiled in the warm-keys file, as the compiler process does.
 """
 
 from __future__ import annotations
@@ -34,7 +35,19 @@ import numpy as np
 from .device import CPU
 
 ENV = "NUMBACNN_QUICK_START"
-__all__ = ["ENV", "Warmup", "begin", "call", "enabled", "numpy_kernels", "shutdown", "signature_key", "warm_keys_path"]
+__all__ = [
+    "ENV",
+    "Warmup",
+    "add_warm_keys",
+    "begin",
+    "call",
+    "enabled",
+    "numpy_kernels",
+    "read_warm_keys",
+    "shutdown",
+    "signature_key",
+    "warm_keys_path",
+]
 
 _active = None  # the Warmup routing CPU kernels, if any
 _numpy_only = False  # inside numpy_kernels()
@@ -144,7 +157,6 @@ class _Compiler:
     def __init__(self, command):
         self.command = command
         self.failed = []  # (target, message)
-        self.done = 0  # signatures compiled
         self._sent = {}  # id -> key not yet answered
         self._ids = {}  # key -> id
         self._answers = collections.deque()  # filled by the reader thread
@@ -206,18 +218,9 @@ class _Compiler:
             key = self._sent.pop(int(key_id), None)
             if key is not None:
                 answered.append((key, status == "ok"))
-                if status == "ok":
-                    self.done += 1
-                else:
+                if status != "ok":
                     self.failed.append((key[0], message[0] if message else ""))
         return answered
-
-    @property
-    def pending(self):
-        return len(self._sent)
-
-    def is_pending(self, key):
-        return self._ids.get(key) in self._sent
 
     def stop(self):
         """Kill the process now (tests; an interrupted run lets it finish instead)."""
@@ -265,6 +268,7 @@ class Warmup:
 
     ``command``: how to start the compiler process (tests substitute their own). The process is
     started at the first signature the cache lacks; none is started when everything is warm.
+    ``numpy=False``: no twins and no process; cold signatures compile here and are recorded.
     """
 
     def __init__(self, command=None, numpy=True):
@@ -318,7 +322,7 @@ class Warmup:
             self.ready.add(key)
             if compiled and key in self.signatures:
                 self.compiled_in_background.add(key)
-        return sum(self.compiler.is_pending(key) for key in self.signatures - self.ready)
+        return len(self.signatures - self.ready)  # every cold signature not answered was sent
 
     def settle(self):
         """Stop routing once nothing is pending: calls go straight to kernels.cpu again. Returns
