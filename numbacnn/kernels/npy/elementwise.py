@@ -16,8 +16,8 @@ def _zero_where_not_positive(out, v, where_from):
 
 
 def relu_forward(out, x):
-    """out = max(x, 0)."""
-    _zero_where_not_positive(out, x, x)
+    """out = max(x, 0) (a NaN stays NaN)."""
+    np.maximum(x, x.dtype.type(0), out=out)
 
 
 def relu_backward(dx, dy, y):
@@ -71,7 +71,7 @@ def add_forward(out, a, b):
 def add_relu_forward(out, a, b):
     """out = max(a + b, 0): the fused residual join of a ResNet block."""
     np.add(a, b, out=out)
-    _zero_where_not_positive(out, out, out)
+    np.maximum(out, out.dtype.type(0), out=out)
 
 
 def add_relu_backward(dx, dy, y):

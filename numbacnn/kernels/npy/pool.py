@@ -8,14 +8,17 @@ compiled kernels do, so a forward pass of one backend and a backward pass of ano
 import numpy as np
 
 from ..shared_math import pool_divisor
+from ..workspace import scratch
 
 
-def _padded(x, fill, kernel, stride, padding, oh, ow):
-    """x inside a border of ``fill`` wide enough for every window (ceil_mode's may run past the padding)."""
+def _padded(x, fill, kernel, stride, padding, oh, ow, extra_rows=0):
+    """x inside a border of ``fill`` wide enough for every window (ceil_mode's may run past the
+    padding), in the 'npy.pool' workspace; ``extra_rows`` more rows of ``fill`` below."""
     n, c, h, w = x.shape
-    hp = max(h + 2 * padding[0], (oh - 1) * stride[0] + kernel[0])
+    hp = max(h + 2 * padding[0], (oh - 1) * stride[0] + kernel[0]) + extra_rows
     wp = max(w + 2 * padding[1], (ow - 1) * stride[1] + kernel[1])
-    xp = np.full((n, c, hp, wp), fill, x.dtype)
+    xp = scratch("npy.pool", (n, c, hp, wp), x.dtype)
+    xp[...] = fill
     xp[:, :, padding[0] : padding[0] + h, padding[1] : padding[1] + w] = x
     return xp
 
@@ -34,20 +37,57 @@ def maxpool2d_forward(out, indices, x, kernel, stride, padding):
     """out, indices (N, C, OH, OW) <- window maxima of x (N, C, H, W); padding never wins."""
     n, c, h, w = x.shape
     oh, ow = out.shape[2], out.shape[3]
-    xp = _padded(x, 0, kernel, stride, padding, oh, ow)
-    best = np.zeros(out.shape, x.dtype)
-    arg = np.full(out.shape, -1, np.int64)
-    for i in range(kernel[0]):
-        ok_y, iy = _inside(i, h, stride[0], padding[0], oh)
-        for j in range(kernel[1]):
-            ok_x, ix = _inside(j, w, stride[1], padding[1], ow)
-            v = xp[(slice(None), slice(None)) + _window(i, j, stride, oh, ow)]
-            # The compiled kernels' rule: the first maximum in scan order wins, a NaN wins and stays.
-            take = (ok_y[:, None] & ok_x[None, :]) & ((arg < 0) | ((best == best) & ~(v <= best)))
-            best = np.where(take, v, best)
-            arg = np.where(take, iy[:, None] * w + ix[None, :], arg)
-    out[...] = best
-    indices[...] = arg
+    kh, kw = kernel
+    wide = tuple(stride) == (1, 1)
+    xp = _padded(x, -np.inf, kernel, stride, padding, oh, ow, extra_rows=int(wide))
+    if wide:
+        # Stride 1: each tap is one contiguous run per plane over whole padded rows (OH x Wp,
+        # the columns past OW wasted), so NumPy's loops run long instead of OW at a time.
+        wp = xp.shape[3]
+        flat, span = xp.reshape(n, c, -1), oh * wp
+        best = scratch("npy.best", (n, c, span), x.dtype)
+
+        def tap_values(i, j):
+            return flat[:, :, i * wp + j : i * wp + j + span]
+    else:
+        best = out
+
+        def tap_values(i, j):
+            return xp[(slice(None), slice(None)) + _window(i, j, stride, oh, ow)]
+
+    tap = scratch("npy.tap", best.shape, np.uint8)
+    take = scratch("npy.mask", best.shape, np.bool_)
+    best[...] = tap_values(0, 0)
+    tap[...] = 0
+    if np.isnan(x).any():  # a NaN wins, and a NaN once taken stays: tap by tap
+        for t in range(1, kh * kw):
+            v = tap_values(t // kw, t % kw)
+            np.greater(v, best, out=take)  # strictly: ties keep the first tap in scan order
+            take |= np.isnan(v) & ~np.isnan(best)
+            np.copyto(best, v, where=take)
+            np.copyto(tap, t, where=take)
+    else:  # the maxima first, then each window's first tap that equals its maximum
+        for t in range(1, kh * kw):
+            np.maximum(best, tap_values(t // kw, t % kw), out=best)
+        found = scratch("npy.found", best.shape, np.bool_)
+        np.equal(tap_values(0, 0), best, out=found)
+        for t in range(1, kh * kw):
+            np.equal(tap_values(t // kw, t % kw), best, out=take)
+            take &= ~found
+            found |= take
+            tap += take.view(np.uint8) * np.uint8(t)
+    if wide:
+        out[...] = best.reshape(n, c, oh, wp)[..., :ow]
+        tap = tap.reshape(n, c, oh, wp)[..., :ow]
+    iy = np.arange(oh)[:, None] * stride[0] - padding[0] + tap // kw
+    ix = np.arange(ow)[None, :] * stride[1] - padding[1] + tap % kw
+    # A window whose real pixels are all -inf keeps its first tap, which may lie in the padding:
+    # the compiled kernels name the window's first real pixel then.
+    outside = (iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)
+    if outside.any():
+        iy = np.where(outside, np.maximum(np.arange(oh) * stride[0] - padding[0], 0)[:, None], iy)
+        ix = np.where(outside, np.maximum(np.arange(ow) * stride[1] - padding[1], 0)[None, :], ix)
+    np.copyto(indices, iy * w + ix, casting="unsafe")
 
 
 def maxpool2d_backward(dx, dy, indices, kernel, stride, padding):
