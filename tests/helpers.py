@@ -138,3 +138,18 @@ def distinct_values(rng, shape, gap=1e-3):
     """A random permutation of well-separated values: no tied maxima in max pooling."""
     n = int(np.prod(shape))
     return (rng.permutation(n) * gap - n * gap / 2).reshape(shape)
+
+
+def at_all_threads_and_one(run):
+    """[run() with numba's full thread count, run() with one thread]: results that must not depend
+    on the thread count (a training that another one makes drop to fewer threads resumes exactly)."""
+    import numba
+
+    results = []
+    for threads in (numba.config.NUMBA_NUM_THREADS, 1):
+        numba.set_num_threads(threads)
+        try:
+            results.append(run())
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    return results

@@ -2,12 +2,13 @@
 took 1x1 layers before it: same output and gradients, with chunks of samples (several, and a
 short last one), no bias, a frozen weight and a first layer; independent of the thread count."""
 
-import numba
 import numpy as np
 import pytest
 
 import numbacnn as nc
 from numbacnn.kernels.cpu import blas, conv_pointwise
+
+from helpers import at_all_threads_and_one
 
 pytestmark = pytest.mark.skipif(not blas.available(), reason="numpy's OpenBLAS (64-bit interface) not found")
 
@@ -61,12 +62,5 @@ def test_the_path_is_taken_with_openblas_at_one_thread(monkeypatch):
 
 
 def test_results_do_not_depend_on_the_thread_count():
-    results = []
-    for threads in (numba.config.NUMBA_NUM_THREADS, 1):
-        numba.set_num_threads(threads)
-        try:
-            results.append(_run(CASES[1], True, np.float32))
-        finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    for a, b in zip(*results):
+    for a, b in zip(*at_all_threads_and_one(lambda: _run(CASES[1], True, np.float32))):
         np.testing.assert_array_equal(a, b)

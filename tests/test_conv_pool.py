@@ -8,6 +8,8 @@ import pytest
 import numbacnn as nc
 from numbacnn.kernels.cpu import blas, conv_pool
 
+from helpers import at_all_threads_and_one
+
 CASES = [
     dict(n=5, c=3, k=4, hw=(9, 9), ks=3, stride=1, padding=1, bias=True),  # chunks of a few samples
     dict(n=3, c=4, k=6, hw=(8, 7), ks=3, stride=2, padding=1, bias=False),
@@ -55,14 +57,6 @@ def test_openblas_threads_are_restored_and_the_path_is_taken(monkeypatch):
 @pytest.mark.skipif(not blas.available(), reason="numpy's OpenBLAS (64-bit interface) not found")
 def test_results_do_not_depend_on_the_thread_count():
     """Exact resume holds even when another training makes this one drop to fewer threads."""
-    import numba
-
-    results = []
-    for threads in (numba.config.NUMBA_NUM_THREADS, 1):
-        numba.set_num_threads(threads)
-        try:
-            results.append(_run(CASES[3], True, np.float32))
-        finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    results = at_all_threads_and_one(lambda: _run(CASES[3], True, np.float32))
     for a, b in zip(results[0][:2] + tuple(results[0][2]), results[1][:2] + tuple(results[1][2])):
         np.testing.assert_array_equal(a, b)
