@@ -84,3 +84,50 @@ def test_max_pool_2x2_fast_path_on_odd_sizes(shape, rng):
     dx = layer.backward(np.ones(layer(x).shape))
     assert not dx[:, :, 2 * (shape[2] // 2) :, :].any() and not dx[:, :, :, 2 * (shape[3] // 2) :].any()
     assert dx.sum() == np.prod(layer(x).shape)
+
+
+def _max_pool_scan_order(x, kernel, stride, padding, oh, ow):
+    """The rule, one window at a time: the first pixel inside, then a later one only when strictly
+    greater or a NaN over a number (a NaN once taken stays)."""
+    n, c, h, w = x.shape
+    out, idx = np.empty((n, c, oh, ow), x.dtype), np.empty((n, c, oh, ow), np.int64)
+    for a in range(n):
+        for b in range(c):
+            for oy in range(oh):
+                for ox in range(ow):
+                    best = None
+                    for i in range(kernel[0]):
+                        for j in range(kernel[1]):
+                            iy, ix = oy * stride[0] - padding[0] + i, ox * stride[1] - padding[1] + j
+                            if not (0 <= iy < h and 0 <= ix < w):
+                                continue
+                            v = x[a, b, iy, ix]
+                            if best is None or v > best[0] or (np.isnan(v) and not np.isnan(best[0])):
+                                best = (v, iy * w + ix)
+                    out[a, b, oy, ox], idx[a, b, oy, ox] = best
+    return out, idx
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_max_pool_windows_ties_nan_and_infinity_follow_scan_order(seed):
+    """Random geometries (rectangular, strided, padded, ceil_mode's extra windows) over values with
+    many ties, -inf patches (whole windows of them) and NaNs, against the rule written out."""
+    from numbacnn.kernels import cpu
+    from numbacnn.kernels.shapes import pool2d_output_size
+
+    rng = np.random.default_rng(seed)
+    kernel = tuple(int(v) for v in rng.integers(1, 4, 2))
+    stride = tuple(int(v) for v in rng.integers(1, 3, 2))
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+    h, w = (int(v) for v in rng.integers(3, 9, 2))
+    ceil = bool(seed % 2)
+    oh, ow = (pool2d_output_size(s, k, st, p, ceil) for s, k, st, p in zip((h, w), kernel, stride, padding))
+    x = rng.integers(0, 3, (2, 3, h, w)).astype(np.float32)
+    x[0, 0, : kernel[0] + 1, : kernel[1] + 1] = -np.inf
+    if seed % 3 == 0:
+        x[1, rng.integers(0, 3), rng.integers(0, h), rng.integers(0, w)] = np.nan
+    out, idx = np.empty((2, 3, oh, ow), np.float32), np.empty((2, 3, oh, ow), np.int32)
+    cpu.maxpool2d_forward(out, idx, x, kernel, stride, padding)
+    want, want_idx = _max_pool_scan_order(x, kernel, stride, padding, oh, ow)
+    np.testing.assert_array_equal(out, want)  # (NaN == NaN here)
+    np.testing.assert_array_equal(idx, want_idx)

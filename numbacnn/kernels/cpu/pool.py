@@ -7,6 +7,7 @@ OH and OW are read from out, so ceil_mode needs nothing here. Every kernel runs 
 (n, c) planes, whose writes are disjoint.
 """
 
+import numpy as np
 from numba import njit, prange
 
 from .. import shared_math
@@ -100,31 +101,50 @@ def maxpool2d_forward(out, indices, x, kernel, stride, padding):
 
 @njit(parallel=True, cache=True)
 def _max_fwd(out, indices, x, kernel, stride, padding):
+    """Any window. Each output starts at its window's first pixel inside the input; then tap by
+    tap, over the run of output columns whose pixel lies inside, a pixel takes over only when
+    strictly greater (ties keep the first in scan order) or a NaN (which, once taken, stays, as in
+    PyTorch). The runs index flat plane views with unsigned offsets and select without branches,
+    so LLVM vectorises them (benchmarks/NOTES.md, entry 29): no per-pixel bounds checks and no
+    negative-index wraparound."""
     n_batch, channels, height, width = x.shape
     oh, ow = out.shape[2], out.shape[3]
+    kh, kw, sh, sw, ph, pw = kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]
     for plane in prange(n_batch * channels):
         n = plane // channels
         c = plane % channels
+        src = x[n, c].reshape(height * width)
+        best = out[n, c].reshape(oh * ow)
+        where = indices[n, c].reshape(oh * ow)
         for oy in range(oh):
+            y0 = oy * sh - ph
+            first_row = max(y0, 0)
+            row = oy * ow
             for ox in range(ow):
-                best = -1
-                best_val = x[n, c, 0, 0]
-                for i in range(kernel[0]):
-                    iy = oy * stride[0] - padding[0] + i
-                    if iy < 0 or iy >= height:
+                ix = max(ox * sw - pw, 0)
+                best[row + ox] = src[first_row * width + ix]
+                where[row + ox] = first_row * width + ix
+            for i in range(kh):
+                iy = y0 + i
+                if iy < 0 or iy >= height:
+                    continue
+                for j in range(kw):
+                    # The output columns whose tap j lies inside: 0 <= ox * sw - pw + j < width.
+                    lo = max(0, (pw - j + sw - 1) // sw)
+                    hi = min(ow, (width - 1 + pw - j) // sw + 1)
+                    if hi <= lo:
                         continue
-                    for j in range(kernel[1]):
-                        ix = ox * stride[1] - padding[1] + j
-                        if ix < 0 or ix >= width:
-                            continue
-                        v = x[n, c, iy, ix]
-                        # "not <=" lets a NaN win, and a NaN once taken stays (best_val == best_val fails for
-                        # it), so a NaN anywhere in the window propagates like PyTorch's max pooling.
-                        if best < 0 or (best_val == best_val and not (v <= best_val)):
-                            best = iy * width + ix
-                            best_val = v
-                out[n, c, oy, ox] = best_val
-                indices[n, c, oy, ox] = best
+                    first_src = np.uint64(iy * width + lo * sw - pw + j)
+                    first_dst = np.uint64(row + lo)
+                    step = np.uint64(sw)
+                    for q in range(np.uint64(hi - lo)):
+                        s = first_src + q * step
+                        d = first_dst + q
+                        v = src[s]
+                        b = best[d]
+                        take = (v > b) | ((v != v) & (b == b))
+                        best[d] = v if take else b
+                        where[d] = np.int32(s) if take else where[d]
 
 
 @njit(parallel=True, cache=True)
