@@ -14,6 +14,7 @@ Column-major views (Fortran) of the row-major arrays: x[n] is (P x C) with ld P,
     dW       dW'     += x[n] dy[n]'       gemm(T, N, C, K, P)
 """
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -78,8 +79,6 @@ def _backward(dx, dw_part, db_part, has_dx, has_dw, dy, x, w, chunk, threads, ar
 
 def _plan(x, n_out):
     """(threads, samples per chunk): chunks of about CHUNK_VALUES values of x and out together."""
-    import numba
-
     per_sample = (x.shape[1] + n_out) * x.shape[2] * x.shape[3]
     return numba.get_num_threads(), max(1, min(16, CHUNK_VALUES // max(1, per_sample), x.shape[0]))
 

@@ -27,12 +27,6 @@ def _window(i, j, stride, oh, ow):
     return slice(i, i + stride[0] * (oh - 1) + 1, stride[0]), slice(j, j + stride[1] * (ow - 1) + 1, stride[1])
 
 
-def _inside(i, size, stride, pad, count):
-    """Which of the ``count`` windows have tap ``i`` inside the real input, and the input index."""
-    pos = np.arange(count) * stride - pad + i
-    return (pos >= 0) & (pos < size), pos
-
-
 def maxpool2d_forward(out, indices, x, kernel, stride, padding):
     """out, indices (N, C, OH, OW) <- window maxima of x (N, C, H, W); padding never wins."""
     n, c, h, w = x.shape
