@@ -75,7 +75,7 @@ def worker(engine, name, device, seconds, rounds):
 
 def _peak_worker(rounds):
     import numbacnn  # noqa: F401  (its OpenBLAS settings, as in the numbacnn worker)
-    from numbacnn import bench
+    from numbacnn.tools import bench
 
     print(json.dumps({"gflops": bench.sgemm_peak(repeats=rounds)["gflops"]}))
 

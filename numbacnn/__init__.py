@@ -5,21 +5,21 @@ model = nc.models.lenet5()
 logits = model(x)              # x: float32 (N, 1, 28, 28)
 """
 
-from .threads import configure as _configure_threads
-
-__version__ = "0.1.0"
+from .runtime.threads import configure as _configure_threads
+from .version import __version__
 
 # Thread settings read by numba's OpenMP and by OpenBLAS when they load: before anything else.
 _configure_threads()
 # Compiled kernels cached where a change to any kernel source invalidates them (jit_cache.py).
-from . import jit_cache  # noqa: E402
+from .runtime import jit_cache  # noqa: E402
 
 jit_cache.install()
 
 from . import adversarial, distributed, init, inspect, layers, losses, models, onnx, optim  # noqa: E402
-from .device import Device, DeviceError, cuda_available, get_device  # noqa: E402
 from .init import manual_seed  # noqa: E402
-from .params import Parameter  # noqa: E402
+from .layers.params import Parameter  # noqa: E402
+from .runtime.device import Device, DeviceError  # noqa: E402
+from .runtime.devices import cuda_available, get_device  # noqa: E402
 
 __all__ = [
     "Device",

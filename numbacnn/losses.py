@@ -6,8 +6,8 @@ mean with respect to the input (an array owned by the loss, overwritten by its n
 
 import numpy as np
 
-from .device import device_of
-from .validate import check_input
+from .layers.validate import check_input
+from .runtime.devices import device_of
 
 
 class CrossEntropyLoss:

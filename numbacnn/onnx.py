@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import __version__
 from .layers import (
     ELU,
     AdaptiveAvgPool2d,
@@ -44,6 +43,7 @@ from .layers import (
     Tanh,
 )
 from .models import ResNet
+from .version import __version__
 
 OPSET = 17
 INSTALL_HINT = "ONNX export needs the onnx package: pip install 'numbacnn[onnx]'"

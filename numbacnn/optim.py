@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .device import device_of
-from .params import Parameter, flatten
+from .layers.params import Parameter, flatten
+from .runtime.devices import device_of
 
 
 def _finite_at_least_zero(owner, **values):

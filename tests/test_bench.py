@@ -6,8 +6,8 @@ import time
 from click.testing import CliRunner
 
 import numbacnn as nc
-from numbacnn import bench
 from numbacnn.cli import main
+from numbacnn.tools import bench
 
 
 def run(*args):

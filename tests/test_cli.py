@@ -51,7 +51,7 @@ def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path):
     assert len(preds) == 2 and len(preds[0]["top"]) == 2
     # Same pixels, two formats: the decoded images are equal, and so are the predictions up to the
     # rounding of the sample's position in the batch (OpenBLAS blocks the GEMM rows differently).
-    from numbacnn.images import read_image
+    from numbacnn.data.images import read_image
 
     np.testing.assert_array_equal(read_image(tmp_path / "img.npy", (1, 28, 28)), read_image(pgm, (1, 28, 28)))
     assert [t["index"] for t in preds[0]["top"]] == [t["index"] for t in preds[1]["top"]]

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from numbacnn import plots
-from numbacnn.cli import main
+from numbacnn.cli import main, plots
 
 needs_matplotlib = pytest.mark.skipif(not plots.available(), reason="needs matplotlib: pip install 'numbacnn[plot]'")
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -2,7 +2,7 @@
 
 import numba
 
-from numbacnn.core_share import CoreShare, live_runs, set_blas_threads
+from numbacnn.runtime.core_share import CoreShare, live_runs, set_blas_threads
 
 
 def test_runs_share_the_cores_and_take_them_back(tmp_path):

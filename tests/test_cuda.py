@@ -14,7 +14,7 @@ import numbacnn as nc
 import numbacnn.kernels.cpu as cpu_kernels
 import numbacnn.kernels.cuda as cuda_kernels
 from numbacnn import layers as L
-from numbacnn.device import DeviceError
+from numbacnn.runtime.device import DeviceError
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 pytestmark = pytest.mark.skipif(not nc.cuda_available(), reason="no CUDA GPU and no simulator")
@@ -381,7 +381,7 @@ def test_device_arrays_and_uploads(cuda):
 def test_trainer_runs_on_cuda_and_matches_cpu(tmp_path):
     """The training loop on CUDA: batches uploaded into one buffer, weights match a CPU run."""
     from numbacnn.data.loader import DataLoader
-    from numbacnn.train import Trainer
+    from numbacnn.training.trainer import Trainer
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 1, 6, 6), dtype=np.uint8)
@@ -449,7 +449,7 @@ def test_model_training_parity_real_sizes(build, shape):
 
 def test_bench_kernels_side_by_side(monkeypatch, cuda):
     """`numbacnn bench kernels` on CPU and CUDA: checked against the CPU, speed-up column filled."""
-    from numbacnn import bench
+    from numbacnn.tools import bench
 
     monkeypatch.setattr(
         bench,

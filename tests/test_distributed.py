@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 import numbacnn as nc
 from numbacnn import distributed
-from numbacnn.config import build_trainer, load_data, resolve_config
 from numbacnn.data import DataLoader
 from numbacnn.distributed import World
+from numbacnn.training.config import build_trainer, load_data, resolve_config
 
 from helpers import gradient_check
 
@@ -296,7 +296,7 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(tmp_path):
     script = tmp_path / "stop_after_3.py"
     script.write_text(
         "import numbacnn as nc\n"
-        "from numbacnn.config import build_trainer, load_data, resolve_config\n"
+        "from numbacnn.training.config import build_trainer, load_data, resolve_config\n"
         "world = nc.distributed.init()\n"
         "config = resolve_config('lenet5', dataset='synthetic', synthetic_size=320, epochs=2, batch_size=32)\n"
         "trainer = build_trainer(config, load_data(config), out_dir='two', progress=False, world=world)\n"

@@ -1,4 +1,4 @@
-"""Image reading (numbacnn.images): every PNG filter, colour type and bit depth; PGM/PPM; .npy;
+"""Image reading (numbacnn.data.images): every PNG filter, colour type and bit depth; PGM/PPM; .npy;
 sizes checked from the header before decoding; truncated and hostile files refused, never a hang."""
 
 import struct
@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
+from numbacnn.data.images import read_image, read_npy, read_png, read_pnm
 from numbacnn.errors import ImageError
-from numbacnn.images import read_image, read_npy, read_png, read_pnm
 
 
 # ------------------------------------------------------------------ a small PNG writer for tests

@@ -10,7 +10,7 @@ import textwrap
 RUN = """
 import os, sys
 sys.path.insert(0, {tmp!r})
-import numbacnn.jit_cache as jc
+import numbacnn.runtime.jit_cache as jc
 if {guarded}:
     jc._Locator.roots[os.path.join({tmp!r}, "pkg")] = ("",)
 from pkg.kern import k

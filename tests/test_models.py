@@ -103,7 +103,7 @@ def test_lenet5_summary():
 
 def test_unknown_model_is_refused_not_given_resnet_defaults():
     """A name that merely does not start with "lenet" used to get ResNet defaults silently."""
-    from numbacnn.config import resolve_config
+    from numbacnn.training.config import resolve_config
 
     with pytest.raises(ValueError, match="unknown model 'vgg99'.*lenet5"):
         resolve_config("vgg99")

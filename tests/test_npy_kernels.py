@@ -11,7 +11,7 @@ import numbacnn.kernels.cpu as cpu_kernels
 import numbacnn.kernels.npy as npy_kernels
 from numbacnn import layers as L
 from numbacnn.data.loader import _gather, _gather_numpy
-from numbacnn.quick_start import numpy_kernels
+from numbacnn.runtime.quick_start import numpy_kernels
 
 
 def _run(layer, x, dy):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import numbacnn as nc
-from numbacnn.params import Parameter
+from numbacnn.layers.params import Parameter
 
 
 def make_params(rng, dtype=np.float64):

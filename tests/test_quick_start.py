@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from numbacnn import quick_start
-from numbacnn.device import CPU
+from numbacnn.runtime import quick_start
+from numbacnn.runtime.device import CPU
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_a_cold_first_run_trains_at_once_and_leaves_the_cache_warm(tmp_path):
 def test_an_edit_or_upgrade_starts_a_new_warm_keys_file(monkeypatch):
     """The record of compiled signatures is kept per kernel-source fingerprint and numba version,
     as the cache itself is (jit_cache.py): after an edit nothing counts as warm until compiled."""
-    from numbacnn import jit_cache
+    from numbacnn.runtime import jit_cache
 
     before = quick_start.warm_keys_path()
     monkeypatch.setattr(jit_cache, "fingerprint", lambda *args: "0123456789abcdef")

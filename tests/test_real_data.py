@@ -9,7 +9,7 @@ import pytest
 
 import numbacnn as nc
 from numbacnn.data import DataLoader, load_dataset
-from numbacnn.train import Trainer
+from numbacnn.training.trainer import Trainer
 
 DEBIAN = "/usr/share/datasets/fashion-mnist"
 pytestmark = pytest.mark.skipif(

@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 import numbacnn as nc
-from numbacnn import train as train_module
-from numbacnn.checkpoint import load_checkpoint, save_checkpoint
 from numbacnn.cli import main
-from numbacnn.config import build_trainer, load_data, resolve_config, usable_device
-from numbacnn.errors import CheckpointError, RunFolderError, TrainingDiverged
-from numbacnn.runs import RunFolder
+from numbacnn.errors import RunFolderError, TrainingDiverged
+from numbacnn.formats.checkpoint import load_checkpoint, save_checkpoint
+from numbacnn.training import trainer as train_module
+from numbacnn.training.config import build_trainer, load_data, resolve_config, usable_device
+from numbacnn.training.runs import RunFolder
 
 SMALL = ["--dataset", "synthetic", "--synthetic-size", 64, "--quiet"]
 
@@ -174,7 +174,7 @@ def test_a_cuda_checkpoint_resumes_and_evaluates_on_the_cpu(tmp_path, monkeypatc
     r = run("train", "--resume", out / "checkpoint.npz", "--epochs", 2, "--device", "cpu", "--quiet")
     assert r.exit_code == 0, r.output
     assert run("evaluate", out / "checkpoint.npz", "--device", "cpu").exit_code == 0
-    monkeypatch.setattr("numbacnn.device.cuda_available", lambda: False)
+    monkeypatch.setattr("numbacnn.runtime.devices.cuda_available", lambda: False)
     assert usable_device("cuda") == ("cpu", "the checkpoint was trained on CUDA; no GPU here, so it runs on the CPU")
     assert usable_device("cuda", "cuda")[0] == "cuda"
 
@@ -241,7 +241,7 @@ def test_a_npy_file_or_a_batch_past_the_epoch_is_exit_4(tmp_path):
 
 # ------------------------------------------------------------------ 8. signals and logs
 def test_ctrl_c_or_sigterm_before_the_first_step_exits_130_or_143(tmp_path, monkeypatch):
-    import numbacnn.config as config_module
+    import numbacnn.training.config as config_module
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -352,9 +352,3 @@ def test_a_second_optimizer_is_named_when_it_breaks_the_first():
     nc.optim.Adam(model.parameters())
     with pytest.raises(RuntimeError, match="another optimizer was built on these parameters"):
         first.step()
-
-
-def test_checkpoint_error_is_exported_where_it_was():
-    from numbacnn.io import CheckpointError as old_path
-
-    assert old_path is CheckpointError

@@ -7,10 +7,10 @@ import signal
 import numpy as np
 import pytest
 
-from numbacnn import metrics
-from numbacnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from numbacnn.config import build_trainer, load_data, resolve_config
-from numbacnn.train import TrainingDiverged
+from numbacnn.formats.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from numbacnn.training import metrics
+from numbacnn.training.config import build_trainer, load_data, resolve_config
+from numbacnn.training.trainer import TrainingDiverged
 
 CONFIG = dict(dataset="synthetic", synthetic_size=96, batch_size=32, epochs=2, seed=3)
 

@@ -9,7 +9,7 @@ import pytest
 
 import numbacnn as nc
 from numbacnn.errors import CheckpointError
-from numbacnn.weights import load_safetensors, save_safetensors
+from numbacnn.formats.safetensors import load_safetensors, save_safetensors
 
 
 def _same_state(a, b):
@@ -92,7 +92,7 @@ def test_wrong_suffix_is_refused(tmp_path):
 
 
 def test_load_reads_a_training_checkpoint(tmp_path):
-    from numbacnn.checkpoint import save_checkpoint
+    from numbacnn.formats.checkpoint import save_checkpoint
 
     model = nc.models.lenet5()
     save_checkpoint(tmp_path / "c.npz", model.state_dict(keep_nonpersistent=True), meta={"config": {}})

@@ -41,7 +41,7 @@ def _emit(rows, as_json, as_csv, columns, extra=None):
 
 
 def _devices(choice):
-    from ..device import cuda_available
+    from ..runtime.devices import cuda_available
 
     if choice == "all":
         return ("cpu", "cuda") if cuda_available() else ("cpu",)
@@ -60,7 +60,7 @@ def bench():
 @click.option("--csv", "as_csv", is_flag=True)
 def peak(size, repeats, as_json, as_csv):
     """sgemm GFLOP/s of this machine (numpy/OpenBLAS): the ceiling CPU figures are compared with."""
-    from .. import bench as harness
+    from ..tools import bench as harness
 
     row = harness.sgemm_peak(size, repeats)
     _emit([row], as_json, as_csv, ["op", "shape", "ms", "gflops", "spread"])
@@ -86,8 +86,8 @@ def peak(size, repeats, as_json, as_csv):
 @click.option("--csv", "as_csv", is_flag=True)
 def kernels(device, size, repeats, as_json, as_csv):
     """Every op forward and backward over a grid of shapes, checked before timing."""
-    from .. import bench as harness
-    from ..device import DeviceError
+    from ..runtime.device import DeviceError
+    from ..tools import bench as harness
 
     try:
         devices = _devices(device)
@@ -118,8 +118,8 @@ def kernels(device, size, repeats, as_json, as_csv):
 @click.option("--csv", "as_csv", is_flag=True)
 def model(model_name, batch_size, device, repeats, as_json, as_csv):
     """Per-layer forward/backward times (like `caffe time`) and whole-step images/s of MODEL."""
-    from .. import bench as harness
-    from ..device import DeviceError
+    from ..runtime.device import DeviceError
+    from ..tools import bench as harness
 
     try:
         rows, summary = harness.model_rows(model_name, batch_size, device, repeats)

@@ -2,7 +2,8 @@
 
 import click
 
-from .run_commands import EXIT_USAGE, _fail, checkpoint_model, main
+from .common import EXIT_USAGE, checkpoint_model, fail
+from .main import main
 
 EXPORT_EPILOG = """\b
 Examples:
@@ -20,7 +21,7 @@ shape (batch, C, H, W), any batch; ONNX Runtime runs it: onnxruntime.InferenceSe
 def export(checkpoint, file):
     """Write the model of CHECKPOINT to FILE: .onnx (opset 17) or .safetensors (weights only)."""
     if not file.endswith((".onnx", ".safetensors")):
-        _fail(f"{file}: the file name should end in .onnx or .safetensors", EXIT_USAGE)
+        fail(f"{file}: the file name should end in .onnx or .safetensors", EXIT_USAGE)
     model, facts, _ = checkpoint_model(checkpoint)
     if file.endswith(".safetensors"):
         model.save(file)
@@ -31,6 +32,6 @@ def export(checkpoint, file):
     try:
         onnx_export.export(model, file, facts.image_shape)
     except ImportError as e:
-        _fail(str(e), EXIT_USAGE)
+        fail(str(e), EXIT_USAGE)
     shape = ", ".join(str(s) for s in facts.image_shape)
     click.echo(f"wrote {file}: ONNX opset {onnx_export.OPSET}, input 'input' (batch, {shape}), output 'output'")

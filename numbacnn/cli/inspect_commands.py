@@ -6,26 +6,18 @@ import json
 import click
 import numpy as np
 
-from .run_commands import (
-    EXIT_USAGE,
-    FiniteFloat,
-    _fail,
-    _load_data,
-    checkpoint_model,
-    main,
-    output_names,
-    read_batch,
-)
+from .common import EXIT_USAGE, FiniteFloat, checkpoint_model, fail, load_data_or_exit, output_names, read_batch
+from .main import main
 
 GRID_SAMPLES = 8  # images drawn in the attack's PNG grid
 MAX_CHANNELS = 16  # channels (or filters) drawn per layer
 
 
 def _require_plots(path):
-    from .. import plots
+    from . import plots
 
     if path and not plots.available():
-        _fail("drawing needs matplotlib: pip install 'numbacnn[plot]'", EXIT_USAGE)
+        fail("drawing needs matplotlib: pip install 'numbacnn[plot]'", EXIT_USAGE)
 
 
 def _to_pixels(batch, facts):
@@ -63,11 +55,11 @@ eps is in pixel units (a fraction of the 0-255 range); adversarial images stay v
 def attack(checkpoint, method, eps, steps, step_size, limit, data_dir, as_json, plot_path):
     """Accuracy of CHECKPOINT's model on the test set before and after an FGSM or PGD attack."""
     from .. import adversarial
-    from ..config import test_loader
+    from ..training.config import test_loader
 
     _require_plots(plot_path)
     model, facts, config = checkpoint_model(checkpoint)
-    dataset = _load_data(dict(config, data_dir=data_dir or config.get("data_dir")))
+    dataset = load_data_or_exit(dict(config, data_dir=data_dir or config.get("data_dir")))
     eps_norm, bounds = adversarial.pixel_units(eps, facts.mean, facts.std)
     step_norm = None if step_size is None else adversarial.pixel_units(step_size, facts.mean, facts.std)[0]
     total = clean_right = adv_right = 0
@@ -114,7 +106,7 @@ def attack(checkpoint, method, eps, steps, step_size, limit, data_dir, as_json, 
 
 
 def _draw_attack(shown, facts, result, path, model_name):
-    from .. import plots
+    from . import plots
 
     x, adv, clean_pred, adv_pred = shown
     names = output_names(facts.classes, int(max(clean_pred.max(), adv_pred.max())) + 1)
@@ -176,15 +168,16 @@ def visualize(checkpoint, images, what, layers, target, out):
             names = output_names(facts.classes, int(chosen.max()) + 1)
             path = _draw_saliency(batch, maps, [names[k] for k in chosen], facts, out)
     except ValueError as e:
-        _fail(str(e), EXIT_USAGE)
+        fail(str(e), EXIT_USAGE)
     click.echo(f"wrote {path}")
 
 
 def _draw_filters(model, layers, out, model_name):
     """First-layer filters as images (one row); deeper ones as one row per filter, one column per
     input channel."""
-    from .. import inspect, plots
+    from .. import inspect
     from ..layers import Conv2d
+    from . import plots
 
     name = layers[0] if layers else inspect.layer_names(model, Conv2d)[0]
     weights = inspect.filters(model, name)[:MAX_CHANNELS]
@@ -196,7 +189,7 @@ def _draw_filters(model, layers, out, model_name):
 
 
 def _draw_feature_maps(maps, out):
-    from .. import plots
+    from . import plots
 
     rows = []
     for name, activations in maps.items():
@@ -208,6 +201,6 @@ def _draw_feature_maps(maps, out):
 
 
 def _draw_saliency(batch, maps, labels, facts, out):
-    from .. import plots
+    from . import plots
 
     return plots.plot_saliency(_to_pixels(batch, facts), maps, out, captions=labels, title="saliency")

@@ -86,7 +86,7 @@ def summary(model, input_shape, num_classes, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def info(as_json):
     """Versions, CPU threads, threading layer, CUDA devices (or why there are none)."""
-    from ..environment import facts
+    from ..runtime.environment import facts
 
     found = facts()
     if as_json:
@@ -109,8 +109,9 @@ def compile_kernels(models_to_compile, all_models):
     The first run after installing (or upgrading) numbacnn compiles every kernel it uses, which
     takes seconds; run this once after `pip install` (or in a Docker image build) to pay it then.
     """
-    from .. import jit_cache, models
-    from ..config import precompile
+    from .. import models
+    from ..runtime import jit_cache
+    from ..training.config import precompile
 
     names = list(models.REGISTRY) if all_models else list(models_to_compile or ["lenet5"])
     for name in names:

@@ -6,19 +6,19 @@ import sys
 
 import click
 
-from .main import main, process_started_at
-from .run_commands import (
+from .common import (
     EXIT_CHECKPOINT,
     EXIT_DIVERGED,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     EXIT_USAGE,
     FiniteFloat,
-    _fail,
-    _load_checkpoint,
-    _load_data,
+    fail,
+    load_checkpoint_or_exit,
+    load_data_or_exit,
     output_names,
 )
+from .main import main, process_started_at
 
 _SIGNAL_EXIT = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}
 _received = []
@@ -70,7 +70,7 @@ curves.png (loss and accuracy per epoch) and confusion.png (last validation).
 def _write_plots(trainer, config, classes, out):
     """curves.png and confusion.png in the run folder (nothing without matplotlib: --plots
     checked that before training)."""
-    from .. import plots
+    from . import plots
 
     if not plots.available() or not trainer.history:
         return
@@ -214,7 +214,7 @@ def train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, **
 def _open_run_folder(out, model, resume, force):
     """The locked, writable RunFolder of this run (exit 2 naming the problem otherwise)."""
     from ..errors import RunFolderError
-    from ..runs import RunFolder, next_free_folder
+    from ..training.runs import RunFolder, next_free_folder
 
     if resume:
         path, fresh = out or os.path.dirname(os.path.abspath(resume)), False
@@ -226,7 +226,7 @@ def _open_run_folder(out, model, resume, force):
     try:
         return RunFolder(path, fresh=fresh, force=force)
     except RunFolderError as e:
-        _fail(str(e), EXIT_USAGE)
+        fail(str(e), EXIT_USAGE)
 
 
 def _world(distributed):
@@ -236,7 +236,7 @@ def _world(distributed):
 
     if not distributed:
         if dist.launched_size() > 1:
-            _fail(
+            fail(
                 f"mpiexec started {dist.launched_size()} processes: add --distributed to train one model "
                 f"on all of them (without it, each would train its own)",
                 EXIT_USAGE,
@@ -245,7 +245,7 @@ def _world(distributed):
     try:
         world = dist.init()
     except (ImportError, RuntimeError) as e:
-        _fail(str(e), EXIT_USAGE)
+        fail(str(e), EXIT_USAGE)
     if world.size == 1:
         click.echo("note: --distributed outside mpiexec: training in this one process", err=True)
     return world
@@ -253,17 +253,17 @@ def _world(distributed):
 
 def _init_from(trainer, path, say):
     """Load the matching weights of ``path`` into the trainer's model and say what happened."""
-    from ..config import load_matching
     from ..errors import CheckpointError
-    from ..weights import load_state
+    from ..formats.safetensors import load_state
+    from ..training.config import load_matching
 
     try:
         state = load_state(path)
     except (CheckpointError, ValueError) as e:
-        _fail(str(e), EXIT_CHECKPOINT)
+        fail(str(e), EXIT_CHECKPOINT)
     loaded, skipped, new = load_matching(trainer.model, state)
     if not loaded:
-        _fail(f"--init-from {path}: no tensor matches this model in name and shape", EXIT_CHECKPOINT)
+        fail(f"--init-from {path}: no tensor matches this model in name and shape", EXIT_CHECKPOINT)
     say(f"init from {path}: loaded {len(loaded)} tensors", err=True)
     if skipped:
         say(f"  skipped (absent here or another shape): {', '.join(skipped)}", err=True)
@@ -289,10 +289,10 @@ def _open_run_folder_on_main(world, out, model, resume, force):
 
 
 def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, options):
-    from .. import plots as plotting
-    from ..config import build_trainer, rescale_for_world, resolve_config, resume_config, usable_device
-    from ..device import DeviceError
     from ..errors import CheckpointError, RunFolderError, TrainingDiverged
+    from ..runtime.device import DeviceError
+    from ..training.config import build_trainer, rescale_for_world, resolve_config, resume_config, usable_device
+    from . import plots as plotting
 
     for option in ("adv_eps", "adv_ratio"):
         if options[option] is not None and not options["adversarial"]:
@@ -301,17 +301,17 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
     options["freeze"] = list(options["freeze"]) or None
     say = click.echo if world.is_main else (lambda *args, **kwargs: None)
     if plots and not plotting.available():
-        _fail("--plots needs matplotlib: pip install 'numbacnn[plot]'", EXIT_USAGE)
+        fail("--plots needs matplotlib: pip install 'numbacnn[plot]'", EXIT_USAGE)
     ckpt = None
     if resume:
-        ckpt = _load_checkpoint(resume)
+        ckpt = load_checkpoint_or_exit(resume)
         saved = ckpt[3]["config"]
         if model and model != saved["model"]:
-            _fail(f"--resume: the checkpoint is a {saved['model']}, not a {model}", EXIT_USAGE)
+            fail(f"--resume: the checkpoint is a {saved['model']}, not a {model}", EXIT_USAGE)
         try:
             config, note = rescale_for_world(resume_config(saved, options), world.size)
         except ValueError as e:
-            _fail(str(e), EXIT_USAGE)
+            fail(str(e), EXIT_USAGE)
         if note:
             say(f"note: {note}", err=True)
         config["device"], note = usable_device(saved["device"], options["device"])
@@ -326,13 +326,13 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
             raise click.UsageError(str(e))
     with _open_run_folder_on_main(world, out, config["model"], resume, force) as folder:
         out = folder.path if folder is not None else None
-        dataset = _load_data(config)
+        dataset = load_data_or_exit(config)
         try:
             trainer = build_trainer(
                 config, dataset, out_dir=out, progress=not quiet, checkpoint_every=checkpoint_every, world=world
             )
         except DeviceError as e:
-            _fail(str(e), EXIT_USAGE)
+            fail(str(e), EXIT_USAGE)
         except ValueError as e:
             raise click.UsageError(str(e))
         if config.get("init_from") and not ckpt:
@@ -344,7 +344,7 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
             try:
                 trainer.restore(*ckpt, source=resume)
             except (KeyError, ValueError, CheckpointError) as e:
-                _fail(f"{resume} does not fit this model: {e}", EXIT_CHECKPOINT)
+                fail(f"{resume} does not fit this model: {e}", EXIT_CHECKPOINT)
             say(f"resuming {config['model']} at epoch {trainer.epoch + 1}, batch {trainer.batch}", err=True)
         else:
             ranks = f" on {world.size} ranks (batch {config['batch_size']} each)" if world.size > 1 else ""
@@ -356,9 +356,9 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
         try:
             status = trainer.fit(config["epochs"])
         except TrainingDiverged as e:
-            _fail(str(e), EXIT_DIVERGED)
+            fail(str(e), EXIT_DIVERGED)
         except RunFolderError as e:
-            _fail(str(e), EXIT_USAGE)
+            fail(str(e), EXIT_USAGE)
         if plots is not False and world.is_main:
             _write_plots(trainer, config, output_names(dataset.classes, trainer.num_classes), out)
     first_step_s = None

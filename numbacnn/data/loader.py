@@ -9,7 +9,7 @@ be resumed at any batch and reproduce the same data.
 import numpy as np
 from numba import njit, prange
 
-from .. import quick_start
+from ..runtime import quick_start
 
 
 @njit(parallel=True, cache=True)

@@ -5,8 +5,8 @@ import numpy as np
 from .. import init
 from ..kernels import shared_math
 from ..kernels.shapes import conv2d_output_size
-from ..validate import pair
 from .module import Module
+from .validate import pair
 
 PADDING_MODES = {
     "zeros": shared_math.PAD_ZEROS,

@@ -23,6 +23,14 @@ class Linear(Module):
     def output_shape(self, input_shape):
         return (input_shape[0], self.out_features)
 
+    def with_outputs(self, num_outputs):
+        """A freshly initialised Linear like this one with ``num_outputs`` outputs (on the same
+        device and dtype): what ``Module.reset_classifier`` puts in this layer's place."""
+        head = Linear(self.in_features, int(num_outputs), bias=self.bias is not None)
+        head = head.to(self.dtype).to(self.device)
+        head.input_grad = self.input_grad
+        return head
+
     def flops(self, input_shape):
         n = input_shape[0]
         return 2 * n * self.in_features * self.out_features + (n * self.out_features if self.bias is not None else 0)

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..device import CPU, Device, get_device
-from ..params import Parameter
-from ..validate import check_grad, check_input
+from ..runtime.device import CPU, Device
+from ..runtime.devices import get_device
+from .params import Parameter
+from .validate import check_grad, check_input
 
 if TYPE_CHECKING:
     from .summary import Summary
@@ -146,22 +147,19 @@ class Module:
         return param.grad if param is not None and param.requires_grad else None
 
     def reset_classifier(self, num_classes: int) -> Module:
-        """Replace the last Linear layer (the classifier) by a new, freshly initialised
-        ``Linear(in_features, num_classes)`` on the same device and dtype, under the same name (so
-        the state-dict keys stay PyTorch's); returns self. Build the optimizer afterwards."""
-        from .linear import Linear
-
+        """Replace the last layer that can be rebuilt with another number of outputs (a Linear
+        layer: the classifier; it has ``with_outputs``) by a new, freshly initialised one with
+        ``num_classes`` outputs, under the same name (so the state-dict keys stay PyTorch's);
+        returns self. Build the optimizer afterwards."""
         found = None
         for _, parent in self.named_modules():
             for name, child in parent._modules.items():
-                if isinstance(child, Linear):
+                if hasattr(child, "with_outputs"):
                     found = (parent, name, child)
         if found is None:
             raise ValueError(f"reset_classifier: {type(self).__name__} has no Linear layer to replace")
         parent, name, old = found
-        head = Linear(old.in_features, int(num_classes), bias=old.bias is not None).to(self.dtype).to(self.device)
-        head.input_grad = old.input_grad
-        setattr(parent, name, head)
+        setattr(parent, name, old.with_outputs(num_classes))
         return self
 
     # ----------------------------------------------------------------- modes
@@ -315,7 +313,7 @@ class Module:
         ``.safetensors`` is the format (readable by ``safetensors.torch.load_file`` and then
         ``torch.nn.Module.load_state_dict``); returns the path.
         """
-        from ..weights import save_safetensors
+        from ..formats.safetensors import save_safetensors
 
         if not str(path).endswith(".safetensors"):
             raise ValueError(f"save: {path} should end in .safetensors (the weights format numbacnn writes)")
@@ -325,7 +323,7 @@ class Module:
         """Load weights from a ``.safetensors`` file (as :meth:`save` or PyTorch writes them) or a
         numbacnn checkpoint (``.npz``); returns self. Missing, unexpected and mis-shaped keys are
         reported as by :meth:`load_state_dict` (KeyError / ValueError, the path first)."""
-        from ..weights import load_state
+        from ..formats.safetensors import load_state
 
         try:
             state = load_state(path)

@@ -4,8 +4,8 @@ AdaptiveAvgPool2d to any output size (global average pooling for 1)."""
 import numpy as np
 
 from ..kernels.shapes import pool2d_output_size
-from ..validate import pair
 from .module import Module
+from .validate import pair
 
 
 class _Pool2d(Module):

@@ -53,7 +53,8 @@ def _answer(stdout, line):
 
 def main(path):
     import numbacnn  # noqa: F401  (thread settings, the JIT cache locator)
-    from numbacnn.quick_start import add_warm_keys
+
+    from ..runtime.quick_start import add_warm_keys
 
     stdin, stdout = sys.stdin.buffer, sys.stdout
     while True:

@@ -63,7 +63,8 @@ def record():
     from numba.cuda.simulator import kernel as sim_kernel
 
     import numbacnn as nc
-    from numbacnn import layers as L
+
+    from .. import layers as L
 
     launches = {}
     original_call = sim_kernel.FakeCUDAKernel.__call__
@@ -111,7 +112,7 @@ def record():
         run(layer, shape)
     bn = L.BatchNorm2d(2).eval()
     run(bn, (1, 2, 2, 2))
-    from numbacnn.distributed import World
+    from ..distributed import World
 
     synced = L.BatchNorm2d(2)
     synced.process_group = World()  # the synchronised path, with a world of one rank

@@ -136,7 +136,7 @@ class _Router:
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
-        from .kernels import cpu, npy
+        from ..kernels import cpu, npy
 
         compiled, twin = getattr(cpu, name), getattr(npy, name)
         target = f"numbacnn.kernels.cpu:{name}"
@@ -184,7 +184,7 @@ class _Compiler:
         # One thread: the compiler must leave the cores to the training it warms up for.
         env.update(NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **{ENV: "0"})
         # This very numbacnn first on the path, whatever the working folder or installs elsewhere.
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         try:
             self._process = subprocess.Popen(
@@ -337,7 +337,7 @@ class Warmup:
         if self.active:
             CPU.ops_override, _active = self._previous_ops, None
             self._compiles.stop()
-            from .kernels.workspace import release
+            from ..kernels.workspace import release
 
             release("npy.")  # the twins' scratch memory: no NumPy kernel runs after this
         if self.compiled_here:
@@ -386,7 +386,7 @@ class numpy_kernels:
 
     def __enter__(self):
         global _numpy_only
-        from .kernels import npy
+        from ..kernels import npy
 
         self._previous = (CPU.ops_override, _numpy_only)
         CPU.ops_override, _numpy_only = npy, True

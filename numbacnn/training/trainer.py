@@ -1,5 +1,5 @@
 """Training: :class:`Trainer` runs epochs with progress, validation, schedules, logs and
-checkpoints; :func:`evaluate` measures a model on a loader.
+checkpoints (evaluation.py measures a model; session.py is what fit() sets up and takes down).
 
 Exact resume: a checkpoint holds the model (with its non-persistent buffers: dropout's call
 counters), optimizer state, schedule and the position in the data (epoch and batch; the data order
@@ -11,110 +11,26 @@ A non-finite loss stops training before the bad step is saved: the last checkpoi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
-import sys
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import metrics
-from .checkpoint import save_checkpoint
-from .core_share import CoreShare
-from .device import CPU
-from .errors import CheckpointError, TrainingDiverged
-from .quick_start import begin as begin_warmup
-from .runs import check_writable
+from ..errors import CheckpointError, TrainingDiverged
+from ..formats.checkpoint import save_checkpoint
+from .evaluation import Uploader, evaluate
+from .progress import Progress, bar
+from .run_log import append_row, write_log
+from .session import fit_session
 
 if TYPE_CHECKING:
-    from .data import DataLoader
-    from .layers import Module
-    from .losses import CrossEntropyLoss
-    from .optim import LRSchedule, Optimizer
-
-
-class Uploader:
-    """Moves host batches to ``device``, into one reused buffer per batch shape (no allocation
-    per step on a GPU; on the CPU the batch is used in place)."""
-
-    def __init__(self, device):
-        self.device, self.buffers = device, {}
-
-    def __call__(self, x):
-        if self.device.owns(x):
-            return x
-        key = (tuple(x.shape), x.dtype.str)
-        if key not in self.buffers:
-            self.buffers[key] = self.device.empty(x.shape, x.dtype)
-        return self.device.asarray(x, out=self.buffers[key])
-
-
-def evaluate(
-    model: Module, loader: DataLoader, loss=None, num_classes: int | None = None, epoch: int = 0, world=None
-) -> dict:
-    """{loss, top1, top5, confusion} of ``model`` over ``loader`` (eval mode; mode restored).
-
-    With a ``world`` of several ranks, each evaluates its shard of ``loader`` (a sharded
-    DataLoader) and the sums are all-reduced: every rank gets the same figures, over all images.
-    """
-    was_training = model.training
-    model.eval()
-    device = model.device
-    upload = Uploader(device)
-    total, correct1, correct5, loss_sum = 0, 0, 0, 0.0
-    labels_all, preds_all = [], []
-    try:
-        for x, y in loader.epoch(epoch):
-            logits = model.forward(upload(x))
-            if loss is not None:
-                loss_sum += loss.forward(logits, y) * len(y)
-            host = device.to_host(logits)
-            num_classes = num_classes or host.shape[1]
-            correct1 += metrics.topk_correct(host, y, 1)
-            correct5 += metrics.topk_correct(host, y, 5)
-            labels_all.append(y.copy())
-            preds_all.append(host.argmax(axis=1))
-            total += len(y)
-    finally:
-        model.train(was_training)
-    labels_all, preds_all = np.concatenate(labels_all), np.concatenate(preds_all)
-    confusion = metrics.confusion_matrix(labels_all, preds_all, num_classes)
-    if world is not None and world.size > 1:
-        loss_sum, correct1, correct5, total = world.sum_values(loss_sum, correct1, correct5, total)
-        confusion = world.allreduce_sum(np.ascontiguousarray(confusion, np.int64))
-        correct1, correct5, total = int(correct1), int(correct5), int(total)
-    return {
-        "loss": loss_sum / total if loss is not None else None,
-        "top1": correct1 / total,
-        "top5": correct5 / total,
-        "samples": total,
-        "confusion": confusion,
-    }
-
-
-class Progress:
-    """One status line per epoch on stderr, redrawn at most 5 times a second on a terminal."""
-
-    def __init__(self, enabled=True, stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
-
-    def update(self, text, final=False):
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.tty and (final or now - self._last > 0.2):
-            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
-            self.stream.flush()
-            self._last = now
-        elif final:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+    from ..data import DataLoader
+    from ..layers import Module
+    from ..losses import CrossEntropyLoss
+    from ..optim import LRSchedule, Optimizer
 
 
 class Trainer:
@@ -137,7 +53,7 @@ class Trainer:
         adversary=None,
         quick_start: bool = True,
     ):
-        from .distributed import World
+        from ..distributed import World
 
         self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -250,7 +166,7 @@ class Trainer:
         self.last_good_checkpoint = source
         if self.out_dir:
             # Epoch rows written after the checkpoint (a kill between the two) are dropped.
-            _write_log(os.path.join(self.out_dir, "log.jsonl"), self.history)
+            write_log(os.path.join(self.out_dir, "log.jsonl"), self.history)
 
     # ------------------------------------------------------------------ the loop
     def _on_signal(self, signum, frame):
@@ -268,28 +184,8 @@ class Trainer:
         loss, validation loss or parameter (no checkpoint is written then; the last good one is
         named), and RunFolderError before the first step when the run folder is not writable.
         """
-        if self.out_dir:
-            check_writable(self.out_dir)
-        previous = {}
-        if _in_main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, self._on_signal)
-        # Concurrent CPU trainings share the cores instead of collapsing (core_share.py).
-        self._share = CoreShare() if self.share_cores and self.model.device == CPU else None
-        # Every rank starts from rank 0's weights, statistics and optimizer state.
-        self.world.broadcast_state(self.model, self.optimizer)
-        # Several ranks keep the compiled kernels: their steps should round alike.
-        if self.model.device == CPU and self.world.size == 1:
-            self._warmup = begin_warmup(numpy=self.quick_start)
-        try:
+        with fit_session(self):
             return self._fit(epochs, max_steps)
-        finally:
-            self._end_warmup()
-            if self._share is not None:
-                self._share.close()
-                self._share = None
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def _fit(self, epochs, max_steps):
         model = self.model
@@ -313,7 +209,7 @@ class Trainer:
                 r = self._running
                 r["time"] = time.perf_counter() - t0
                 self.progress.update(
-                    f"epoch {self.epoch + 1}/{epochs} {_bar(self.batch, n_batches)} {self.batch}/{n_batches} "
+                    f"epoch {self.epoch + 1}/{epochs} {bar(self.batch, n_batches)} {self.batch}/{n_batches} "
                     f"loss {r['loss'] / r['seen']:.4f} acc {100 * r['correct'] / r['seen']:.2f}% "
                     f"{r['seen'] / max(r['time'], 1e-9):.0f} img/s lr {self.optimizer.lr:.3g}"
                 )
@@ -415,35 +311,9 @@ class Trainer:
             # collective); only rank 0 writes.
             self.save()
         if self.out_dir:
-            with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
-                f.write(_json_row(row) + "\n")
-
-
-def _json_row(row):
-    """Strict JSON (no bare NaN/Infinity, which strict parsers reject): non-finite floats -> null."""
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-    return json.dumps(clean, allow_nan=False)
-
-
-def _write_log(path, history):
-    """Write ``history`` as log.jsonl atomically (a temporary file renamed into place)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.writelines(_json_row(row) + "\n" for row in history)
-    os.replace(tmp, path)
+            append_row(os.path.join(self.out_dir, "log.jsonl"), row)
 
 
 def _fresh_running():
     """Sums over the current epoch's steps (kept in checkpoints so a resumed epoch reports right)."""
     return {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
-
-
-def _bar(done, total, width=20):
-    filled = int(width * done / max(total, 1))
-    return "[" + "=" * filled + ">" * (filled < width) + " " * (width - filled - 1) + "]"
-
-
-def _in_main_thread():
-    import threading
-
-    return threading.current_thread() is threading.main_thread()

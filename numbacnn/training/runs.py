@@ -16,7 +16,7 @@ import glob
 import os
 import tempfile
 
-from .errors import RunFolderError
+from ..errors import RunFolderError
 
 RUN_FILES = ("checkpoint.npz", "log.jsonl", "curves.png", "confusion.png")
 

@@ -6,7 +6,8 @@ garbage; every layer calls :func:`check_input` first so the user reads what was 
 
 import numpy as np
 
-from .device import DeviceError, device_of
+from ..runtime.device import DeviceError
+from ..runtime.devices import device_of
 
 
 def describe_shape(ndim, channels=None, features=None):

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = ["load_safetensors", "load_state", "save_safetensors"]
 

@@ -52,7 +52,7 @@ def live_runs(folder: str | None = None) -> int:
 
 def set_blas_threads(n: int) -> bool:
     """Set the thread count of the OpenBLAS numpy uses; False where none is found."""
-    from .kernels.cpu import blas
+    from ..kernels.cpu import blas
 
     if not blas.available():
         return False

@@ -12,8 +12,9 @@ def facts() -> dict:
     import numba
     import numpy as np
 
-    from . import __version__
-    from .device import CPU, cuda_available
+    from ..version import __version__
+    from .device import CPU
+    from .devices import cuda_available
 
     # numba picks its threading layer at the first parallel call: make one, then ask.
     CPU.ops.fill(np.empty(4, np.float32), 0)

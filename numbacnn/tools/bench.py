@@ -15,11 +15,12 @@ import time
 
 import numpy as np
 
-from . import layers as L
-from .device import CPU, get_device
-from .losses import CrossEntropyLoss
-from .models import REGISTRY
-from .optim import SGD
+from .. import layers as L
+from ..losses import CrossEntropyLoss
+from ..models import REGISTRY
+from ..optim import SGD
+from ..runtime.device import CPU
+from ..runtime.devices import get_device
 
 
 def time_call(fn, device=CPU, repeats=7, inner=1):
@@ -127,7 +128,7 @@ def _check(layer_factory, shape, device, x, dy):
     CPU: an independent NumPy forward where the op has one, else the same layer in float64 (which
     catches precision loss, not logic errors). CUDA: the CPU run of the same weights.
     """
-    from . import init
+    from .. import init
 
     init.manual_seed(123)
     test = layer_factory().to(device)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 FORMAT_VERSION = 1
 # The per-epoch sums a mid-epoch checkpoint carries (train.Trainer keeps them).

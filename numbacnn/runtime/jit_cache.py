@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-PACKAGE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # numbacnn/
 # What jitted code can reach: a change to any of these may change machine code. The NumPy twins
 # (kernels/npy) are plain Python that no jitted code calls: editing them must not recompile.
 JIT_SOURCES = ("kernels", os.path.join("data", "loader.py"))
@@ -33,7 +33,7 @@ def fingerprint(root: str = PACKAGE, sources=JIT_SOURCES) -> str:
     """A hash of the files under ``root`` that jitted code can reach, and of the version."""
     key = (root, tuple(sources))
     if key not in _fingerprints:
-        from . import __version__
+        from ..version import __version__
 
         digest = hashlib.sha256(__version__.encode())
         for source in sources:
@@ -119,7 +119,7 @@ def status() -> dict:
     import importlib
     import pkgutil
 
-    from . import kernels
+    from .. import kernels
 
     modules = [importlib.import_module("numbacnn.data.loader")]
     for info in pkgutil.walk_packages(kernels.__path__, kernels.__name__ + "."):

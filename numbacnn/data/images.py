@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from .errors import ImageError
+from ..errors import ImageError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The largest image any reader decodes when the caller names no expected size.

@@ -21,7 +21,7 @@ class CUDADevice(Device):
 
     @property
     def ops(self):
-        from .kernels import cuda as cuda_kernels
+        from ..kernels import cuda as cuda_kernels
 
         return cuda_kernels
 

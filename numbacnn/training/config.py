@@ -1,15 +1,15 @@
 """Turn a run configuration (what ``numbacnn train`` parses) into data, model, optimizer, schedule
-and :class:`~numbacnn.train.Trainer`. The configuration is stored in every checkpoint, so
+and :class:`~numbacnn.training.trainer.Trainer`. The configuration is stored in every checkpoint, so
 ``--resume`` and ``evaluate`` rebuild exactly the same objects from it.
 """
 
 from types import SimpleNamespace
 
-from . import init, losses, models, optim
-from .data import DataLoader, canonical_name, load_dataset, subset
-from .device import get_device
-from .errors import CheckpointError
-from .train import Trainer
+from .. import init, losses, models, optim
+from ..data import DataLoader, canonical_name, load_dataset, subset
+from ..errors import CheckpointError
+from ..runtime.devices import get_device
+from .trainer import Trainer
 
 __all__ = [
     "precompile",
@@ -165,7 +165,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
     several ranks (distributed.py) the loaders are sharded, ``batch_size`` is per rank, and
     ``config["sync_bn"]`` makes BatchNorm use every rank's images.
     """
-    from .distributed import World, sync_batchnorm
+    from ..distributed import World, sync_batchnorm
 
     world = world or World()
     config = dict(
@@ -224,7 +224,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
     loss = losses.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
     adversary = None
     if config.get("adversarial"):
-        from .adversarial import Adversary, pixel_units
+        from ..adversarial import Adversary, pixel_units
 
         eps, clip = pixel_units(config.get("adv_eps", 0.1), dataset.mean, dataset.std)
         adversary = Adversary(eps, clip, config.get("adv_ratio", 0.5), config["adversarial"])
@@ -331,7 +331,7 @@ def resume_config(saved, options):
 def usable_device(saved, requested=None):
     """(device name, note): ``requested`` when given, else the checkpoint's device, or the CPU (with
     a note saying so) when the checkpoint was trained on CUDA and this machine has no GPU."""
-    from .device import cuda_available
+    from ..runtime.devices import cuda_available
 
     if requested:
         return requested, None
@@ -347,8 +347,8 @@ def precompile(model_name, input_shape=None):
 
     import numpy as np
 
-    from .layers import Softmax
-    from .quick_start import begin as begin_warmup
+    from ..layers import Softmax
+    from ..runtime.quick_start import begin as begin_warmup
 
     started = time.perf_counter()
     c, h, _ = input_shape or (1, 28, 28)  # the default data set's images
