@@ -30,7 +30,8 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     sys.setswitchinterval(5e-5)
 
 # Tests compare runs bit for bit, and a cold JIT cache (every fresh CI clone) would start each
-# training on the NumPy kernels (quick_start.py). tests/test_quick_start.py switches it back on.
+# training on the NumPy kernels (quick_start.py). The quick_start_on fixture switches it back on
+# (tests/test_quick_start.py, the CLI tests).
 os.environ.setdefault("NUMBACNN_QUICK_START", "0")
 
 # numbacnn before numpy: it sets the OpenMP and OpenBLAS thread settings that are read when those
@@ -81,6 +82,36 @@ def pytest_configure(config):
     # A performance warning is a bug here: numba's implicit host->GPU copy of a numpy array
     # handed to a CUDA kernel, or a parallel=True loop that did not parallelise.
     config.addinivalue_line("filterwarnings", "error::numba.core.errors.NumbaPerformanceWarning")
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli("train", "lenet5", ...)``: the numbacnn command run in-process (click's CliRunner);
+    arguments are turned into strings, exceptions propagate, ``env`` adds environment variables."""
+    from click.testing import CliRunner
+
+    from numbacnn.cli import main
+
+    def run(*args, env=None):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
+
+    return run
+
+
+@pytest.fixture
+def quick_start_on(tmp_path, monkeypatch):
+    """Quick start switched on, as a user has it, with a record of compiled signatures of its own
+    that starts empty: every kernel signature starts on its NumPy twin and moves to its compiled
+    form when the compiler process (which finds numba's cache warm) answers."""
+    from numbacnn.runtime import quick_start
+
+    monkeypatch.setenv(quick_start.ENV, "1")
+    path = str(tmp_path / "quick-start-keys.json")
+    monkeypatch.setattr(quick_start, "warm_keys_path", lambda: path)
+    yield path
+    if quick_start._active is not None:  # a test that failed half-way: leave routing off
+        quick_start._active.close()
+    quick_start.shutdown()
 
 
 @pytest.fixture

@@ -33,40 +33,64 @@ def conv2d_ref(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1
     return out
 
 
-def pool2d_ref(x, kernel, stride, padding, mode):
+def pool2d_ref(x, kernel, stride, padding, mode, ceil_mode=False, include_pad=True):
+    """Max or average pooling written out window by window, in float64 (PyTorch's rules: padding
+    never wins a max; an average's divisor is its window clipped to the padded input, or to the
+    input itself without ``include_pad``; ceil_mode's last window must start inside the input or
+    its left padding)."""
+    from numbacnn.kernels.shapes import pool2d_output_size
+
     n, c, h, w = x.shape
-    kh, kw = kernel
-    sh, sw = stride
-    ph, pw = padding
-    oh = (h + 2 * ph - kh) // sh + 1
-    ow = (w + 2 * pw - kw) // sw + 1
-    fill = -np.inf if mode == "max" else 0.0
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    oh = pool2d_output_size(h, kh, sh, ph, ceil_mode)
+    ow = pool2d_output_size(w, kw, sw, pw, ceil_mode)
     out = np.empty((n, c, oh, ow))
     for i in range(oh):
         for j in range(ow):
-            win = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
-            out[:, :, i, j] = win.max(axis=(2, 3)) if mode == "max" else win.mean(axis=(2, 3))
+            y0, x0 = i * sh - ph, j * sw - pw
+            y1, x1 = min(y0 + kh, h + ph), min(x0 + kw, w + pw)
+            ya, yb, xa, xb = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+            window = x[:, :, ya:yb, xa:xb].astype(np.float64)
+            if mode == "max":
+                out[:, :, i, j] = window.max(axis=(2, 3))
+            else:
+                area = (y1 - y0) * (x1 - x0) if include_pad else (yb - ya) * (xb - xa)
+                out[:, :, i, j] = window.sum(axis=(2, 3)) / area
     return out
 
 
 def batchnorm_ref(x, weight, bias, eps):
-    mean = x.mean(axis=(0, 2, 3), keepdims=True)
-    var = x.var(axis=(0, 2, 3), keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight.reshape(1, -1, 1, 1) + bias.reshape(1, -1, 1, 1)
+    """BatchNorm2d's training forward: the NumPy kernel (kernels/npy holds the one copy of it)."""
+    from numbacnn.kernels import npy
+
+    c = x.shape[1]
+    out, mean, invstd = np.empty_like(x), np.empty(c), np.empty(c)
+    npy.batchnorm2d_forward_train(out, mean, invstd, np.zeros(c), np.ones(c), x, weight, bias, eps, 0.1)
+    return out
 
 
 def cross_entropy_ref(logits, targets, smoothing=0.0):
-    z = logits.astype(np.float64)
-    logp = z - z.max(1, keepdims=True)
-    logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
-    k = z.shape[1]
-    t = np.full(z.shape, smoothing / k)
-    t[np.arange(len(targets)), targets] += 1 - smoothing
-    return float(-(t * logp).sum(1).mean())
+    """Mean softmax cross-entropy with label smoothing: the NumPy kernel (kernels/npy)."""
+    from numbacnn.kernels import npy
+
+    z = np.asarray(logits, np.float64)
+    losses, probs = np.empty(len(z)), np.empty_like(z)
+    npy.softmax_cross_entropy_forward(losses, probs, z, np.asarray(targets), smoothing)
+    return float(losses.mean())
 
 
-# --------------------------------------------------------------------------- gradient check
+def activation_ref(name, **scalars):
+    """``f(x)``: the NumPy kernel ``{name}_forward`` of kernels/npy (the one copy of the formula)."""
+    from numbacnn.kernels import npy
+
+    def forward(x):
+        out = np.empty_like(x)
+        getattr(npy, f"{name}_forward")(out, x, *scalars.values())
+        return out
+
+    return forward
+
+
 def _numeric_grad(f, array, eps, max_checks, rng):
     flat = array.reshape(-1)
     idx = np.arange(flat.size)
@@ -153,3 +177,29 @@ def at_all_threads_and_one(run):
         finally:
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     return results
+
+
+def gather_ref(images, labels, indices, scale, shift, offsets, flips, pad):
+    """The batch, one pixel at a time: crop with a zero border, mirror, then normalise."""
+    _, channels, height, width = images.shape
+    out = np.empty((len(indices), channels, height, width))
+    for b, src in enumerate(indices):
+        for c in range(channels):
+            for y in range(height):
+                for x in range(width):
+                    sy = y + offsets[b, 0] - pad
+                    sx = (width - 1 - x if flips[b] else x) + offsets[b, 1] - pad
+                    inside = 0 <= sy < height and 0 <= sx < width
+                    value = float(images[src, c, sy, sx]) if inside else 0.0
+                    out[b, c, y, x] = value * scale[c] + shift[c]
+    return out, labels[indices]
+
+
+def gather_case(rng, pad):
+    images = rng.integers(0, 256, (10, 2, 6, 5)).astype(np.uint8)
+    labels = np.arange(10, dtype=np.int64) * 3
+    indices = np.array([3, 0, 9, 3])
+    offsets = rng.integers(0, 2 * pad + 1, (4, 2))
+    flips = np.array([True, False, True, False])
+    scale, shift = np.array([0.5, 0.25], np.float32), np.array([-1.0, 0.5], np.float32)
+    return images, labels, indices, scale, shift, offsets, flips, pad

@@ -5,15 +5,15 @@ import pytest
 
 import numbacnn as nc
 
-from helpers import away_from_zero, gradient_check
+from helpers import activation_ref, away_from_zero, gradient_check
 
 L = nc.layers
 ACTIVATIONS = [
-    (L.ReLU, lambda x: np.maximum(x, 0)),
-    (lambda: L.LeakyReLU(0.1), lambda x: np.where(x > 0, x, 0.1 * x)),
-    (lambda: L.ELU(0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(x))),
-    (L.Sigmoid, lambda x: 1 / (1 + np.exp(-x))),
-    (L.Tanh, np.tanh),
+    (L.ReLU, activation_ref("relu")),
+    (lambda: L.LeakyReLU(0.1), activation_ref("leaky_relu", negative_slope=0.1)),
+    (lambda: L.ELU(0.7), activation_ref("elu", alpha=0.7)),
+    (L.Sigmoid, activation_ref("sigmoid")),
+    (L.Tanh, activation_ref("tanh")),
 ]
 
 

@@ -3,15 +3,8 @@
 import json
 import time
 
-from click.testing import CliRunner
-
-import numbacnn as nc
-from numbacnn.cli import main
+from numbacnn.runtime import devices
 from numbacnn.tools import bench
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_time_call_reports_the_first_call_apart():
@@ -54,12 +47,12 @@ def test_model_rows_cover_every_layer():
     assert resnet["model"] == "resnet8"
 
 
-def test_bench_cli(monkeypatch):
-    r = run("bench", "peak", "--size", 256, "--repeats", 2, "--json")
+def test_bench_cli(monkeypatch, cli):
+    r = cli("bench", "peak", "--size", 256, "--repeats", 2, "--json")
     assert r.exit_code == 0 and json.loads(r.output)["rows"][0]["gflops"] > 0
-    r = run("bench", "model", "lenet5", "--batch-size", 4, "--repeats", 1, "--csv")
+    r = cli("bench", "model", "lenet5", "--batch-size", 4, "--repeats", 1, "--csv")
     assert r.exit_code == 0 and r.output.splitlines()[0].startswith("layer,type,output")
-    assert "error: unknown model" in run("bench", "model", "vgg", "--repeats", 1).output
-    monkeypatch.setattr(nc.device, "cuda_available", lambda: False)
-    r = run("bench", "kernels", "--device", "cuda", "--repeats", 1)
+    assert "error: unknown model" in cli("bench", "model", "vgg", "--repeats", 1).output
+    monkeypatch.setattr(devices, "cuda_available", lambda: False)
+    r = cli("bench", "kernels", "--device", "cuda", "--repeats", 1)
     assert r.exit_code == 2 and "NUMBA_ENABLE_CUDASIM" in r.output

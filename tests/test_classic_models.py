@@ -9,18 +9,16 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import numbacnn as nc
-from numbacnn.cli import main
 from numbacnn.data import DataLoader, synthetic
 
 CLASSIC = ["resnet29_bottleneck", "vgg11_small", "alexnet_small", "inception_small"]
 
 
 @pytest.mark.parametrize("name", sorted(nc.models.REGISTRY))
-def test_every_model_summarises_from_the_cli(name):
-    r = CliRunner().invoke(main, ["summary", name, "--input-shape", "1,28,28", "--json"])
+def test_every_model_summarises_from_the_cli(name, cli):
+    r = cli("summary", name, "--input-shape", "1,28,28", "--json")
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output)
     assert summary["total_params"] == nc.models.create(name, 1, 10, 28).num_parameters()

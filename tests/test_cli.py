@@ -1,20 +1,17 @@
-"""The numbacnn command line, run in-process with click's CliRunner."""
+"""The numbacnn command line, run in-process with click's CliRunner, with quick start on as a user
+has it (every kernel signature starts on its NumPy twin)."""
 
 import json
 
 import numpy as np
-from click.testing import CliRunner
+import pytest
 
-from numbacnn.cli import main
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
+pytestmark = pytest.mark.usefixtures("quick_start_on")
 
 
-def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path):
+def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path, cli):
     out = tmp_path / "run"
-    r = run(
+    r = cli(
         "train",
         "lenet5",
         "--dataset",
@@ -35,7 +32,7 @@ def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path):
     ckpt = out / "checkpoint.npz"
     assert ckpt.is_file() and (out / "log.jsonl").is_file()
 
-    r = run("evaluate", ckpt, "--json")
+    r = cli("evaluate", ckpt, "--json")
     assert r.exit_code == 0, r.output
     ev = json.loads(r.output)
     assert ev["samples"] == 512 and 0 <= ev["top1"] <= ev["top5"] <= 1
@@ -45,7 +42,7 @@ def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path):
     np.save(tmp_path / "img.npy", img)
     pgm = tmp_path / "img.pgm"
     pgm.write_bytes(b"P5\n28 28\n255\n" + img.tobytes())
-    r = run("predict", ckpt, tmp_path / "img.npy", pgm, "--top", 2, "--json")
+    r = cli("predict", ckpt, tmp_path / "img.npy", pgm, "--top", 2, "--json")
     assert r.exit_code == 0, r.output
     preds = json.loads(r.output)
     assert len(preds) == 2 and len(preds[0]["top"]) == 2
@@ -61,26 +58,26 @@ def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path):
     assert preds[0]["top"][0]["probability"] >= preds[0]["top"][1]["probability"]
 
 
-def test_summary_info_datasets():
-    r = run("summary", "lenet5", "--json")
+def test_summary_info_datasets(cli):
+    r = cli("summary", "lenet5", "--json")
     assert r.exit_code == 0 and json.loads(r.output)["total_params"] == 61706
-    assert "layer3.2.conv2" in run("summary", "resnet20").output
-    info = json.loads(run("info", "--json").output)
+    assert "layer3.2.conv2" in cli("summary", "resnet20").output
+    info = json.loads(cli("info", "--json").output)
     assert info["cpu_threads"] >= 1 and "cuda_devices" in info
-    names = [d["name"] for d in json.loads(run("datasets", "--json").output)]
+    names = [d["name"] for d in json.loads(cli("datasets", "--json").output)]
     assert names == ["fashion-mnist", "mnist", "cifar10", "synthetic"]
 
 
-def test_errors_have_meaningful_exit_codes(tmp_path):
+def test_errors_have_meaningful_exit_codes(tmp_path, cli):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
-    r = run("evaluate", bad)
+    r = cli("evaluate", bad)
     assert r.exit_code == 4 and "not a readable numbacnn checkpoint" in r.output
-    r = run("train", "lenet7", "--dataset", "synthetic")
+    r = cli("train", "lenet7", "--dataset", "synthetic")
     assert r.exit_code == 2 and "unknown model" in r.output
     # No MNIST anywhere, and a mirror that refuses connections: exit 3 with the how-to-get-it message.
     (tmp_path / "empty").mkdir()
-    r = run(
+    r = cli(
         "train",
         "lenet5",
         "--dataset",
@@ -92,20 +89,21 @@ def test_errors_have_meaningful_exit_codes(tmp_path):
         env={"NUMBACNN_MIRROR": "http://127.0.0.1:9/", "XDG_CACHE_HOME": str(tmp_path / "cache"), "NUMBACNN_DATA": ""},
     )
     assert r.exit_code == 3 and "not found" in r.output and "Download failed" in r.output
-    r = run("summary", "lenet5", "--input-shape", "1,28")
+    r = cli("summary", "lenet5", "--input-shape", "1,28")
     assert r.exit_code == 2
 
 
-def test_help_has_examples():
+def test_help_has_examples(cli):
     for cmd in ("train", "evaluate", "predict", "summary"):
-        assert "Examples" in run(cmd, "--help").output
+        assert "Examples" in cli(cmd, "--help").output
 
 
-def test_compile_fills_the_cache_and_info_reports_it():
-    r = run("compile", "lenet5")
+def test_compile_fills_the_cache_and_info_reports_it(cli):
+    r = cli("compile", "lenet5")
     assert r.exit_code == 0 and "lenet5: kernels ready" in r.output
-    info = json.loads(run("info", "--json").output)
+    info = json.loads(cli("info", "--json").output)
     done, total = (int(v) for v in info["jit_cache_warm"].split()[:3:2])
     assert 0 < done <= total and info["jit_cache"]
-    assert info["quick_start"].startswith("off")  # conftest turns it off for the tests
-    assert run("compile", "vgg99").exit_code == 2
+    # `compile` records what it compiled, so that quick start knows those signatures warm.
+    assert info["quick_start"].startswith("on") and int(info["quick_start"].split("(")[1].split()[0]) > 0
+    assert cli("compile", "vgg99").exit_code == 2

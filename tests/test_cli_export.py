@@ -2,20 +2,16 @@
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import numbacnn as nc
-from numbacnn.cli import main
 
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+pytestmark = pytest.mark.usefixtures("quick_start_on")  # as a user has it
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, cli):
     out = tmp_path_factory.mktemp("export") / "run"
-    r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 64, "--out", out, "--quiet")
+    r = cli("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 64, "--out", out, "--quiet")
     assert r.exit_code == 0, r.output
     return out / "checkpoint.npz"
 
@@ -24,8 +20,8 @@ def _trained_model(checkpoint):
     return nc.models.lenet5().load(checkpoint).eval()
 
 
-def test_export_safetensors_holds_the_trained_weights(checkpoint, tmp_path):
-    r = run("export", checkpoint, tmp_path / "w.safetensors")
+def test_export_safetensors_holds_the_trained_weights(checkpoint, tmp_path, cli):
+    r = cli("export", checkpoint, tmp_path / "w.safetensors")
     assert r.exit_code == 0, r.output
     assert "PyTorch key names" in r.output
     loaded = nc.models.lenet5().load(tmp_path / "w.safetensors").state_dict()
@@ -33,10 +29,10 @@ def test_export_safetensors_holds_the_trained_weights(checkpoint, tmp_path):
         np.testing.assert_array_equal(loaded[k], v)
 
 
-def test_export_onnx_runs_in_onnx_runtime(checkpoint, tmp_path, rng):
+def test_export_onnx_runs_in_onnx_runtime(checkpoint, tmp_path, rng, cli):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    r = run("export", checkpoint, tmp_path / "m.onnx")
+    r = cli("export", checkpoint, tmp_path / "m.onnx")
     assert r.exit_code == 0, r.output
     assert "opset 17" in r.output and "(batch, 1, 28, 28)" in r.output
     x = rng.standard_normal((3, 1, 28, 28)).astype(np.float32)
@@ -44,18 +40,18 @@ def test_export_onnx_runs_in_onnx_runtime(checkpoint, tmp_path, rng):
     np.testing.assert_allclose(got, _trained_model(checkpoint).forward(x), atol=1e-4)
 
 
-def test_export_refuses_unknown_suffix_and_bad_checkpoint(checkpoint, tmp_path):
-    r = run("export", checkpoint, tmp_path / "m.pt")
+def test_export_refuses_unknown_suffix_and_bad_checkpoint(checkpoint, tmp_path, cli):
+    r = cli("export", checkpoint, tmp_path / "m.pt")
     assert r.exit_code == 2 and ".onnx or .safetensors" in r.output
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    r = run("export", tmp_path / "bad.npz", tmp_path / "m.onnx")
+    r = cli("export", tmp_path / "bad.npz", tmp_path / "m.onnx")
     assert r.exit_code == 4 and "bad.npz" in r.output
 
 
-def test_missing_onnx_extra_names_the_pip_command(checkpoint, tmp_path, monkeypatch):
+def test_missing_onnx_extra_names_the_pip_command(checkpoint, tmp_path, monkeypatch, cli):
     import sys
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
-    r = run("export", checkpoint, tmp_path / "m.onnx")
+    r = cli("export", checkpoint, tmp_path / "m.onnx")
     assert r.exit_code == 2 and "pip install 'numbacnn[onnx]'" in r.output
     assert not (tmp_path / "m.onnx").exists()

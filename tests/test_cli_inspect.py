@@ -5,22 +5,19 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from numbacnn.cli import main, plots
+from numbacnn.cli import plots
 
 needs_matplotlib = pytest.mark.skipif(not plots.available(), reason="needs matplotlib: pip install 'numbacnn[plot]'")
 PNG = b"\x89PNG\r\n\x1a\n"
 
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+pytestmark = pytest.mark.usefixtures("quick_start_on")  # as a user has it
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, cli):
     out = tmp_path_factory.mktemp("inspect") / "run"
-    r = run("train", "lenet5", "--dataset", "synthetic", "--synthetic-size", 512, "--epochs", 2, "--out", out,
+    r = cli("train", "lenet5", "--dataset", "synthetic", "--synthetic-size", 512, "--epochs", 2, "--out", out,
             "--quiet", "--no-plots")  # fmt: skip
     assert r.exit_code == 0, r.output
     return out / "checkpoint.npz"
@@ -34,8 +31,8 @@ def image(tmp_path_factory):
 
 
 @pytest.mark.parametrize("method", ["fgsm", "pgd"])
-def test_attack_reports_accuracy_and_perturbation(checkpoint, method):
-    r = run("attack", checkpoint, "--method", method, "--eps", 0.1, "--steps", 3, "--limit", 100, "--json")
+def test_attack_reports_accuracy_and_perturbation(checkpoint, method, cli):
+    r = cli("attack", checkpoint, "--method", method, "--eps", 0.1, "--steps", 3, "--limit", 100, "--json")
     assert r.exit_code == 0, r.output
     result = json.loads(r.output)
     assert result["samples"] == 100 and result["method"] == method
@@ -46,14 +43,14 @@ def test_attack_reports_accuracy_and_perturbation(checkpoint, method):
     assert 0 < result["mean_l2"] <= 0.1 * 28 + 1e-4  # at most eps in every one of 784 pixels
 
 
-def test_attack_with_eps_zero_changes_nothing(checkpoint):
-    result = json.loads(run("attack", checkpoint, "--eps", 0, "--limit", 50, "--json").output)
+def test_attack_with_eps_zero_changes_nothing(checkpoint, cli):
+    result = json.loads(cli("attack", checkpoint, "--eps", 0, "--limit", 50, "--json").output)
     assert result["adversarial_accuracy"] == result["clean_accuracy"] and result["mean_linf"] == 0
 
 
 @needs_matplotlib
-def test_attack_and_visualize_write_pngs(checkpoint, image, tmp_path):
-    r = run("attack", checkpoint, "--limit", 20, "--plot", tmp_path / "grid.png")
+def test_attack_and_visualize_write_pngs(checkpoint, image, tmp_path, cli):
+    r = cli("attack", checkpoint, "--limit", 20, "--plot", tmp_path / "grid.png")
     assert r.exit_code == 0, r.output
     assert "grid written" in r.output and (tmp_path / "grid.png").read_bytes()[:8] == PNG
     for args in (
@@ -63,25 +60,25 @@ def test_attack_and_visualize_write_pngs(checkpoint, image, tmp_path):
         [image, image, "--saliency", "--target", 2],
     ):
         out = tmp_path / f"v{len(list(tmp_path.iterdir()))}.png"
-        r = run("visualize", checkpoint, *args, "--out", out)
+        r = cli("visualize", checkpoint, *args, "--out", out)
         assert r.exit_code == 0, r.output
         assert out.read_bytes()[:8] == PNG
 
 
-def test_visualize_errors_are_usage_errors(checkpoint, image, tmp_path):
-    assert run("visualize", checkpoint).exit_code == 2  # nothing chosen
-    r = run("visualize", checkpoint, "--saliency")
+def test_visualize_errors_are_usage_errors(checkpoint, image, tmp_path, cli):
+    assert cli("visualize", checkpoint).exit_code == 2  # nothing chosen
+    r = cli("visualize", checkpoint, "--saliency")
     assert r.exit_code == 2 and "needs at least one IMAGE" in r.output
-    r = run("visualize", checkpoint, image, "--feature-maps", "--layer", "nope", "--out", tmp_path / "x.png")
+    r = cli("visualize", checkpoint, image, "--feature-maps", "--layer", "nope", "--out", tmp_path / "x.png")
     assert r.exit_code == 2 and "no layer named 'nope'" in r.output
 
 
-def test_adversarial_training_runs_and_is_recorded(tmp_path):
-    r = run("train", "lenet5", "--dataset", "synthetic", "--synthetic-size", 128, "--epochs", 1, "--adversarial",
+def test_adversarial_training_runs_and_is_recorded(tmp_path, cli):
+    r = cli("train", "lenet5", "--dataset", "synthetic", "--synthetic-size", 128, "--epochs", 1, "--adversarial",
             "fgsm", "--adv-eps", 0.05, "--out", tmp_path / "adv", "--quiet", "--no-plots")  # fmt: skip
     assert r.exit_code == 0, r.output
     with np.load(tmp_path / "adv/checkpoint.npz") as z:
         config = json.loads(z["meta"].tobytes())["config"]
     assert config["adversarial"] == "fgsm" and config["adv_eps"] == 0.05
-    r = run("train", "lenet5", "--dataset", "synthetic", "--adv-eps", 0.05, "--out", tmp_path / "no")
+    r = cli("train", "lenet5", "--dataset", "synthetic", "--adv-eps", 0.05, "--out", tmp_path / "no")
     assert r.exit_code == 2 and "--adv-eps needs --adversarial" in r.output

@@ -16,6 +16,8 @@ import numbacnn.kernels.cuda as cuda_kernels
 from numbacnn import layers as L
 from numbacnn.runtime.device import DeviceError
 
+from helpers import gather_case, gather_ref
+
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 pytestmark = pytest.mark.skipif(not nc.cuda_available(), reason="no CUDA GPU and no simulator")
 real_gpu = pytest.mark.skipif(SIMULATOR, reason="needs a real GPU (the simulator is too slow)")
@@ -213,6 +215,16 @@ def test_cross_entropy_parity(smoothing, rng, cuda):
     loss = crit_gpu.forward(cuda.asarray(logits), targets)
     assert loss == pytest.approx(loss_cpu, rel=1e-6)
     np.testing.assert_allclose(host(crit_gpu.backward()), d_cpu, rtol=1e-5, atol=1e-7)
+
+
+def test_gather_batch_parity(rng, cuda):
+    images, labels, indices, scale, shift, offsets, flips, pad = gather_case(rng, 2)
+    expected, expected_labels = gather_ref(images, labels, indices, scale, shift, offsets, flips, pad)
+    out, out_labels = cuda.empty(expected.shape, np.float32), cuda.empty(len(indices), np.int64)
+    arrays = [cuda.asarray(a) for a in (images, labels, indices, scale, shift, offsets, flips)]
+    cuda_kernels.gather_batch(out, out_labels, *arrays, pad)
+    np.testing.assert_allclose(host(out), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(host(out_labels), expected_labels)
 
 
 def test_mse_parity(rng, cuda):

@@ -14,7 +14,6 @@ import threading
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import numbacnn as nc
 from numbacnn import distributed
@@ -124,12 +123,9 @@ def test_missing_mpi4py_names_the_pip_command(monkeypatch):
         distributed.init()
 
 
-def test_mpiexec_without_distributed_is_refused(tmp_path):
-    from numbacnn.cli import main
+def test_mpiexec_without_distributed_is_refused(tmp_path, cli):
 
-    r = CliRunner().invoke(
-        main, ["train", "lenet5", "--dataset", "synthetic", "--out", str(tmp_path / "r")], env={"PMI_SIZE": "2"}
-    )
+    r = cli("train", "lenet5", "--dataset", "synthetic", "--out", tmp_path / "r", env={"PMI_SIZE": "2"})
     assert r.exit_code == 2 and "add --distributed" in r.output
 
 

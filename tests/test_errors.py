@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import numbacnn as nc
+from numbacnn.runtime import devices
 
 L = nc.layers
 
@@ -75,7 +76,7 @@ def test_bad_constructor_arguments(make, match):
 def test_unknown_device_and_missing_cuda(monkeypatch):
     with pytest.raises(ValueError, match="unknown device"):
         nc.get_device("tpu")
-    monkeypatch.setattr(nc.device, "cuda_available", lambda: False)
+    monkeypatch.setattr(devices, "cuda_available", lambda: False)
     with pytest.raises(nc.DeviceError, match="NUMBA_ENABLE_CUDASIM=1"):
         nc.get_device("cuda")
     assert nc.get_device("auto") == nc.get_device("cpu")

@@ -10,8 +10,9 @@ import numbacnn as nc
 import numbacnn.kernels.cpu as cpu_kernels
 import numbacnn.kernels.npy as npy_kernels
 from numbacnn import layers as L
-from numbacnn.data.loader import _gather, _gather_numpy
 from numbacnn.runtime.quick_start import numpy_kernels
+
+from helpers import gather_case, gather_ref
 
 
 def _run(layer, x, dy):
@@ -212,17 +213,11 @@ def test_losses_agree(rng):
 
 
 @pytest.mark.parametrize("pad", [0, 4])
-def test_gather_twins_agree(pad, rng):
-    images = rng.integers(0, 256, (10, 2, 6, 5)).astype(np.uint8)
-    labels = np.arange(10, dtype=np.int64)
-    indices = np.array([3, 0, 9, 3])
-    offsets = rng.integers(0, 2 * pad + 1, (4, 2))
-    flips = np.array([True, False, True, False])
-    scale, shift = np.array([0.5, 0.25], np.float32), np.array([-1.0, 0.5], np.float32)
-    results = []
-    for gather in (_gather, _gather_numpy):
-        out, out_labels = np.empty((4, 2, 6, 5), np.float32), np.empty(4, np.int64)
-        gather(out, out_labels, images, labels, indices, scale, shift, offsets, flips, pad)
-        results.append((out, out_labels))
-    np.testing.assert_array_equal(results[1][0], results[0][0])
-    np.testing.assert_array_equal(results[1][1], results[0][1])
+def test_gather_batch_matches_the_reference_on_every_backend(pad, rng):
+    case = gather_case(rng, pad)
+    expected, expected_labels = gather_ref(*case)
+    for backend in (cpu_kernels, npy_kernels):
+        out, out_labels = np.empty(expected.shape, np.float32), np.empty(4, np.int64)
+        backend.gather_batch(out, out_labels, *case)
+        np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(out_labels, expected_labels)

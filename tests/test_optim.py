@@ -1,4 +1,4 @@
-"""Optimizers against PyTorch's update rules written out in NumPy; schedules; flat storage."""
+"""Optimizers against the NumPy kernels and PyTorch; schedules; flat storage."""
 
 import math
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import numbacnn as nc
+from numbacnn.kernels import npy
 from numbacnn.layers.params import Parameter
 
 
@@ -23,34 +24,27 @@ def run_steps(opt, params, grads_seq):
     return [p.data.copy() for p in params]
 
 
-def sgd_ref(ws, grads_seq, lr, momentum, nesterov, wd):
-    ws = [w.copy() for w in ws]
-    bufs = [np.zeros_like(w) for w in ws]
-    for grads in grads_seq:
-        for i, (w, g) in enumerate(zip(ws, grads)):
-            g = g + wd * w
-            if momentum:
-                bufs[i] = momentum * bufs[i] + g
-                g = g + momentum * bufs[i] if nesterov else bufs[i]
-            ws[i] = w - lr * g
-    return ws
-
-
-def adam_ref(ws, grads_seq, lr, b1, b2, eps, wd, decoupled):
-    ws = [w.copy() for w in ws]
-    m = [np.zeros_like(w) for w in ws]
-    v = [np.zeros_like(w) for w in ws]
+def npy_steps(start, grads_seq, kernel, hyper, state=1):
+    """The parameters after each step of the NumPy kernel (kernels/npy: the one copy of the rule),
+    one parameter array at a time in float64; ``state``: optimizer state arrays per parameter."""
+    ws = [w.copy() for w in start]
+    states = [[np.zeros_like(w) for _ in range(state)] for w in ws]
     for t, grads in enumerate(grads_seq, start=1):
-        for i, (w, g) in enumerate(zip(ws, grads)):
-            if decoupled:
-                w = w * (1 - lr * wd)
-            else:
-                g = g + wd * w
-            m[i] = b1 * m[i] + (1 - b1) * g
-            v[i] = b2 * v[i] + (1 - b2) * g * g
-            mhat, vhat = m[i] / (1 - b1**t), v[i] / (1 - b2**t)
-            ws[i] = w - lr * mhat / (np.sqrt(vhat) + eps)
+        for w, g, st in zip(ws, grads, states):
+            kernel(w, g, *st, *hyper(t))
     return ws
+
+
+def torch_steps(start, grads_seq, make_optimizer):
+    """The same steps with PyTorch's optimizer (an independent implementation of the rule)."""
+    torch = pytest.importorskip("torch")
+    tensors = [torch.tensor(w, requires_grad=True) for w in start]
+    opt = make_optimizer(tensors)
+    for grads in grads_seq:
+        for t, g in zip(tensors, grads):
+            t.grad = torch.tensor(g)
+        opt.step()
+    return [t.detach().numpy() for t in tensors]
 
 
 def grad_sequence(rng, params, steps=5):
@@ -60,24 +54,41 @@ def grad_sequence(rng, params, steps=5):
 @pytest.mark.parametrize(
     "momentum,nesterov,wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-2), (0.5, False, 0.1)]
 )
-def test_sgd_matches_pytorch_rule(momentum, nesterov, wd, rng):
+def test_sgd_matches_the_numpy_rule_and_pytorch(momentum, nesterov, wd, rng):
     params = make_params(rng)
     start = [p.data.copy() for p in params]
     grads = grad_sequence(rng, params)
     opt = nc.optim.SGD(params, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    for got, want in zip(run_steps(opt, params, grads), sgd_ref(start, grads, 0.1, momentum, nesterov, wd)):
-        np.testing.assert_allclose(got, want, rtol=1e-12)
+    got = run_steps(opt, params, grads)
+    want = npy_steps(start, grads, npy.sgd_step, lambda t: (0.1, momentum, wd, nesterov))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+
+    def torch_sgd(tensors):
+        return __import__("torch").optim.SGD(tensors, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+
+    for g, w in zip(got, torch_steps(start, grads, torch_sgd)):
+        np.testing.assert_allclose(g, w, rtol=1e-10)
 
 
 @pytest.mark.parametrize("cls,wd", [(nc.optim.Adam, 0.0), (nc.optim.Adam, 0.05), (nc.optim.AdamW, 0.05)])
-def test_adam_matches_pytorch_rule(cls, wd, rng):
+def test_adam_matches_the_numpy_rule_and_pytorch(cls, wd, rng):
     params = make_params(rng)
     start = [p.data.copy() for p in params]
     grads = grad_sequence(rng, params)
     opt = cls(params, lr=0.01, weight_decay=wd)
-    want = adam_ref(start, grads, 0.01, 0.9, 0.999, 1e-8, wd, cls is nc.optim.AdamW)
-    for got, w in zip(run_steps(opt, params, grads), want):
-        np.testing.assert_allclose(got, w, rtol=1e-10)
+    decoupled = cls is nc.optim.AdamW
+    got = run_steps(opt, params, grads)
+    want = npy_steps(start, grads, npy.adam_step, lambda t: (0.01, 0.9, 0.999, 1e-8, wd, decoupled, t), state=2)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10)
+
+    def torch_adam(tensors):
+        torch = __import__("torch")
+        return (torch.optim.AdamW if decoupled else torch.optim.Adam)(tensors, lr=0.01, weight_decay=wd)
+
+    for g, w in zip(got, torch_steps(start, grads, torch_adam)):
+        np.testing.assert_allclose(g, w, rtol=1e-8, atol=1e-12)
 
 
 def test_parameters_become_views_of_one_flat_buffer(rng):

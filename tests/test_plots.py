@@ -4,9 +4,8 @@ import struct
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from numbacnn.cli import main, plots
+from numbacnn.cli import plots
 
 HISTORY = [
     {"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + 0.1 * e, "val_loss": 1.2 / e, "val_acc": 0.45 + 0.1 * e}
@@ -19,10 +18,6 @@ def png_size(path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_history_and_confusion_plots_are_pngs(tmp_path):
@@ -44,29 +39,29 @@ def test_bad_plot_input_is_named(tmp_path):
             plots.plot_confusion(np.eye(3), ["a", "b"], str(tmp_path / "x.png"))
 
 
-def test_train_writes_curves_and_confusion(tmp_path):
+def test_train_writes_curves_and_confusion(tmp_path, cli):
     pytest.importorskip("matplotlib", reason="the plot extra (pip install 'numbacnn[plot]') is not installed")
     out = tmp_path / "run"
-    r = run(
+    r = cli(
         "train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 128, "--out", out, "--quiet"
     )
     assert r.exit_code == 0, r.output
     assert png_size(out / "curves.png")[0] > 400 and png_size(out / "confusion.png")[0] > 100
-    r = run("evaluate", out / "checkpoint.npz", "--plot", tmp_path / "eval.png")
+    r = cli("evaluate", out / "checkpoint.npz", "--plot", tmp_path / "eval.png")
     assert r.exit_code == 0, r.output
     assert png_size(tmp_path / "eval.png")[0] > 100
 
 
-def test_without_matplotlib(tmp_path, monkeypatch):
+def test_without_matplotlib(tmp_path, monkeypatch, cli):
     """--plots fails before training with the install command; the default run just skips plots."""
     monkeypatch.setattr(plots, "available", lambda: False)
     out = tmp_path / "run"
-    r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--out", out, "--plots")
+    r = cli("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--out", out, "--plots")
     assert r.exit_code == 2 and "pip install 'numbacnn[plot]'" in r.output
     assert not out.exists()
-    r = run("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 64, "--out", out, "--quiet")
+    r = cli("train", "lenet5", "--dataset", "synthetic", "--epochs", 1, "--synthetic-size", 64, "--out", out, "--quiet")
     assert r.exit_code == 0 and (out / "checkpoint.npz").is_file() and not (out / "curves.png").exists()
-    r = run("evaluate", out / "checkpoint.npz", "--plot", tmp_path / "e.png")
+    r = cli("evaluate", out / "checkpoint.npz", "--plot", tmp_path / "e.png")
     assert r.exit_code == 2 and "matplotlib" in r.output
     with pytest.raises(plots.PlotError, match="numbacnn\\[plot\\]"):
         plots.plot_history(HISTORY, str(tmp_path / "x.png"))

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from numbacnn import layers as L
 from numbacnn.runtime import quick_start
 from numbacnn.runtime.device import CPU
 
@@ -95,13 +96,60 @@ def test_switched_off_it_compiles_here_and_records_what_it_compiled(cold_cache, 
 def test_keys_follow_what_numba_specialises_on():
     a = np.zeros((2, 3), np.float32)
     key, _ = quick_start.signature_key("t", (a, 0.1, 3, (1, 1)))
-    assert quick_start.signature_key("t", (np.ones((2, 3), np.float32), 0.5, 7, (2, 2)))[0] == key  # values
+    assert quick_start.signature_key("t", (np.ones((2, 3), np.float32), 0.5, 3, (1, 1)))[0] == key  # a float
+    assert quick_start.signature_key("t", (a, 0.1, 7, (1, 1)))[0] != key  # an integer hyper-parameter
+    assert quick_start.signature_key("t", (a, 0.1, 3, (2, 2)))[0] != key  # a pair of them
     assert quick_start.signature_key("t", (a.astype(np.float64), 0.1, 3, (1, 1)))[0] != key  # dtype
     assert quick_start.signature_key("t", (a.T, 0.1, 3, (1, 1)))[0] != key  # layout
     assert quick_start.signature_key("t", (np.zeros((2, 4), np.float32), 0.1, 3, (1, 1)))[0] != key  # shape
     assert quick_start.signature_key("t", (np.zeros((5, 3), np.float32), 0.1, 3, (1, 1)))[0] == key  # batch
     assert quick_start.signature_key("t", (a, np.float32(0.1), 3, (1, 1)))[0] != key  # scalar type
     assert quick_start.signature_key("t", (a, 0.1, 3, None))[0] != key  # an optional argument
+    # A seed or a step count is new at every call and chooses no code: keyed by type.
+    names = ("x", "p", "seed", "size")
+    assert (
+        quick_start.signature_key("t", (a, 0.1, 3, (1, 1)), names=names)[0]
+        == (quick_start.signature_key("t", (a, 0.1, 12345, (1, 1)), names=names)[0])
+    )
+
+
+@pytest.mark.parametrize(
+    "warm, cold",
+    [
+        pytest.param(L.MaxPool2d(2), L.MaxPool2d(3, 2, 1), id="max pool 2 vs 3/2/1"),
+        pytest.param(L.Conv2d(2, 2, 3, padding=1), L.Conv2d(2, 2, 3, padding=2, dilation=2), id="conv dilation"),
+    ],
+)
+def test_a_layer_that_differs_only_in_hyper_parameters_does_not_compile_in_training(warm, cold, cold_cache):
+    """Two layers whose kernels the wrappers send to different compiled functions, with arrays of
+    the same shapes: the second is a signature of its own, so it runs on NumPy while the compiler
+    process builds it, instead of compiling inside the training process (the stall quick start
+    exists to prevent)."""
+    warmup = quick_start.begin(command=[sys.executable, "-c", "import time; time.sleep(600)"])
+    x = np.random.default_rng(0).standard_normal((2, 2, 8, 8)).astype(np.float32)
+    warm.forward(x)  # on NumPy; then count its signatures compiled, as a warm cache would
+    warmup.ready |= warmup.signatures
+    before = warmup.numpy_calls
+    cold.forward(x)
+    assert warmup.numpy_calls > before
+    assert warmup.report()["compiled_in_process"] == 0
+    warmup.close()
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet8", "vgg11_small", "alexnet_small", "inception_small"])
+def test_each_model_family_trains_on_numpy_kernels_then_compiled(name, quick_start_on, tmp_path):
+    """A short run per family with quick start on and nothing known compiled: the first steps run
+    on the NumPy twins, nothing compiles in the training process, and the loss stays finite."""
+    from numbacnn.training.config import build_trainer, load_data, resolve_config
+
+    config = resolve_config(name, dataset="synthetic", synthetic_size=256, batch_size=32, epochs=1)
+    dataset = load_data(config)
+    trainer = build_trainer(config, dataset, progress=False)
+    assert trainer.fit(1) == "finished"
+    report = trainer.warmup_report
+    assert report["numpy_calls"] > 0 and report["signatures"] > 5
+    assert report["compiled_in_process"] == 0 and report["failed"] == []
+    assert np.isfinite(trainer.history[0]["train_loss"])
 
 
 def _train(env, out):

@@ -8,7 +8,7 @@ import pytest
 import numbacnn as nc
 from numbacnn import layers as L
 
-from helpers import away_from_zero, conv2d_ref, distinct_values, gradient_check
+from helpers import away_from_zero, conv2d_ref, distinct_values, gradient_check, pool2d_ref
 
 NUMPY_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -141,28 +141,14 @@ def test_concat_reference_gradients_and_summary(rng):
 
 
 # --------------------------------------------------------------------------- pooling options
-def _avgpool_ref(x, k, s, p, ceil_mode, include_pad):
-    """PyTorch's avg_pool2d, written out: windows clipped to the padded input for the divisor."""
-    n, c, h, w = x.shape
-    oh, ow = (nc.kernels.shapes.pool2d_output_size(v, k, s, p, ceil_mode) for v in (h, w))
-    out = np.zeros((n, c, oh, ow))
-    for i in range(oh):
-        for j in range(ow):
-            y0, x0 = i * s - p, j * s - p
-            y1, x1 = min(y0 + k, h + p), min(x0 + k, w + p)
-            area = (y1 - y0) * (x1 - x0)
-            ya, yb, xa, xb = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
-            total = x[:, :, ya:yb, xa:xb].sum(axis=(2, 3))
-            out[:, :, i, j] = total / (area if include_pad else (yb - ya) * (xb - xa))
-    return out
-
-
 @pytest.mark.parametrize("ceil_mode", [False, True])
 @pytest.mark.parametrize("include_pad", [True, False])
 def test_avgpool_options(ceil_mode, include_pad, rng):
     layer = L.AvgPool2d(3, 2, 1, ceil_mode=ceil_mode, count_include_pad=include_pad).double()
     x = rng.standard_normal((2, 2, 6, 7))
-    np.testing.assert_allclose(layer(x), _avgpool_ref(x, 3, 2, 1, ceil_mode, include_pad), rtol=1e-12)
+    np.testing.assert_allclose(
+        layer(x), pool2d_ref(x, (3, 3), (2, 2), (1, 1), "avg", ceil_mode, include_pad), rtol=1e-12
+    )
     assert gradient_check(layer, x, rtol=1e-6) > 0
 
 

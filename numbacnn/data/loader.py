@@ -7,47 +7,8 @@ be resumed at any batch and reproduce the same data.
 """
 
 import numpy as np
-from numba import njit, prange
 
-from ..runtime import quick_start
-
-
-@njit(parallel=True, cache=True)
-def _gather(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad):
-    """out (B, C, H, W) float32 <- images[indices] (uint8), scaled per channel, shifted by
-    offsets (B, 2) - pad (zero outside the image), mirrored where flips[b]."""
-    batch, channels, height, width = out.shape
-    for b in prange(batch):
-        src = indices[b]
-        labels_out[b] = labels[src]
-        dy = offsets[b, 0] - pad
-        dx = offsets[b, 1] - pad
-        for c in range(channels):
-            for y in range(height):
-                sy = y + dy
-                for x in range(width):
-                    sx = (width - 1 - x if flips[b] else x) + dx
-                    if sy < 0 or sy >= height or sx < 0 or sx >= width:
-                        out[b, c, y, x] = shift[c]
-                    else:
-                        out[b, c, y, x] = images[src, c, sy, sx] * scale[c] + shift[c]
-
-
-def _gather_numpy(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad):
-    """_gather in NumPy (quick start's twin: the same result with nothing to compile)."""
-    batch, channels, height, width = out.shape
-    labels_out[:] = labels[indices]
-    scale, shift = scale.reshape(-1, 1, 1), shift.reshape(-1, 1, 1)
-    rows, cols = np.arange(height), np.arange(width)
-    for b in range(batch):
-        sy = rows + offsets[b, 0] - pad
-        sx = (width - 1 - cols if flips[b] else cols) + offsets[b, 1] - pad
-        inside = ((sy >= 0) & (sy < height))[:, None] & ((sx >= 0) & (sx < width))[None, :]
-        image = images[indices[b]][:, np.clip(sy, 0, height - 1)][:, :, np.clip(sx, 0, width - 1)]
-        out[b] = np.where(inside, image * scale + shift, shift)
-
-
-_GATHER = "numbacnn.data.loader:_gather"
+from ..runtime.device import CPU
 
 
 class DataLoader:
@@ -140,8 +101,7 @@ class DataLoader:
                 offsets = np.full((len(idx), 2), 0, np.int64)
                 flips = np.zeros(len(idx), np.bool_)
             x, y = self._buffer(len(idx))
-            args = (x, y, self.images, self.labels, idx, self.scale, self.shift, offsets, flips, self.pad)
-            quick_start.call(_GATHER, _gather, _gather_numpy, args)
+            CPU.ops.gather_batch(x, y, self.images, self.labels, idx, self.scale, self.shift, offsets, flips, self.pad)
             yield x, y
 
     def __iter__(self):

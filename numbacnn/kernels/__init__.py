@@ -18,6 +18,8 @@ Every public kernel follows the same rules, on both backends:
 """
 
 KERNEL_NAMES = (
+    # batch.py
+    "gather_batch",
     # conv.py
     "conv2d_forward",
     "conv2d_backward",
@@ -81,4 +83,9 @@ KERNEL_NAMES = (
     "adam_step",
 )
 
-__all__ = ["KERNEL_NAMES"]
+# Integer arguments that change from call to call (a dropout seed, an optimizer's step count) and
+# never choose a kernel's compiled code. Every other integer argument may (quick start keys calls
+# by those values).
+PER_CALL_SCALARS = ("seed", "step")
+
+__all__ = ["KERNEL_NAMES", "PER_CALL_SCALARS"]

@@ -4,7 +4,7 @@ numba's own cache keys each function by its source file's timestamp and size. A 
 inlines a helper from another file (``kernels/shared_math.py``) is not recompiled when only that
 helper changes, and an upgrade that leaves a file's size and time alike would not be noticed
 either. numbacnn's kernels therefore go through :class:`NumbacnnCacheLocator`, whose source stamp
-is a hash of every file jitted code can reach (``kernels/`` and ``data/loader.py``) and of the
+is a hash of every file jitted code can reach (``kernels/``) and of the
 numbacnn version: any edit or upgrade invalidates them all, and unrelated code keeps numba's usual
 cache.
 
@@ -21,7 +21,7 @@ import os
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # numbacnn/
 # What jitted code can reach: a change to any of these may change machine code. The NumPy twins
 # (kernels/npy) are plain Python that no jitted code calls: editing them must not recompile.
-JIT_SOURCES = ("kernels", os.path.join("data", "loader.py"))
+JIT_SOURCES = ("kernels",)
 NOT_JITTED = (os.path.join("kernels", "npy"),)
 
 __all__ = ["NumbacnnCacheLocator", "cache_dir", "fingerprint", "install", "status"]
@@ -121,7 +121,7 @@ def status() -> dict:
 
     from .. import kernels
 
-    modules = [importlib.import_module("numbacnn.data.loader")]
+    modules = []
     for info in pkgutil.walk_packages(kernels.__path__, kernels.__name__ + "."):
         if ".cuda" not in info.name:  # CUDA kernels are not cached on disk
             modules.append(importlib.import_module(info.name))

@@ -23,6 +23,7 @@ the signatures it compiled in the warm-keys file, as the compiler process does.
 from __future__ import annotations
 
 import collections
+import inspect
 import json
 import os
 import pickle
@@ -32,6 +33,7 @@ import threading
 
 import numpy as np
 
+from ..kernels import PER_CALL_SCALARS
 from .device import CPU
 
 ENV = "NUMBACNN_QUICK_START"
@@ -40,7 +42,6 @@ __all__ = [
     "Warmup",
     "add_warm_keys",
     "begin",
-    "call",
     "enabled",
     "numpy_kernels",
     "read_warm_keys",
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 _active = None  # the Warmup routing CPU kernels, if any
-_numpy_only = False  # inside numpy_kernels()
 
 
 def enabled() -> bool:
@@ -59,8 +59,13 @@ def enabled() -> bool:
 
 
 # ---------------------------------------------------------------------------- signatures
-def _arg_spec(value):
-    """(what makes numba compile another specialisation, what the compiler process needs)."""
+def _arg_spec(value, by_value=True):
+    """(what selects the compiled code, what the compiler process needs to rebuild the argument).
+
+    ``by_value``: integers and flags are keyed by value. They are the hyper-parameters (kernel
+    size, stride, padding, dilation, groups, flags) by which a kernel's Python wrapper chooses
+    among its compiled functions, so two layers that differ only there are two signatures.
+    """
     if isinstance(value, np.ndarray):
         flags = value.flags
         layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
@@ -70,21 +75,26 @@ def _arg_spec(value):
         # one, or `numbacnn compile`'s tiny batches) is the same signature.
         return ("array", value.ndim, value.shape[1:]) + spec[2:], spec
     if isinstance(value, tuple):
-        parts = [_arg_spec(v) for v in value]
+        parts = [_arg_spec(v, by_value) for v in value]
         return ("tuple", tuple(p[0] for p in parts)), ("tuple", tuple(p[1] for p in parts))
+    if by_value and isinstance(value, (bool, int, np.bool_, np.integer)):
+        return ("int", type(value).__name__, int(value)), ("value", value)
     if isinstance(value, np.generic):
         return ("scalar", value.dtype.str), ("value", value)
-    # Scalars are keyed by type, not value: a learning rate or a dropout seed changes every step.
+    # Other scalars are keyed by type: a learning rate changes every step, and no kernel chooses
+    # its code by a float.
     return ("scalar", type(value).__name__), ("value", value)
 
 
-def signature_key(target, args, kwargs=None):
+def signature_key(target, args, kwargs=None, names=()):
     """(key, specs): ``key`` identifies one compiled specialisation of ``target`` and the path its
-    Python wrapper takes (which depends on the shapes past the batch dimension and on the
-    optional arguments given); ``specs`` rebuild such arguments."""
-    pairs = [_arg_spec(a) for a in args]
+    Python wrapper takes (which depends on the shapes past the batch dimension, on the integer
+    hyper-parameters and on the optional arguments given); ``specs`` rebuild such arguments.
+    ``names``: the kernel's parameter names, so that those in ``PER_CALL_SCALARS`` (a seed, a
+    step count: new every call) are keyed by type, not value."""
+    pairs = [_arg_spec(a, i >= len(names) or names[i] not in PER_CALL_SCALARS) for i, a in enumerate(args)]
     named = sorted((kwargs or {}).items())
-    named_pairs = [(k, _arg_spec(v)) for k, v in named]
+    named_pairs = [(k, _arg_spec(v, k not in PER_CALL_SCALARS)) for k, v in named]
     key = (target, tuple(p[0] for p in pairs), tuple((k, p[0]) for k, p in named_pairs))
     specs = (tuple(p[1] for p in pairs), {k: p[1] for k, p in named_pairs})
     return key, specs
@@ -140,9 +150,10 @@ class _Router:
 
         compiled, twin = getattr(cpu, name), getattr(npy, name)
         target = f"numbacnn.kernels.cpu:{name}"
+        names = tuple(inspect.signature(twin).parameters)
 
         def route(*args, **kwargs):
-            return self._warmup.call(target, compiled, twin, args, kwargs)
+            return self._warmup.call(target, compiled, twin, args, kwargs, names)
 
         route.__name__ = name
         setattr(self, name, route)  # later look-ups skip __getattr__
@@ -298,9 +309,9 @@ class Warmup:
     def active(self):
         return _active is self
 
-    def call(self, target, compiled, twin, args, kwargs=None):
+    def call(self, target, compiled, twin, args, kwargs=None, names=()):
         kwargs = kwargs or {}
-        key, specs = signature_key(target, args, kwargs)
+        key, specs = signature_key(target, args, kwargs, names)
         if key in self.ready:
             return compiled(*args, **kwargs)
         self.signatures.add(key)
@@ -373,25 +384,15 @@ def begin(command=None, numpy=True):
     return Warmup(command, numpy=numpy and enabled()).activate()
 
 
-def call(target, compiled, twin, args):
-    """Run ``compiled(*args)``, or its NumPy twin while a Warmup says it is not compiled yet.
-    For kernels outside ``kernels.cpu`` (the data loader's gather); ``target`` is "module:name"."""
-    if _active is not None:
-        return _active.call(target, compiled, twin, args)
-    return twin(*args) if _numpy_only else compiled(*args)
-
-
 class numpy_kernels:
     """``with numpy_kernels():`` every CPU kernel runs its NumPy twin (tests compare the two)."""
 
     def __enter__(self):
-        global _numpy_only
         from ..kernels import npy
 
-        self._previous = (CPU.ops_override, _numpy_only)
-        CPU.ops_override, _numpy_only = npy, True
+        self._previous = CPU.ops_override
+        CPU.ops_override = npy
         return npy
 
     def __exit__(self, *exc):
-        global _numpy_only
-        CPU.ops_override, _numpy_only = self._previous
+        CPU.ops_override = self._previous

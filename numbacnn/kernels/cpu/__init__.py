@@ -1,5 +1,6 @@
 """CPU kernels (``@njit``): the reference backend. See ``numbacnn.kernels`` for the contract."""
 
+from .batch import gather_batch
 from .channels import (
     concat_channels_backward,
     concat_channels_forward,
@@ -53,6 +54,7 @@ from .pool import (
 from .softmax import softmax_backward, softmax_forward
 
 __all__ = [
+    "gather_batch",
     "concat_channels_backward",
     "concat_channels_forward",
     "maxout_backward",

@@ -3,6 +3,7 @@ signatures (see ``numbacnn.kernels`` for the contract). Every array argument mus
 array; a host array is an error, never a silent copy.
 """
 
+from .batch import gather_batch
 from .channels import (
     concat_channels_backward,
     concat_channels_forward,
@@ -56,6 +57,7 @@ from .pool import (
 from .softmax import softmax_backward, softmax_forward
 
 __all__ = [
+    "gather_batch",
     "concat_channels_backward",
     "concat_channels_forward",
     "maxout_backward",

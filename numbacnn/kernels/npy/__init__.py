@@ -3,6 +3,7 @@ compile. A process whose JIT cache is cold runs its first steps on these while t
 kernels are built in the background (``numbacnn/quick_start.py``); slower per step, but they start
 at once. See ``numbacnn.kernels`` for the contract."""
 
+from .batch import gather_batch
 from .channels import (
     concat_channels_backward,
     concat_channels_forward,
@@ -56,6 +57,7 @@ from .pool import (
 from .softmax import softmax_backward, softmax_forward
 
 __all__ = [
+    "gather_batch",
     "concat_channels_backward",
     "concat_channels_forward",
     "maxout_backward",

@@ -1,0 +1,18 @@
+"""Building a training batch in NumPy: twin of ``kernels/cpu/batch.py``."""
+
+import numpy as np
+
+
+def gather_batch(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad):
+    """out (B, C, H, W) <- images[indices] scaled and shifted per channel, cropped at offsets - pad
+    and mirrored where flips; labels_out (B,) <- labels[indices]."""
+    batch, channels, height, width = out.shape
+    labels_out[:] = labels[indices]
+    scale, shift = scale.reshape(-1, 1, 1), shift.reshape(-1, 1, 1)
+    rows, cols = np.arange(height), np.arange(width)
+    for b in range(batch):
+        sy = rows + offsets[b, 0] - pad
+        sx = (width - 1 - cols if flips[b] else cols) + offsets[b, 1] - pad
+        inside = ((sy >= 0) & (sy < height))[:, None] & ((sx >= 0) & (sx < width))[None, :]
+        image = images[indices[b]][:, np.clip(sy, 0, height - 1)][:, :, np.clip(sx, 0, width - 1)]
+        out[b] = np.where(inside, image * scale + shift, shift)
