@@ -30,7 +30,7 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     sys.setswitchinterval(5e-5)
 
 # Tests compare runs bit for bit, and a cold JIT cache (every fresh CI clone) would start each
-# training on the NumPy kernels (quick_start.py). The quick_start_on fixture switches it back on
+# training on the NumPy kernels (runtime/quick_start.py). The quick_start_on fixture switches it back on
 # (tests/test_quick_start.py, the CLI tests).
 os.environ.setdefault("NUMBACNN_QUICK_START", "0")
 

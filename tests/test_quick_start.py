@@ -1,4 +1,4 @@
-"""Quick start (numbacnn/quick_start.py): on a cold JIT cache the kernels run as NumPy twins
+"""Quick start (numbacnn/runtime/quick_start.py): on a cold JIT cache the kernels run as NumPy twins
 while a compiler process fills the cache, each moving to its compiled form once that is there."""
 
 import glob

@@ -55,7 +55,7 @@ eps is in pixel units (a fraction of the 0-255 range); adversarial images stay v
 def attack(checkpoint, method, eps, steps, step_size, limit, data_dir, as_json, plot_path):
     """Accuracy of CHECKPOINT's model on the test set before and after an FGSM or PGD attack."""
     from .. import adversarial
-    from ..training.config import test_loader
+    from ..training.config import evaluation_loader
 
     _require_plots(plot_path)
     model, facts, config = checkpoint_model(checkpoint)
@@ -64,7 +64,7 @@ def attack(checkpoint, method, eps, steps, step_size, limit, data_dir, as_json, 
     step_norm = None if step_size is None else adversarial.pixel_units(step_size, facts.mean, facts.std)[0]
     total = clean_right = adv_right = 0
     linf, l2, shown = [], [], None
-    for x, y in test_loader(config, dataset).epoch(0):
+    for x, y in evaluation_loader(config, dataset).epoch(0):
         if limit is not None:
             x, y = x[: limit - total], y[: limit - total]
         if not len(y):

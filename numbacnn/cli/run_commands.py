@@ -40,7 +40,7 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     from ..losses import CrossEntropyLoss
     from ..runtime.device import DeviceError
     from ..training import metrics
-    from ..training.config import build_model, test_loader, usable_device
+    from ..training.config import build_model, evaluation_loader, usable_device
     from ..training.evaluation import evaluate as run_eval
 
     model_state, _, _, meta = load_checkpoint_or_exit(checkpoint)
@@ -61,7 +61,7 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     if plot_path and not plots.available():
         fail("--plot needs matplotlib: pip install 'numbacnn[plot]'", 2)
     classes = output_names(dataset.classes, model.output_shape((1, *dataset.image_shape))[1])
-    result = run_eval(model, test_loader(config, dataset), CrossEntropyLoss(), len(classes))
+    result = run_eval(model, evaluation_loader(config, dataset), CrossEntropyLoss(), len(classes))
     precision, recall = metrics.per_class(result["confusion"])
     if plot_path:
         plots.plot_confusion(

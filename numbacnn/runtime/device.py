@@ -73,7 +73,7 @@ class Device:
 
 class CPUDevice(Device):
     name = "cpu"
-    # A kernel namespace used instead of kernels.cpu (quick_start.py sets it while the compiled
+    # A kernel namespace used instead of kernels.cpu (runtime/quick_start.py sets it while the compiled
     # kernels are being built).
     ops_override = None
 

@@ -1,4 +1,4 @@
-"""The compiler process of quick start (``numbacnn/quick_start.py``).
+"""The compiler process of quick start (``numbacnn/runtime/quick_start.py``).
 
 Reads pickled ``(key_id, key, target, specs)`` messages from stdin, one per kernel signature the
 training process met and the JIT cache lacked. For each it builds zero-filled arguments of the

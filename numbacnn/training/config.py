@@ -27,7 +27,7 @@ __all__ = [
     "data_facts",
     "load_data",
     "resolve_config",
-    "test_loader",
+    "evaluation_loader",
 ]
 
 # Good defaults per model family (``models.family(name)``): `numbacnn train lenet5` alone does the
@@ -193,7 +193,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
         rank=world.rank,
         world_size=world.size,
     )
-    val_loader = test_loader(config, dataset, world=world)
+    val_loader = evaluation_loader(config, dataset, world=world)
     params = model.parameters()
     name = config["optimizer"].lower()
     if name == "sgd":
@@ -245,7 +245,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
     )
 
 
-def test_loader(config, dataset, batch_size=500, world=None):
+def evaluation_loader(config, dataset, batch_size=500, world=None):
     """The test set in order (sharded over ``world``'s ranks when it has several)."""
     rank, size = (world.rank, world.size) if world is not None else (0, 1)
     return DataLoader(
@@ -359,7 +359,7 @@ def precompile(model_name, input_shape=None):
     warmup = begin_warmup(numpy=False)
     try:
         trainer.fit(1, max_steps=1)
-        x, _ = next(iter(test_loader(config, dataset, batch_size=2).epoch(0)))
+        x, _ = next(iter(evaluation_loader(config, dataset, batch_size=2).epoch(0)))
         Softmax()(trainer.model.eval().forward(np.ascontiguousarray(x)))
     finally:
         if warmup is not None:

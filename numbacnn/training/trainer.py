@@ -77,7 +77,7 @@ class Trainer:
         self.last_confusion = None  # of the latest validation (rows: true class), for reports
         self.first_step_done_at = None  # time.time() when this process finished its first step
         # On a cold JIT cache, start on the NumPy kernels while the compiled ones are built in the
-        # background (quick_start.py); False compiles in this process first (bitwise the run a
+        # background (runtime/quick_start.py); False compiles in this process first (bitwise the run a
         # warm cache gives).
         self.quick_start = quick_start
         self.warmup_report = None  # what quick start did in the latest fit(), when it ran
