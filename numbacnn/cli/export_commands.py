@@ -16,7 +16,7 @@ shape (batch, C, H, W), any batch; ONNX Runtime runs it: onnxruntime.InferenceSe
 
 
 @main.command(epilog=EXPORT_EPILOG)
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.argument("file", type=click.Path(dir_okay=False))
 def export(checkpoint, file):
     """Write the model of CHECKPOINT to FILE: .onnx (opset 17) or .safetensors (weights only)."""

@@ -43,7 +43,7 @@ eps is in pixel units (a fraction of the 0-255 range); adversarial images stay v
 
 
 @main.command(epilog=ATTACK_EPILOG)
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option("--method", type=click.Choice(["fgsm", "pgd"]), default="fgsm", show_default=True)
 @click.option("--eps", type=FiniteFloat(0, high=1), default=0.1, show_default=True, help="In pixel units (0-1).")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="PGD steps.")
@@ -138,8 +138,8 @@ Layer names are the state dict's module paths ("0", "layer1.0.conv1"); numbacnn 
 
 
 @main.command(epilog=VISUALIZE_EPILOG)
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.argument("images", nargs=-1, type=click.Path(dir_okay=False, exists=True))
+@click.argument("checkpoint", type=click.Path())
+@click.argument("images", nargs=-1, type=click.Path())
 @click.option("--filters", "what", flag_value="filters", help="The filters of a convolution (default: the first).")
 @click.option("--feature-maps", "what", flag_value="feature-maps", help="The activations of layers for IMAGES.")
 @click.option("--saliency", "what", flag_value="saliency", help="Input-gradient saliency of IMAGES' predicted class.")

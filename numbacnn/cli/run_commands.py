@@ -24,7 +24,7 @@ from .main import main
     epilog="\b\nExamples:\n  numbacnn evaluate runs/lenet5/checkpoint.npz\n  numbacnn evaluate CKPT --json\n"
     "  numbacnn evaluate CKPT --plot confusion.png     # needs matplotlib"
 )
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
@@ -97,8 +97,8 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     epilog="\b\nExamples:\n  numbacnn predict runs/lenet5/checkpoint.npz shoe.png\n"
     "  numbacnn predict CKPT a.npy b.pgm --top 3 --json"
 )
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.argument("checkpoint", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def predict(checkpoint, images, top_k, as_json):

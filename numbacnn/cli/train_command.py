@@ -113,7 +113,7 @@ def _write_plots(trainer, config, classes, out):
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/MODEL).")
 @click.option(
     "--resume",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     default=None,
     help="Continue from a checkpoint exactly (only --device, --data-dir and --epochs may change).",
 )
@@ -130,7 +130,7 @@ def _write_plots(trainer, config, classes, out):
 )
 @click.option(
     "--init-from",
-    type=click.Path(dir_okay=False, exists=True),
+    type=click.Path(),
     default=None,
     metavar="CKPT",
     help="Start from the weights of a checkpoint (.npz) or .safetensors file whose keys and shapes match.",

@@ -9,18 +9,30 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..errors import CheckpointError
+from .npz import read_npz
 
 FORMAT_VERSION = 1
 # The per-epoch sums a mid-epoch checkpoint carries (train.Trainer keeps them).
 RUNNING_KEYS = ("loss", "correct", "seen", "time")
 
-__all__ = ["CheckpointError", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "FORMAT_VERSION", "load_checkpoint", "require_finite", "save_checkpoint"]
+
+
+def require_finite(path, tensors, what="tensor"):
+    """CheckpointError naming the first floating-point tensor of ``tensors`` ({name: array}) that
+    holds NaN or infinity: a damaged or foreign file, since numbacnn never writes one."""
+    for name, value in tensors.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int(np.size(value) - np.isfinite(value).sum())
+            raise CheckpointError(
+                f"{path}: {what} '{name}' holds {bad} NaN or infinite value(s); the file is damaged "
+                f"or was not written by a finished numbacnn run"
+            )
 
 
 def save_checkpoint(
@@ -54,17 +66,9 @@ def save_checkpoint(
 def load_checkpoint(
     path: str | os.PathLike,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], dict]:
-    """(model_state, optimizer_state, schedule_state, meta) from ``path``, or CheckpointError."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{path} holds a single array (.npy), not a numbacnn checkpoint (.npz)")
-        with loaded as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"{path} is not a readable numbacnn checkpoint (corrupt or truncated: {e})") from None
+    """(model_state, optimizer_state, schedule_state, meta) from ``path``, or CheckpointError
+    (also for a weight or optimizer state that is NaN or infinite: numbacnn never writes one)."""
+    arrays = read_npz(path)
     if "meta" not in arrays:
         raise CheckpointError(f"{path} is not a numbacnn checkpoint (no metadata)")
     try:
@@ -72,14 +76,13 @@ def load_checkpoint(
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({e})") from None
     _check_meta(path, meta)
-    for k, v in arrays.items():
-        if v.dtype.kind not in "biuf":
-            raise CheckpointError(f"{path}: array '{k}' holds {v.dtype}, not numbers; the checkpoint is corrupt")
     parts = {"model": {}, "optim": {}, "sched": {}}
     for k, v in arrays.items():
         group, _, name = k.partition("/")
         if group in parts:
             parts[group][name] = v
+    require_finite(path, parts["model"])
+    require_finite(path, parts["optim"], "optimizer state")
     return parts["model"], parts["optim"], parts["sched"], meta
 
 

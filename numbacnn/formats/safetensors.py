@@ -13,6 +13,7 @@ Face tools read the file as written by PyTorch. Dtypes are kept.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -22,6 +23,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import CheckpointError
+from .checkpoint import load_checkpoint, require_finite
+from .npz import check_weight_file
 
 __all__ = ["load_safetensors", "load_state", "save_safetensors"]
 
@@ -83,9 +86,14 @@ def save_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], dict]:
-    """({name: array}, metadata) from ``path``; CheckpointError naming what is wrong otherwise."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"weights file not found: {path}")
+    """({name: array}, metadata) from ``path``; CheckpointError naming what is wrong otherwise.
+
+    The whole header is checked before any tensor is made: a JSON object without repeated keys,
+    ``__metadata__`` a {str: str} map, every entry a known dtype, a shape of sizes and integer
+    offsets whose span is exactly the shape's bytes, and the entries' spans tiling the data with
+    no gap and no overlap. Nothing is allocated beyond the file's own bytes.
+    """
+    check_weight_file(path, "weights")
     with open(path, "rb") as f:
         blob = f.read()
     if len(blob) < 8:
@@ -93,53 +101,79 @@ def load_safetensors(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarr
     (size,) = struct.unpack("<Q", blob[:8])
     if size > min(_MAX_HEADER, len(blob) - 8):
         raise CheckpointError(f"{path} is not a safetensors file, or is truncated (header of {size} bytes)")
+    header, metadata = _header(path, blob[8 : 8 + size])
+    data = memoryview(blob)[8 + size :]
+    entries = sorted(((_entry(path, name, entry), name) for name, entry in header.items()), key=lambda e: e[0][2])
+    position = 0
+    for (dtype, shape, (begin, end)), name in entries:
+        expected = math.prod(shape) * np.dtype(dtype).itemsize
+        if end - begin != expected:
+            raise CheckpointError(
+                f"{path}: tensor '{name}' has shape {list(shape)} of {np.dtype(dtype).name} ({expected} bytes) "
+                f"but data_offsets [{begin}, {end}] span {end - begin} bytes"
+            )
+        if begin != position:
+            problem = "overlaps the tensor before it" if begin < position else "leaves a gap before it"
+            raise CheckpointError(f"{path}: tensor '{name}' at offset {begin} {problem} (expected offset {position})")
+        position = end
+    if position != len(data):
+        raise CheckpointError(
+            f"{path}: the header describes {position} bytes of tensor data but the file holds {len(data)} "
+            f"(truncated or corrupt)"
+        )
+    tensors = OrderedDict()
+    for (dtype, shape, (begin, end)), name in entries:
+        array = np.frombuffer(data[begin:end], dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
+        tensors[name] = array.astype(dtype)  # native byte order, an array that owns its memory
+    return tensors, metadata
+
+
+def _header(path, raw):
+    """(entries {name: entry}, metadata {str: str}) of a safetensors header, checked."""
+
+    def no_repeats(pairs):
+        keys = [k for k, _ in pairs]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise CheckpointError(f"{path}: the header names '{repeated[0]}' more than once")
+        return dict(pairs)
+
     try:
-        header = json.loads(blob[8 : 8 + size].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        header = json.loads(raw.decode(), object_pairs_hook=no_repeats)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CheckpointError(f"{path}: corrupt safetensors header ({e})") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
-    data = memoryview(blob)[8 + size :]
-    tensors = OrderedDict()
-    for name, entry in sorted(header.items(), key=lambda item: _begin(path, item)):
-        dtype, shape, (begin, end) = _entry(path, name, entry)
-        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if end - begin != expected or end > len(data):
-            raise CheckpointError(
-                f"{path}: tensor '{name}' needs {expected} bytes at {begin}..{end}, "
-                f"but the file holds {len(data)} bytes of data (truncated or corrupt)"
-            )
-        array = np.frombuffer(data[begin:end], dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
-        tensors[name] = array.astype(dtype)  # native byte order, an array that owns its memory
-    return tensors, dict(metadata)
-
-
-def _begin(path, item):
-    name, entry = item
-    return _entry(path, name, entry)[2][0]
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{path}: the header's __metadata__ must map strings to strings, got {metadata!r:.80}")
+    return header, metadata
 
 
 def _entry(path, name, entry):
-    """(numpy dtype, shape tuple, (begin, end)) of one header entry, checked."""
-    try:
-        dtype = _DTYPES[entry["dtype"]]
-        shape = tuple(int(s) for s in entry["shape"])
-        begin, end = (int(v) for v in entry["data_offsets"])
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: tensor '{name}' has a malformed header entry: {entry!r}") from None
-    if any(s < 0 for s in shape) or begin < 0 or end < begin:
-        raise CheckpointError(f"{path}: tensor '{name}' has a malformed header entry: {entry!r}")
-    return dtype, shape, (begin, end)
+    """(numpy dtype, shape tuple, (begin, end)) of one header entry, checked: integers only (a
+    float such as 1e400, or a bool, is not an offset or a size)."""
+
+    def is_count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    ok = isinstance(entry, dict) and entry.get("dtype") in _DTYPES
+    shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+    ok = ok and isinstance(shape, list) and all(is_count(s) for s in shape)
+    ok = ok and isinstance(offsets, list) and len(offsets) == 2 and all(is_count(v) for v in offsets)
+    if not ok or offsets[1] < offsets[0]:
+        raise CheckpointError(f"{path}: tensor '{name}' has a malformed header entry: {entry!r:.200}")
+    return _DTYPES[entry["dtype"]], tuple(shape), (offsets[0], offsets[1])
 
 
 def load_state(path) -> dict:
     """The model state dict in ``path``: a ``.safetensors`` weights file or a ``.npz`` numbacnn
-    checkpoint (CheckpointError if unreadable; ValueError for any other kind of file)."""
-    from .checkpoint import load_checkpoint
-
+    checkpoint. CheckpointError if it is missing, unreadable or holds a NaN or infinite tensor;
+    ValueError for any other kind of file."""
     if str(path).endswith(".safetensors"):
-        return load_safetensors(path)[0]
+        tensors = load_safetensors(path)[0]
+        require_finite(path, tensors)
+        return tensors
     if str(path).endswith(".npz"):
         return load_checkpoint(path)[0]
     raise ValueError(f"{path} should be a .safetensors weights file or a .npz numbacnn checkpoint")
