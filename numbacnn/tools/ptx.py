@@ -126,6 +126,11 @@ def record():
     for opt in (nc.optim.SGD, nc.optim.Adam):
         model = L.Linear(2, 2).to("cuda")
         opt(model.parameters(), lr=0.1).step()
+    # A batch gathered on the device, with the argument types the DataLoader passes.
+    images = rng.integers(0, 256, (3, 1, 4, 4)).astype(np.uint8)
+    host = (images, np.arange(3, dtype=np.int64), np.array([2, 0]), np.ones(1, np.float32), np.zeros(1, np.float32))
+    host += (np.zeros((2, 2), np.int64), np.zeros(2, np.bool_))
+    cuda.ops.gather_batch(cuda.empty((2, 1, 4, 4)), cuda.empty(2, np.int64), *(cuda.asarray(a) for a in host), 1)
     return {k: sorted(v) for k, v in launches.items()}
 
 
