@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .formats.atomic import atomic_write
 from .layers import (
     ELU,
     AdaptiveAvgPool2d,
@@ -308,13 +309,5 @@ def export(model: Module, path: str | os.PathLike, input_shape: Sequence[int], o
     onnx = _require_onnx()
     proto = to_model_proto(model, input_shape, opset)
     onnx.checker.check_model(proto, full_check=True)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda f: f.write(proto.SerializeToString()), suffix=".onnx")
     return str(path)

@@ -1,19 +1,19 @@
 """Checkpoints: one .npz (no pickle) holding model, optimizer and schedule arrays plus JSON metadata.
 
-Writes go to a temporary file in the same folder and are renamed into place, so a crash or Ctrl-C
-never leaves a half-written checkpoint where a good one was.
+Writes are atomic (atomic.py): a crash or Ctrl-C never leaves a half-written checkpoint where a
+good one was. Reads go through npz.py, which checks everything before it allocates.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..errors import CheckpointError
+from .atomic import atomic_write
 from .npz import read_npz
 
 FORMAT_VERSION = 1
@@ -48,19 +48,7 @@ def save_checkpoint(
     arrays.update({f"sched/{k}": v for k, v in (schedule_state or {}).items()})
     meta = dict(meta or {}, format=FORMAT_VERSION)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **arrays), suffix=".npz")
 
 
 def load_checkpoint(

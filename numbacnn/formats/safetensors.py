@@ -16,13 +16,13 @@ import json
 import math
 import os
 import struct
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..errors import CheckpointError
+from .atomic import atomic_write
 from .checkpoint import load_checkpoint, require_finite
 from .npz import check_weight_file
 
@@ -67,22 +67,14 @@ def save_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
         header = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}, **header}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".weights-", suffix=".safetensors", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(text)))
-            f.write(text)
-            for raw in chunks:
-                f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    def write(f):
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in chunks:
+            f.write(raw)
+
+    return atomic_write(path, write, suffix=".safetensors")
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], dict]:
