@@ -3,7 +3,8 @@
 Compiling numbacnn's kernels takes tens of seconds the first time (``benchmarks/NOTES.md``,
 entry 20); afterwards they load from the cache in milliseconds. While a :class:`Warmup` is active,
 every CPU kernel call goes through a router that looks at the call's signature (kernel; the
-arguments' dtypes, layouts and shapes past the batch dimension; scalar types):
+arguments' dtypes, layouts and shapes past the batch dimension; the values of integer
+hyper-parameters, which choose the compiled code; other scalars' types):
 
 * a signature whose compiled code is known to be in the cache (the warm-keys file next to it)
   runs the compiled kernel, as always;
