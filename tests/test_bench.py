@@ -49,7 +49,10 @@ def test_model_rows_cover_every_layer():
 
 def test_bench_cli(monkeypatch, cli):
     r = cli("bench", "peak", "--size", 256, "--repeats", 2, "--json")
-    assert r.exit_code == 0 and json.loads(r.output)["rows"][0]["gflops"] > 0
+    peak = json.loads(r.output)
+    assert r.exit_code == 0 and peak["simd_lanes"] in (4, 8, 16)
+    assert peak["rows"][-1]["op"] == "sgemm"
+    assert peak["rows"][0]["op"].startswith("fma micro-kernel") and all(row["gflops"] > 0 for row in peak["rows"])
     r = cli("bench", "model", "lenet5", "--batch-size", 4, "--repeats", 1, "--csv")
     assert r.exit_code == 0 and r.output.splitlines()[0].startswith("layer,type,output")
     assert "error: unknown model" in cli("bench", "model", "vgg", "--repeats", 1).output

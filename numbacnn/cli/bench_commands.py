@@ -59,11 +59,18 @@ def bench():
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True)
 def peak(size, repeats, as_json, as_csv):
-    """sgemm GFLOP/s of this machine (numpy/OpenBLAS): the ceiling CPU figures are compared with."""
+    """The machine's FMA peak, from numbacnn's own micro-kernel in L1 on one thread and on all,
+    beside OpenBLAS's sgemm (numpy): the ceilings CPU figures are compared with."""
+    import numba
+
+    from ..kernels.cpu.simd import LANES
     from ..tools import bench as harness
 
-    row = harness.sgemm_peak(size, repeats)
-    _emit([row], as_json, as_csv, ["op", "shape", "ms", "gflops", "spread"])
+    rows = [harness.fma_peak(1, repeats)]
+    if numba.get_num_threads() > 1:
+        rows.append(harness.fma_peak(numba.get_num_threads(), repeats))
+    rows.append(harness.sgemm_peak(size, repeats))
+    _emit(rows, as_json, as_csv, ["op", "shape", "ms", "gflops", "spread"], {"simd_lanes": LANES})
 
 
 @bench.command()

@@ -66,6 +66,32 @@ def sgemm_peak(n=1024, repeats=7):
     }
 
 
+def fma_peak(threads=1, repeats=7, k=256, inner=2000):
+    """GFLOP/s of numbacnn's own GEMM micro-kernel (kernels/cpu/microkernel.py) on operands that
+    stay in L1, on ``threads`` threads at once: the machine's FMA peak as numba code reaches it."""
+    import numba
+
+    from ..kernels.cpu import microkernel
+
+    c, a, b = microkernel.operands(k, threads)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        t = time_call(lambda: microkernel.fma_peak(c, a, b, inner), CPU, repeats)
+    finally:
+        numba.set_num_threads(previous)
+    flops = 2 * microkernel.ROWS * microkernel.COLUMNS * k * inner * threads
+    return {
+        "op": f"fma micro-kernel, {threads} thread{'s' * (threads > 1)}",
+        "shape": f"{microkernel.ROWS}x{microkernel.COLUMNS}x{k}",
+        "device": "cpu",
+        "direction": "forward",
+        "ms": 1e3 * t["median_s"],
+        "spread": t["spread"],
+        "gflops": flops / t["median_s"] / 1e9,
+    }
+
+
 # (op name, layer factory, input shape, forward FLOPs of that layer at that shape)
 def kernel_grid(size="default"):
     """The ops and shapes ``bench kernels`` times: each op at a LeNet-like and a ResNet-like size."""
