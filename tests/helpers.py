@@ -33,6 +33,22 @@ def conv2d_ref(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1
     return out
 
 
+def conv2d_grads_ref(dy, x, w, padding):
+    """(dx, dw, db) of a stride-1, dilation-1, groups-1 convolution, float64: each tap's shifted
+    slice of the padded input meets dy (dw) and scatters dy back through the weights (dx)."""
+    (ph, pw), (kh, kw) = padding, w.shape[2:]
+    oh, ow = dy.shape[2:]
+    dy = dy.astype(np.float64)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dxp = np.zeros_like(xp)
+    dw = np.zeros(w.shape)
+    for i in range(kh):
+        for j in range(kw):
+            dw[:, :, i, j] = np.einsum("nkhw,nchw->kc", dy, xp[:, :, i : i + oh, j : j + ow])
+            dxp[:, :, i : i + oh, j : j + ow] += np.einsum("nkhw,kc->nchw", dy, w[:, :, i, j].astype(np.float64))
+    return dxp[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]], dw, dy.sum(axis=(0, 2, 3))
+
+
 def pool2d_ref(x, kernel, stride, padding, mode, ceil_mode=False, include_pad=True):
     """Max or average pooling written out window by window, in float64 (PyTorch's rules: padding
     never wins a max; an average's divisor is its window clipped to the padded input, or to the

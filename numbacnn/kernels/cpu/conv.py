@@ -4,9 +4,11 @@ Shapes (G = groups, Cg = C/G, Kg = K/G, P = OH*OW, R = Cg*KH*KW):
     x (N, C, H, W), w (K, Cg, KH, KW), b (K,) or None, out (N, K, OH, OW)
     columns (G, R, N*P): row r = (c, i, j) of group g, column n*P + p
 
-Five paths, chosen per call from the shapes:
+Six paths, chosen per call from the shapes:
   * 1x1, stride 1, no padding, groups 1: per-sample GEMMs straight on the NCHW planes in one
     thread pool (conv_pointwise.py);
+  * stride 1, dilation 1, groups 1, output planes of >= 100 positions: direct convolution on
+    explicit vectors, forward and both gradients, no im2col and no library GEMM (conv_simd.py);
   * stride 1, few taps (<= 25, groups 1): direct loops over the padded planes (conv_direct.py),
     forward, and backward when no input gradient is wanted;
   * groups 1, dilation 1: one thread pool over chunks of samples, pixel-major columns and a
@@ -24,7 +26,7 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
-from . import conv_direct, conv_pointwise, conv_pool
+from . import conv_direct, conv_pointwise, conv_pool, conv_simd
 from .conv_wide import col2im_wide, im2col_wide, nchw_to_wide, wide_to_nchw
 
 # Stride-1 layers use the "wide" columns of conv_wide.py (whole padded rows: long copies instead
@@ -229,6 +231,9 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     if conv_pointwise.usable(x, w, stride, padding, groups):
         conv_pointwise.conv2d_forward(out, x, w, b)
         return
+    if conv_simd.usable(x, w, stride, padding, dilation, groups):
+        conv_simd.conv2d_forward(out, x, w, b, padding)
+        return
     has_bias = b is not None
     bias = b if has_bias else w.reshape(-1)
     if _direct(x, w, groups, wide):
@@ -261,6 +266,9 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         return
     if conv_pointwise.usable(x, w, stride, padding, groups):
         conv_pointwise.conv2d_backward(dx, dw, db, dy, x, w)
+        return
+    if conv_simd.usable(x, w, stride, padding, dilation, groups):
+        conv_simd.conv2d_backward(dx, dw, db, dy, x, w, padding)
         return
     wide = _wide_width(x, stride, padding, ow)
     if dx is None and _direct(x, w, groups, wide):  # (dw is not None here)

@@ -1,0 +1,93 @@
+"""The direct convolution on explicit vectors (kernels/cpu/conv_simd.py), called directly on every
+geometry it accepts (not only those the dispatcher sends it): forward, input, weight and bias
+gradients against independent float64 references, in float32 and float64; results independent of
+the thread count; and the dispatcher's choice."""
+
+import numpy as np
+import pytest
+
+from numbacnn.kernels.cpu import conv_simd
+
+from helpers import at_all_threads_and_one, conv2d_grads_ref, conv2d_ref
+
+# (N, C, K, H, W, (KH, KW), (PH, PW)): kernel sizes 1-5, rectangular kernels, every padding from 0
+# to KH-1, channel counts that are and are not multiples of the 4-channel tile, planes smaller
+# and larger than a tile of positions.
+CASES = [
+    (2, 3, 5, 7, 9, (3, 3), (1, 1)),
+    (2, 6, 16, 14, 14, (5, 5), (0, 0)),
+    (3, 1, 6, 12, 12, (5, 5), (2, 2)),
+    (1, 4, 4, 8, 8, (1, 1), (0, 0)),
+    (3, 2, 7, 5, 6, (3, 3), (2, 2)),
+    (2, 5, 3, 6, 11, (3, 2), (2, 1)),
+    (2, 8, 8, 4, 4, (3, 3), (1, 0)),
+    (1, 3, 9, 17, 3, (2, 3), (0, 2)),
+]
+
+
+def _case(case, dtype, rng):
+    n, c, k, h, w, kernel, _ = case
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c) + kernel).astype(dtype)
+    bias = rng.standard_normal(k).astype(dtype)
+    return x, weight, bias
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"n{c[0]}c{c[1]}k{c[2]}-{c[3]}x{c[4]}-k{c[5]}-p{c[6]}")
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_every_pass_matches_the_float64_references(case, dtype, tol, rng):
+    x, w, b = _case(case, dtype, rng)
+    padding = case[6]
+    expected = conv2d_ref(x, w, b, padding=padding)
+    out = np.empty(expected.shape, dtype)
+    conv_simd.conv2d_forward(out, x, w, b, padding)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * scale)
+    conv_simd.conv2d_forward(out, x, w, None, padding)
+    np.testing.assert_allclose(out, expected - b.reshape(1, -1, 1, 1), rtol=tol, atol=tol * scale)
+
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    dx_ref, dw_ref, db_ref = conv2d_grads_ref(dy, x, w, padding)
+    dx = np.full(x.shape, np.nan, dtype)  # overwritten
+    dw, db = np.ones(w.shape, dtype), np.ones(b.shape, dtype)  # accumulated
+    conv_simd.conv2d_backward(dx, dw, db, dy, x, w, padding)
+    np.testing.assert_allclose(dx, dx_ref, rtol=tol, atol=tol * np.abs(dx_ref).max())
+    np.testing.assert_allclose(dw - 1, dw_ref, rtol=tol, atol=tol * np.abs(dw_ref).max())
+    np.testing.assert_allclose(db - 1, db_ref, rtol=tol, atol=tol * np.abs(db_ref).max())
+
+
+def test_skipped_gradients_are_not_touched(rng):
+    x, w, b = _case(CASES[0], np.float32, rng)
+    dy = rng.standard_normal((2, 5, 7, 9)).astype(np.float32)
+    dx = np.full(x.shape, 7.0, np.float32)
+    conv_simd.conv2d_backward(dx, None, None, dy, x, w, (1, 1))
+    np.testing.assert_allclose(dx, conv2d_grads_ref(dy, x, w, (1, 1))[0], rtol=1e-5, atol=1e-5)
+    dw = np.zeros(w.shape, np.float32)
+    conv_simd.conv2d_backward(None, dw, None, dy, x, w, (1, 1))
+    assert np.abs(dw).max() > 0
+
+
+def test_results_do_not_depend_on_the_thread_count(rng):
+    x, w, b = _case((9, 6, 10, 12, 12, (3, 3), (1, 1)), np.float32, rng)
+    dy = rng.standard_normal((9, 10, 12, 12)).astype(np.float32)
+
+    def run():
+        out, dx = np.empty((9, 10, 12, 12), np.float32), np.empty_like(x)
+        dw, db = np.zeros_like(w), np.zeros_like(b)
+        conv_simd.conv2d_forward(out, x, w, b, (1, 1))
+        conv_simd.conv2d_backward(dx, dw, db, dy, x, w, (1, 1))
+        return out, dx, dw, db
+
+    for many, one in zip(*at_all_threads_and_one(run)):
+        np.testing.assert_array_equal(many, one)
+
+
+def test_which_layers_it_takes():
+    x = np.zeros((2, 16, 32, 32), np.float32)
+    w = np.zeros((16, 16, 3, 3), np.float32)
+    assert conv_simd.usable(x, w, (1, 1), (1, 1), (1, 1), 1)
+    assert not conv_simd.usable(x, w, (2, 2), (1, 1), (1, 1), 1)  # stride
+    assert not conv_simd.usable(x, w, (1, 1), (2, 2), (2, 2), 1)  # dilation
+    assert not conv_simd.usable(x, w[:, :8], (1, 1), (1, 1), (1, 1), 2)  # groups
+    assert not conv_simd.usable(x, w, (1, 1), (3, 3), (1, 1), 1)  # padding past the kernel
+    assert not conv_simd.usable(x[:, :, :8, :8], w, (1, 1), (1, 1), (1, 1), 1)  # 8x8: GEMM paths
