@@ -91,3 +91,21 @@ def test_which_layers_it_takes():
     assert not conv_simd.usable(x, w[:, :8], (1, 1), (1, 1), (1, 1), 2)  # groups
     assert not conv_simd.usable(x, w, (1, 1), (3, 3), (1, 1), 1)  # padding past the kernel
     assert not conv_simd.usable(x[:, :, :8, :8], w, (1, 1), (1, 1), (1, 1), 1)  # 8x8: GEMM paths
+
+
+def test_verbose_names_the_implementation_each_layer_ran(monkeypatch, capsys, rng):
+    import numbacnn as nc
+    from numbacnn.kernels.cpu import blas, conv
+
+    monkeypatch.setenv("NUMBACNN_VERBOSE", "1")
+    monkeypatch.setattr(conv, "_reported", set())
+    for layer, shape, implementation in [
+        (nc.layers.Conv2d(4, 8, 3, padding=1), (2, 4, 12, 12), "conv_simd"),
+        (nc.layers.Conv2d(4, 8, 1), (2, 4, 12, 12), "conv_pointwise"),
+        (nc.layers.Conv2d(4, 8, 3, stride=2, padding=1), (2, 4, 12, 12), "conv_pool" if blas.available() else "im2col"),
+    ]:
+        y = layer(rng.standard_normal(shape).astype(np.float32))
+        layer.backward(np.ones(y.shape, np.float32))
+        lines = [line for line in capsys.readouterr().err.splitlines() if "conv2d" in line]
+        assert [line.split()[2] for line in lines] == ["forward", "backward"], lines
+        assert all(line.endswith(f": {implementation}") for line in lines), lines

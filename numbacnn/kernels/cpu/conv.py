@@ -21,6 +21,9 @@ training step allocates nothing. The copies around it are ``@njit(parallel=True)
 parallel axis writes disjoint memory.
 """
 
+import os
+import sys
+
 import numpy as np
 from numba import njit, prange
 
@@ -216,6 +219,24 @@ def _gemm(out, a, b):
         np.matmul(a, b, out=out)
 
 
+_reported = set()
+
+
+def _report(direction, implementation, x, w, stride, padding):
+    """With NUMBACNN_VERBOSE=1, name on stderr the implementation a layer runs, once per layer
+    shape and direction."""
+    if os.environ.get("NUMBACNN_VERBOSE", "0").strip() in ("", "0"):
+        return
+    key = (direction, implementation, x.shape[1:], w.shape, tuple(stride), tuple(padding), x.dtype.str)
+    if key not in _reported:
+        _reported.add(key)
+        print(
+            f"numbacnn: conv2d {direction} of x {tuple(x.shape[1:])}, w {tuple(w.shape)}, stride "
+            f"{tuple(stride)}, padding {tuple(padding)}, {x.dtype}: {implementation}",
+            file=sys.stderr,
+        )
+
+
 def _shapes(x, w, stride, padding, dilation, groups):
     n_batch, channels, height, width = x.shape
     k_out, cg, kh, kw = w.shape
@@ -229,20 +250,25 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     n_batch, channels, k_out, r, oh, ow = _shapes(x, w, stride, padding, dilation, groups)
     wide = _wide_width(x, stride, padding, ow)
     if conv_pointwise.usable(x, w, stride, padding, groups):
+        _report("forward", "conv_pointwise", x, w, stride, padding)
         conv_pointwise.conv2d_forward(out, x, w, b)
         return
     if conv_simd.usable(x, w, stride, padding, dilation, groups):
+        _report("forward", "conv_simd", x, w, stride, padding)
         conv_simd.conv2d_forward(out, x, w, b, padding)
         return
     has_bias = b is not None
     bias = b if has_bias else w.reshape(-1)
     if _direct(x, w, groups, wide):
+        _report("forward", "conv_direct", x, w, stride, padding)
         y_wide = scratch("conv.y", (n_batch, k_out, oh * wide), x.dtype)
         conv_direct.forward(out, y_wide, _padded_planes(x, padding), w, bias, has_bias, dilation[0], dilation[1])
         return
     if conv_pool.usable(x, groups, dilation):
+        _report("forward", "conv_pool", x, w, stride, padding)
         conv_pool.conv2d_forward(out, x, w, b, stride, padding)
         return
+    _report("forward", "im2col_wide" if wide else "im2col", x, w, stride, padding)
     np_cols = n_batch * oh * (wide or ow)
     cols = _columns_for(x, w, stride, padding, dilation, oh, ow, wide)
     y = scratch("conv.y", (groups, k_out // groups, np_cols), x.dtype)
@@ -265,14 +291,17 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
             db += dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(db.dtype)
         return
     if conv_pointwise.usable(x, w, stride, padding, groups):
+        _report("backward", "conv_pointwise", x, w, stride, padding)
         conv_pointwise.conv2d_backward(dx, dw, db, dy, x, w)
         return
     if conv_simd.usable(x, w, stride, padding, dilation, groups):
+        _report("backward", "conv_simd", x, w, stride, padding)
         conv_simd.conv2d_backward(dx, dw, db, dy, x, w, padding)
         return
     wide = _wide_width(x, stride, padding, ow)
     if dx is None and _direct(x, w, groups, wide):  # (dw is not None here)
         # A first layer (no input gradient): dW and db straight from the padded input.
+        _report("backward", "conv_direct", x, w, stride, padding)
         dy_wide = scratch("conv.dy", (k_out, n_batch * oh * wide), x.dtype)
         nchw_to_wide(dy_wide, dy)
         conv_direct.weight_and_bias_grad(
@@ -286,8 +315,10 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         )
         return
     if conv_pool.usable(x, groups, dilation):
+        _report("backward", "conv_pool", x, w, stride, padding)
         conv_pool.conv2d_backward(dx, dw, db, dy, x, w, stride, padding)
         return
+    _report("backward", "im2col_wide" if wide else "im2col", x, w, stride, padding)
     np_cols = n_batch * oh * (wide or ow)
     kg = k_out // groups
     dy_kp = scratch("conv.dy", (k_out, np_cols), x.dtype)
