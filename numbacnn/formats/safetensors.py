@@ -124,11 +124,12 @@ def _header(path, raw):
     """(entries {name: entry}, metadata {str: str}) of a safetensors header, checked."""
 
     def no_repeats(pairs):
-        keys = [k for k, _ in pairs]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise CheckpointError(f"{path}: the header names '{repeated[0]}' more than once")
-        return dict(pairs)
+        mapping = dict(pairs)
+        if len(mapping) < len(pairs):  # one pass: a header may hold very many keys
+            seen = set()
+            repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+            raise CheckpointError(f"{path}: the header names '{repeated}' more than once")
+        return mapping
 
     try:
         header = json.loads(raw.decode(), object_pairs_hook=no_repeats)

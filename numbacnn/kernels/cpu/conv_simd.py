@@ -18,6 +18,7 @@ dilation 1, groups 1, padding at most KH-1 / KW-1.
 import numpy as np
 from numba import njit, prange
 
+from ..shapes import conv2d_output_size
 from ..workspace import scratch
 from .simd import LANES, vfma, vload, vsplat, vstore, vsum
 
@@ -34,7 +35,8 @@ def usable(x, w, stride, padding, dilation, groups):
     """Stride 1, dilation 1, groups 1, padding inside the kernel (so the input gradient is a
     convolution of the same kind), and output planes of at least MIN_POSITIONS positions."""
     kh, kw = w.shape[2], w.shape[3]
-    oh, ow = x.shape[2] + 2 * padding[0] - kh + 1, x.shape[3] + 2 * padding[1] - kw + 1
+    oh = conv2d_output_size(x.shape[2], kh, 1, padding[0], 1)
+    ow = conv2d_output_size(x.shape[3], kw, 1, padding[1], 1)
     return (
         ENABLED
         and oh * ow >= MIN_POSITIONS
@@ -47,17 +49,20 @@ def usable(x, w, stride, padding, dilation, groups):
 
 
 @njit(parallel=True, cache=True)
-def _pad_flat(xp, x, ph, pw, wp):
-    """xp (N, C, L) <- each plane of x (N, C, H, W) inside a zero border, rows of width wp."""
-    n_batch, channels, height, width = x.shape
-    for plane in prange(n_batch * channels):
-        n, c = plane // channels, plane % channels
-        dst = xp[n, c]
-        dst[:] = 0
-        for iy in range(height):
-            row = (iy + ph) * wp + pw
-            for ix in range(width):
-                dst[row + ix] = x[n, c, iy, ix]
+def _to_flat_grid(dst, src, top, left, wp):
+    """dst (N, D, L) <- each plane of src (N, S, H, W) at row ``top`` and column ``left`` of a
+    flat grid of rows of width wp; zeros everywhere else, and in the planes past S (D >= S)."""
+    n_batch, planes = dst.shape[0], dst.shape[1]
+    channels, height, width = src.shape[1], src.shape[2], src.shape[3]
+    for task in prange(n_batch * planes):
+        n, c = task // planes, task % planes
+        grid = dst[n, c]
+        grid[:] = 0
+        if c < channels:
+            for iy in range(height):
+                row = (iy + top) * wp + left
+                for ix in range(width):
+                    grid[row + ix] = src[n, c, iy, ix]
 
 
 @njit(parallel=True, cache=True)
@@ -138,21 +143,6 @@ def _wide_to_nchw(out, y, b, has_bias, wp):
                     out[n, k, oy, ox] = src[oy * wp + ox]
 
 
-@njit(parallel=True, cache=True)
-def _nchw_to_wide(y, dy, wp):
-    """y (N, K4, Lq) <- dy (N, K, OH, OW) on the wide grid, zeros in the junk columns and past K."""
-    n_batch, k4, lq = y.shape
-    k_out, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
-    for plane in prange(n_batch * k4):
-        n, k = plane // k4, plane % k4
-        dst = y[n, k]
-        dst[:] = 0
-        if k < k_out:
-            for oy in range(oh):
-                for ox in range(ow):
-                    dst[oy * wp + ox] = dy[n, k, oy, ox]
-
-
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
 def _weight_grad(dw, dy_wide, xp, wp, zero):
     """dw (K, C, KH, KW) += sum over samples and positions of dy_wide (N, K4, Lq) times the
@@ -220,7 +210,7 @@ def _convolve(out, x, w, b, padding, transpose_flip):
     # The last tile reads up to lq - 1 + (kh - 1) wp + kw - 1 + a vector past it.
     length = max((height + 2 * padding[0]) * wp, lq + (kh - 1) * wp + kw + LANES)
     xp = scratch("conv_simd.x", (n_batch, channels, length), x.dtype)
-    _pad_flat(xp, x, padding[0], padding[1], wp)
+    _to_flat_grid(xp, x, padding[0], padding[1], wp)
     blocks = -(-k_out // TILE_CHANNELS)
     packed = scratch("conv_simd.w", (blocks, channels, kh, kw, TILE_CHANNELS), x.dtype)
     _pack_weights(packed, w, transpose_flip)
@@ -245,9 +235,9 @@ def conv2d_weight_grad(dw, dy, x, padding):
     # Taps read up to (kh - 1) wp + kw + 2 past the last position: the padded plane covers them.
     length = max((height + 2 * padding[0]) * wp, lq + (kh - 1) * wp + kw + 2)
     xp = scratch("conv_simd.x", (n_batch, channels, length), x.dtype)
-    _pad_flat(xp, x, padding[0], padding[1], wp)
+    _to_flat_grid(xp, x, padding[0], padding[1], wp)
     dy_wide = scratch("conv_simd.y", (n_batch, -(-k_out // TILE_CHANNELS) * TILE_CHANNELS, lq), x.dtype)
-    _nchw_to_wide(dy_wide, dy, wp)
+    _to_flat_grid(dy_wide, dy, 0, 0, wp)  # zeros in the junk columns and past K
     _weight_grad(dw, dy_wide, xp, wp, x.dtype.type(0))
 
 
