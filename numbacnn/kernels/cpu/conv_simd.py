@@ -24,6 +24,8 @@ from .simd import LANES, vfma, vload, vsplat, vstore, vsum
 
 TILE_CHANNELS = 4
 TILE_POSITIONS = 3 * LANES
+# Input channels per weight-gradient task: their planes and 4 of dy, for one sample, fit in L1.
+WGRAD_CHANNELS = 4
 ENABLED = True  # tests switch it off to compare with the other paths
 # Below this many output positions per plane, the wide grid's junk columns and the rounding to
 # whole tiles waste too much (an 8x8 plane with padding 1: a third of the work), and the GEMM
@@ -146,58 +148,75 @@ def _wide_to_nchw(out, y, b, has_bias, wp):
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
 def _weight_grad(dw, dy_wide, xp, wp, zero):
     """dw (K, C, KH, KW) += sum over samples and positions of dy_wide (N, K4, Lq) times the
-    shifted input planes xp (N, C, L). A task is one input channel x 4 output channels; its whole
-    reduction over samples and positions happens inside it (3 taps of a row at a time in 12
-    vector registers, a few samples at a time, their sums in float64), so the result does not
-    depend on the thread count."""
+    shifted input planes xp (N, C, L).
+
+    A task is WGRAD_CHANNELS input channels x 4 output channels, and its whole reduction over
+    samples and positions happens inside it, so the result does not depend on the thread count.
+    Samples are the outer loop: one sample's planes (a few input channels, 4 of dy) stay in L1
+    while every tap reads them. Three taps of a row x 4 output channels are 12 accumulators in
+    registers for one pass over the positions; between passes they wait in ``acc``, and every
+    ``group`` samples their float32 sums go into float64 ``total``."""
     k_out, channels, kh, kw = dw.shape
     n_batch, k4, lq = dy_wide.shape
-    blocks = k4 // 4
-    # Samples summed in float32 registers before their sums go into float64: about 256 products
-    # per lane, as a blocked GEMM sums.
+    blocks, cblocks, jblocks = k4 // 4, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
+    # About 256 products per lane summed in float32 before float64, as a blocked GEMM sums.
     group = max(1, 256 // (lq // LANES))
-    for task in prange(channels * blocks):
-        c, kb = task // blocks, task % blocks
-        total = np.zeros((4, kh, kw))
-        for i in range(kh):
-            for j0 in range(0, kw, 3):
-                base = i * wp + j0
-                taps = min(3, kw - j0)
-                for n0 in range(0, n_batch, group):
-                    a00 = a01 = a02 = a10 = a11 = a12 = vsplat(zero)
-                    a20 = a21 = a22 = a30 = a31 = a32 = vsplat(zero)
-                    for n in range(n0, min(n0 + group, n_batch)):
-                        plane = xp[n, c]
-                        g0, g1, g2, g3 = (
-                            dy_wide[n, 4 * kb],
-                            dy_wide[n, 4 * kb + 1],
-                            dy_wide[n, 4 * kb + 2],
-                            dy_wide[n, 4 * kb + 3],
-                        )
-                        for q in range(0, lq, LANES):
-                            x0 = vload(plane, base + q)
-                            x1 = vload(plane, base + q + 1)
-                            x2 = vload(plane, base + q + 2)
-                            d = vload(g0, q)
-                            a00, a01, a02 = vfma(d, x0, a00), vfma(d, x1, a01), vfma(d, x2, a02)
-                            d = vload(g1, q)
-                            a10, a11, a12 = vfma(d, x0, a10), vfma(d, x1, a11), vfma(d, x2, a12)
-                            d = vload(g2, q)
-                            a20, a21, a22 = vfma(d, x0, a20), vfma(d, x1, a21), vfma(d, x2, a22)
-                            d = vload(g3, q)
-                            a30, a31, a32 = vfma(d, x0, a30), vfma(d, x1, a31), vfma(d, x2, a32)
-                    # Each group's sums go into float64: long reductions keep their precision.
-                    sums = (vsum(a00), vsum(a01), vsum(a02), vsum(a10), vsum(a11), vsum(a12),
-                            vsum(a20), vsum(a21), vsum(a22), vsum(a30), vsum(a31), vsum(a32))  # fmt: skip
-                    for r in range(4):
-                        for dj in range(taps):
-                            total[r, i, j0 + dj] += sums[3 * r + dj]
-        for r in range(4):
-            k = 4 * kb + r
-            if k < k_out:
+    for task in prange(cblocks * blocks):
+        kb, cb = task // cblocks, task % cblocks
+        c0, c1 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels)
+        total = np.zeros((WGRAD_CHANNELS, 4, kh, kw))
+        acc = np.empty((WGRAD_CHANNELS, kh, jblocks, 12 * LANES), dtype=dy_wide.dtype)
+        for n0 in range(0, n_batch, group):
+            acc[:] = 0
+            for n in range(n0, min(n0 + group, n_batch)):
+                g0, g1, g2, g3 = (
+                    dy_wide[n, 4 * kb],
+                    dy_wide[n, 4 * kb + 1],
+                    dy_wide[n, 4 * kb + 2],
+                    dy_wide[n, 4 * kb + 3],
+                )
+                for c in range(c0, c1):
+                    plane = xp[n, c]
+                    for i in range(kh):
+                        for jb in range(jblocks):
+                            base = i * wp + 3 * jb
+                            a = acc[c - c0, i, jb]
+                            a00, a01, a02 = vload(a, 0), vload(a, LANES), vload(a, 2 * LANES)
+                            a10, a11, a12 = vload(a, 3 * LANES), vload(a, 4 * LANES), vload(a, 5 * LANES)
+                            a20, a21, a22 = vload(a, 6 * LANES), vload(a, 7 * LANES), vload(a, 8 * LANES)
+                            a30, a31, a32 = vload(a, 9 * LANES), vload(a, 10 * LANES), vload(a, 11 * LANES)
+                            for q in range(0, lq, LANES):
+                                x0 = vload(plane, base + q)
+                                x1 = vload(plane, base + q + 1)
+                                x2 = vload(plane, base + q + 2)
+                                d = vload(g0, q)
+                                a00, a01, a02 = vfma(d, x0, a00), vfma(d, x1, a01), vfma(d, x2, a02)
+                                d = vload(g1, q)
+                                a10, a11, a12 = vfma(d, x0, a10), vfma(d, x1, a11), vfma(d, x2, a12)
+                                d = vload(g2, q)
+                                a20, a21, a22 = vfma(d, x0, a20), vfma(d, x1, a21), vfma(d, x2, a22)
+                                d = vload(g3, q)
+                                a30, a31, a32 = vfma(d, x0, a30), vfma(d, x1, a31), vfma(d, x2, a32)
+                            vstore(a, 0, a00), vstore(a, LANES, a01), vstore(a, 2 * LANES, a02)
+                            vstore(a, 3 * LANES, a10), vstore(a, 4 * LANES, a11), vstore(a, 5 * LANES, a12)
+                            vstore(a, 6 * LANES, a20), vstore(a, 7 * LANES, a21), vstore(a, 8 * LANES, a22)
+                            vstore(a, 9 * LANES, a30), vstore(a, 10 * LANES, a31), vstore(a, 11 * LANES, a32)
+            # Each group's sums go into float64: long reductions keep their precision.
+            for c in range(c0, c1):
                 for i in range(kh):
-                    for j in range(kw):
-                        dw[k, c, i, j] += total[r, i, j]
+                    for jb in range(jblocks):
+                        for r in range(4):
+                            for dj in range(min(3, kw - 3 * jb)):
+                                total[c - c0, r, i, 3 * jb + dj] += vsum(
+                                    vload(acc[c - c0, i, jb], (3 * r + dj) * LANES)
+                                )
+        for c in range(c0, c1):
+            for r in range(4):
+                k = 4 * kb + r
+                if k < k_out:
+                    for i in range(kh):
+                        for j in range(kw):
+                            dw[k, c, i, j] += total[c - c0, r, i, j]
 
 
 def _convolve(out, x, w, b, padding, transpose_flip):
