@@ -15,7 +15,7 @@ from .runtime import jit_cache  # noqa: E402
 
 jit_cache.install()
 
-from . import adversarial, distributed, init, inspect, layers, losses, models, onnx, optim  # noqa: E402
+from . import adversarial, data, distributed, init, inspect, layers, losses, models, onnx, optim  # noqa: E402
 from .init import manual_seed  # noqa: E402
 from .layers.params import Parameter  # noqa: E402
 from .runtime.device import Device, DeviceError  # noqa: E402
@@ -27,6 +27,7 @@ __all__ = [
     "Parameter",
     "adversarial",
     "cuda_available",
+    "data",
     "distributed",
     "get_device",
     "init",

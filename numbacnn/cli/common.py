@@ -24,9 +24,10 @@ def fail(message, code):
     sys.exit(code)
 
 
-def _download_progress(filename, done, total):
+def _data_progress(what, done, total):
+    """Progress of downloading or decoding a data set, on one rewritten line of stderr."""
     if total:
-        click.echo(f"\rdownloading {filename}: {100 * done // total}%", err=True, nl=done >= total)
+        click.echo(f"\r{what}: {100 * done // total}%", err=True, nl=done >= total)
 
 
 def load_data_or_exit(config):
@@ -34,7 +35,7 @@ def load_data_or_exit(config):
     from ..training.config import load_data
 
     try:
-        return load_data(config, progress=_download_progress)
+        return load_data(config, progress=_data_progress)
     except DataError as e:
         fail(str(e), EXIT_DATA)
     except ValueError as e:  # options the data set cannot honour (e.g. an absurd --synthetic-size)
@@ -73,16 +74,37 @@ def checkpoint_model(checkpoint):
     return model.eval(), facts, config
 
 
+def read_image_for(path, facts):
+    """The image at ``path`` as float32 (C, H, W) on 0..255 for a model trained on ``facts``
+    (image_shape): through Pillow when installed (any format, converted and resized as training
+    on an image folder does), else PNG/PGM/PPM of the exact size; .npy as stored."""
+    from ..data.decode import decode_image
+    from ..data.images import read_image
+    from ..errors import DataError, ImageError
+
+    channels, size = facts.image_shape[0], facts.image_shape[1]
+    if str(path).lower().endswith(".npy") or not _pillow_installed():
+        try:
+            return read_image(path, facts.image_shape)
+        except ImageError as e:
+            hint = "" if _pillow_installed() else " (pip install 'numbacnn[images]' reads any image format and resizes)"
+            fail(f"{e}{hint}", EXIT_DATA)
+    try:
+        return decode_image(path, size, channels).astype(np.float32)
+    except DataError as e:
+        fail(str(e), EXIT_DATA)
+
+
+def _pillow_installed():
+    import importlib.util
+
+    return importlib.util.find_spec("PIL") is not None
+
+
 def read_batch(paths, facts):
     """The images at ``paths`` as one normalised float32 batch (N, C, H, W) for the checkpoint's
     data (``facts``: image_shape, mean, std), or exit 3 naming the unreadable file."""
-    from ..data.images import read_image
-    from ..errors import ImageError
-
-    try:
-        batch = np.stack([read_image(p, facts.image_shape) for p in paths])
-    except ImageError as e:
-        fail(str(e), EXIT_DATA)
+    batch = np.stack([read_image_for(p, facts) for p in paths])
     mean = np.asarray(facts.mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(facts.std, np.float32).reshape(1, -1, 1, 1)
     return np.ascontiguousarray((batch / np.float32(255) - mean) / std, dtype=np.float32)

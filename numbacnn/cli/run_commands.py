@@ -9,11 +9,11 @@ import numpy as np
 
 from .common import (
     EXIT_CHECKPOINT,
+    EXIT_DATA,
     EXIT_USAGE,
     checkpoint_model,
     fail,
     load_checkpoint_or_exit,
-    load_data_or_exit,
     output_names,
     read_batch,
 )
@@ -25,6 +25,12 @@ from .main import main
     "  numbacnn evaluate CKPT --plot confusion.png     # needs matplotlib"
 )
 @click.argument("checkpoint", type=click.Path())
+@click.option(
+    "--dataset",
+    default=None,
+    metavar="NAME|PATH",
+    help="Evaluate on this data set's test split (default: the checkpoint's), preprocessed as in training.",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
@@ -35,20 +41,21 @@ from .main import main
     default=None,
     help="Also write the confusion matrix as a PNG image (needs matplotlib).",
 )
-def evaluate(checkpoint, data_dir, device, as_json, plot_path):
+def evaluate(checkpoint, dataset, data_dir, device, as_json, plot_path):
     """Test-set accuracy (top-1, top-5), per-class precision/recall and confusion matrix."""
     from ..losses import CrossEntropyLoss
     from ..runtime.device import DeviceError
     from ..training import metrics
     from ..training.config import build_model, evaluation_loader, usable_device
     from ..training.evaluation import evaluate as run_eval
+    from .data_options import evaluation_data
 
     model_state, _, _, meta = load_checkpoint_or_exit(checkpoint)
     config = dict(meta["config"], data_dir=data_dir or meta["config"].get("data_dir"))
     config["device"], note = usable_device(config["device"], device)
     if note:
         click.echo(f"note: {note}", err=True)
-    dataset = load_data_or_exit(config)
+    dataset = evaluation_data(config, dataset, checkpoint)
     try:
         model = build_model(config, dataset)
         model.load_state_dict(model_state)
@@ -93,34 +100,86 @@ def evaluate(checkpoint, data_dir, device, as_json, plot_path):
     click.echo(metrics.format_report(result["confusion"], classes))
 
 
+OWN_DATA_LAYOUTS = """
+Your own data (--dataset PATH):
+  PATH/train/<class>/*, PATH/test/<class>/*   image folder with a test split (pip install 'numbacnn[images]')
+  PATH/<class>/*                              image folder; --val-split 0.1 of each class held out
+  FILE.npz                                    x_train, y_train, x_test, y_test (Keras' mnist.npz layout)
+  FILE.csv                                    header row, then label and pixels per row (Kaggle's MNIST);
+                                              test split from --test-data FILE or --val-split
+Images are resized to --image-size and converted to --channels 1|3; a folder is decoded once and cached."""
+
+PREDICT_CHUNK = 256  # images per forward pass: a large folder streams through in chunks
+
+
+def _image_paths(arguments):
+    """Files as given; folders walked (image files and .npy, sorted); exit 3 for a missing path."""
+    from ..data.folders import image_files
+
+    paths = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            found = image_files(argument) + sorted(
+                os.path.join(root, f) for root, _, files in os.walk(argument) for f in files if f.endswith(".npy")
+            )
+            if not found:
+                fail(f"{argument}: the folder holds no images", EXIT_DATA)
+            paths += found
+        elif os.path.exists(argument):
+            paths.append(argument)
+        else:
+            fail(f"{argument}: no such file or folder", EXIT_DATA)
+    return paths
+
+
 @main.command(
     epilog="\b\nExamples:\n  numbacnn predict runs/lenet5/checkpoint.npz shoe.png\n"
-    "  numbacnn predict CKPT a.npy b.pgm --top 3 --json"
+    "  numbacnn predict CKPT photos/ --top-k 1 --csv predictions.csv\n"
+    "  numbacnn predict CKPT a.npy b.pgm --top-k 3 --json\n"
+    "\nWith Pillow (pip install 'numbacnn[images]') any image format is read, converted to the model's\n"
+    "channels and resized to its input, as training on an image folder does."
 )
 @click.argument("checkpoint", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--top-k", "--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def predict(checkpoint, images, top_k, as_json):
-    """Top-k classes with probabilities for each IMAGE (PNG, PGM/PPM, or .npy of raw 0-255 pixels)."""
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write path,class,probability rows (top-k per image) to this CSV file.",
+)
+def predict(checkpoint, images, top_k, as_json, csv_path):
+    """Top-k class names with probabilities for each IMAGE file, or every image in a FOLDER."""
+    from ..formats.atomic import atomic_write
     from ..layers import Softmax
 
     model, facts, _ = checkpoint_model(checkpoint)
-    classes = facts.classes
-    batch = read_batch(images, facts)
-    probs = Softmax()(model(batch))
-    classes = output_names(classes, probs.shape[1])
-    results = []
-    for path, p in zip(images, probs):
-        order = np.argsort(-p)[:top_k]
-        results.append(
-            {"image": path, "top": [{"class": classes[i], "index": int(i), "probability": float(p[i])} for i in order]}
-        )
+    paths = _image_paths(images)
+    results, classes = [], None
+    for start in range(0, len(paths), PREDICT_CHUNK):
+        chunk = paths[start : start + PREDICT_CHUNK]
+        probs = Softmax()(model(read_batch(chunk, facts)))
+        classes = classes or output_names(facts.classes, probs.shape[1])
+        for path, p in zip(chunk, probs):
+            order = np.argsort(-p, kind="stable")[:top_k]
+            top = [{"class": classes[i], "index": int(i), "probability": float(p[i])} for i in order]
+            results.append({"image": path, "top": top})
+            if not as_json:
+                click.echo(path + ": " + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in top))
+    if csv_path:
+        rows = ["path,class,probability"] + [
+            f"{_csv_cell(r['image'])},{_csv_cell(t['class'])},{t['probability']:.6f}" for r in results for t in r["top"]
+        ]
+        atomic_write(csv_path, lambda f: f.write(("\n".join(rows) + "\n").encode()))
     if as_json:
         click.echo(json.dumps(results))
-        return
-    for r in results:
-        click.echo(r["image"] + ": " + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"]))
+
+
+def _csv_cell(text):
+    text = str(text)
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
 
 
 @main.command()
@@ -142,3 +201,4 @@ def datasets(data_dir, as_json):
         status = "available" if r["available"] else "missing"
         hint = "" if r["available"] or not r["apt_package"] else f"  (apt-get install {r['apt_package']})"
         click.echo(f"{r['name']:14s} {status:9s} {where}{hint}")
+    click.echo(OWN_DATA_LAYOUTS)

@@ -18,6 +18,7 @@ from .common import (
     load_data_or_exit,
     output_names,
 )
+from .data_options import DATASET_HELP, ClassList, own_data_options
 from .main import main, process_started_at
 
 _SIGNAL_EXIT = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}
@@ -32,31 +33,12 @@ def _interrupt_on(signum, frame):
     raise KeyboardInterrupt
 
 
-class ClassList(click.ParamType):
-    """Class indices as "0-4", "5,7,9" or "0-2,8" (a sorted-as-given list of distinct ints)."""
-
-    name = "list"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
-        out = []
-        try:
-            for part in str(value).split(","):
-                low, _, high = part.strip().partition("-")
-                out += list(range(int(low), int(high) + 1)) if high else [int(low)]
-        except ValueError:
-            self.fail(f"{value!r} is not a class list such as 0-4 or 5,7,9", param, ctx)
-        if not out or len(set(out)) != len(out) or min(out) < 0:
-            self.fail(f"{value!r} must name distinct class indices >= 0", param, ctx)
-        return out
-
-
 TRAIN_EPILOG = """\b
 Examples:
   numbacnn train lenet5                          # Fashion-MNIST, 10 epochs, good defaults
   numbacnn train resnet14 --epochs 15 --out runs/r14
   numbacnn train lenet5 --dataset synthetic --epochs 1
+  numbacnn train lenet5 --dataset photos/ --image-size 28   # photos/<class>/*.jpg; needs numbacnn[images]
   numbacnn train lenet5 --resume runs/lenet5/checkpoint.npz
   mpiexec -n 2 numbacnn train resnet20 --distributed --sync-bn   # needs numbacnn[mpi]
   numbacnn train lenet5 --classes 0-4 --out runs/pre                 # transfer learning:
@@ -85,12 +67,8 @@ def _write_plots(trainer, config, classes, out):
 
 @main.command(epilog=TRAIN_EPILOG)
 @click.argument("model", required=False)
-@click.option(
-    "--dataset",
-    type=click.Choice(["fashion-mnist", "mnist", "cifar10", "synthetic"]),
-    default=None,
-    help="Data set (default fashion-mnist).",
-)
+@click.option("--dataset", default=None, metavar="NAME|PATH", help=DATASET_HELP)
+@own_data_options
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default 10; 15 for resnets).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size per rank (default 64 / 128).")
 @click.option("--lr", type=FiniteFloat(0, low_open=True), default=None, help="Peak learning rate.")
@@ -291,7 +269,14 @@ def _open_run_folder_on_main(world, out, model, resume, force):
 def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, options):
     from ..errors import CheckpointError, RunFolderError, TrainingDiverged
     from ..runtime.device import DeviceError
-    from ..training.config import build_trainer, rescale_for_world, resolve_config, resume_config, usable_device
+    from ..training.config import (
+        build_trainer,
+        own_data_settings,
+        rescale_for_world,
+        resolve_config,
+        resume_config,
+        usable_device,
+    )
     from . import plots as plotting
 
     for option in ("adv_eps", "adv_ratio"):
@@ -327,6 +312,9 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
     with _open_run_folder_on_main(world, out, config["model"], resume, force) as folder:
         out = folder.path if folder is not None else None
         dataset = load_data_or_exit(config)
+        config.update(own_data_settings(config, dataset))
+        if dataset.source.get("bad_images"):
+            say(f"skipped {dataset.source['bad_images']} unreadable images (--skip-bad-images)", err=True)
         try:
             trainer = build_trainer(
                 config, dataset, out_dir=out, progress=not quiet, checkpoint_every=checkpoint_every, world=world

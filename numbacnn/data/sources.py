@@ -153,7 +153,7 @@ def fetch(name, filename, data_dir=None, progress=None):
                         out.write(chunk)
                         done += len(chunk)
                         if progress:
-                            progress(filename, done, total)
+                            progress(f"downloading {filename}", done, total)
             except (urllib.error.URLError, OSError, ValueError) as e:
                 reason = getattr(e, "reason", None) or e
                 raise DataError(missing_message(name, filename, data_dir, f"{url}: {reason}")) from None

@@ -68,6 +68,11 @@ def family(name):
     return FAMILIES[_key(name)]
 
 
+def usual_input_size(name):
+    """The side of the images ``name`` is usually trained on: 28 for LeNet-5, 32 for the others."""
+    return 28 if _key(name) == "lenet5" else 32
+
+
 def create(name, in_channels, num_classes, input_size):
     """Build the registered model ``name`` for inputs (in_channels, input_size, input_size)."""
     return REGISTRY[_key(name)](in_channels=in_channels, num_classes=num_classes, input_size=input_size)
@@ -81,6 +86,7 @@ __all__ = [
     "ResNet",
     "vgg11_small",
     "REGISTRY",
+    "usual_input_size",
     "FAMILIES",
     "create",
     "family",

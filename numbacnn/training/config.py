@@ -6,7 +6,7 @@ and :class:`~numbacnn.training.trainer.Trainer`. The configuration is stored in 
 from types import SimpleNamespace
 
 from .. import init, losses, models, optim
-from ..data import DataLoader, canonical_name, load_dataset, subset
+from ..data import DATASET_NAMES, DataLoader, dataset_key, load_dataset, load_own, subset
 from ..errors import CheckpointError
 from ..runtime.devices import get_device
 from .trainer import Trainer
@@ -75,7 +75,7 @@ def resolve_config(model, **options):
     registered models for an unknown one)."""
     config = dict(BASE, **MODEL_DEFAULTS[models.family(model)], model=model)
     config.update({k: v for k, v in options.items() if v is not None})
-    config["dataset"] = canonical_name(config["dataset"])
+    config["dataset"] = dataset_key(config["dataset"])
     return config
 
 
@@ -87,7 +87,23 @@ def load_data(config, progress=None):
     return dataset
 
 
+# The settings of a user's own data set (--dataset PATH); absent from older checkpoints.
+OWN_DATA_KEYS = ("image_size", "channels", "val_split", "test_data", "skip_bad_images")
+
+
+def own_data_settings(config, dataset):
+    """The preprocessing a run on the user's own data resolved (image size, channels), to record
+    in its configuration so that --resume and evaluate reproduce it; {} for a named data set."""
+    if config["dataset"] in DATASET_NAMES:
+        return {}
+    return {"image_size": dataset.image_shape[1], "channels": dataset.image_shape[0]}
+
+
 def _load_whole(config, progress):
+    if config["dataset"] not in DATASET_NAMES:
+        options = {k: config.get(k) for k in OWN_DATA_KEYS}
+        options["image_size"] = options["image_size"] or models.usual_input_size(config["model"])
+        return load_own(config["dataset"], progress=progress, seed=config["seed"], **options)
     # Only the synthetic data set reads the size options.
     return load_dataset(
         config["dataset"],
@@ -269,7 +285,7 @@ def check_checkpoint_config(meta, path):
         raise CheckpointError(f"{path}: the checkpoint names no model (got {model!r})")
     try:
         defaults = resolve_config(model)
-        config["dataset"] = canonical_name(str(config.get("dataset")))
+        config["dataset"] = dataset_key(str(config.get("dataset")))
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
     missing = sorted(k for k in defaults if k not in config)
@@ -316,7 +332,7 @@ def resume_config(saved, options):
             config[key] = value
             continue
         if key == "dataset":
-            value = canonical_name(value)
+            value = dataset_key(value)
         if key in saved and saved[key] != value:
             refused.append(f"--{key.replace('_', '-')} {value} (the checkpoint has {saved[key]})")
     if refused:
