@@ -282,21 +282,31 @@ def test_resume_and_evaluate_keep_the_preprocessing(cli, tmp_path, flat_folder):
     _fails(cli, "evaluate", out / "checkpoint.npz", "--dataset", other, message="differ from those the checkpoint")
 
 
-def test_training_from_python_on_an_image_folder(split_folder):
-    folder, _ = split_folder
-    data = load_own(folder, image_size=28)
-    model = nc.models.lenet5(in_channels=1, num_classes=data.num_classes)
-    optimizer = nc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+@pytest.mark.parametrize("layout", ["folder", "npz", "csv"])
+@pytest.mark.parametrize("model_name", ["lenet5", "resnet8"])
+def test_training_from_python_on_each_layout(split_folder, tmp_path, layout, model_name):
+    folder, source = split_folder
+    if layout == "npz":
+        path = tmp_path / "d.npz"
+        np.savez(path, x_train=source.train_images, y_train=source.train_labels, x_test=source.test_images,
+                 y_test=source.test_labels)  # fmt: skip
+    elif layout == "csv":
+        path = write_csv(tmp_path / "d.csv", source.train_images, source.train_labels)
+    data = load_own(folder if layout == "folder" else path, image_size=28)
+    model = nc.models.create(model_name, data.image_shape[0], data.num_classes, 28)
+    optimizer = nc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     criterion = nc.losses.CrossEntropyLoss()
     loader = nc.data.DataLoader(data.train_images, data.train_labels, batch_size=16, mean=data.mean, std=data.std)
-    losses = []
-    for epoch in range(4):
+    epoch_losses = []
+    for epoch in range(5):
+        losses = []
         for x, y in loader.epoch(epoch):
             optimizer.zero_grad()
             losses.append(criterion.forward(model(x), y))
             model.backward(criterion.backward())
             optimizer.step()
-    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+        epoch_losses.append(np.mean(losses))
+    assert epoch_losses[-1] < epoch_losses[0], epoch_losses
 
 
 def test_a_script_without_a_main_guard_decodes_in_worker_processes(flat_folder, tmp_path):
