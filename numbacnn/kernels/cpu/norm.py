@@ -1,8 +1,10 @@
 """BatchNorm2d on the CPU, in parallel over channels (each channel's statistics are disjoint).
 
 Shapes: x, out, dx, dy (N, C, H, W); weight, bias, running_mean, running_var, save_mean,
-save_invstd, dweight, dbias (C,). Statistics are accumulated in float64 on purpose: a channel
-sums N*H*W values. Running variance uses the unbiased estimate, as PyTorch does.
+save_invstd, dweight, dbias (C,). The compiled loops see each plane as one run of H*W values
+(``_planes``): one long loop vectorises where short rows (7 or 14 values) do not. Statistics
+are accumulated in float64 on purpose: a channel sums N*H*W values. Running variance uses the
+unbiased estimate, as PyTorch does.
 """
 
 import math
@@ -17,21 +19,19 @@ REDUCTIONS = {"reassoc"}
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
 def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
-    n_batch, channels, height, width = x.shape
-    count = n_batch * height * width
+    n_batch, channels, positions = x.shape
+    count = n_batch * positions
     for c in prange(channels):
         acc = 0.0
         for n in range(n_batch):
-            for i in range(height):
-                for j in range(width):
-                    acc += x[n, c, i, j]
+            for q in range(positions):
+                acc += x[n, c, q]
         mean = acc / count
         acc = 0.0
         for n in range(n_batch):
-            for i in range(height):
-                for j in range(width):
-                    d = x[n, c, i, j] - mean
-                    acc += d * d
+            for q in range(positions):
+                d = x[n, c, q] - mean
+                acc += d * d
         var = acc / count
         invstd = 1.0 / math.sqrt(var + eps)
         save_mean[c] = mean
@@ -42,14 +42,13 @@ def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, we
         scale = weight[c] * invstd
         shift = bias[c] - mean * scale
         for n in range(n_batch):
-            for i in range(height):
-                for j in range(width):
-                    out[n, c, i, j] = x[n, c, i, j] * scale + shift
+            for q in range(positions):
+                out[n, c, q] = x[n, c, q] * scale + shift
 
 
 @njit(parallel=True, cache=True)
 def _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
-    n_batch, channels, height, width = x.shape
+    n_batch, channels, positions = x.shape
     for c in prange(channels):
         invstd = 1.0 / math.sqrt(running_var[c] + eps)
         save_mean[c] = running_mean[c]
@@ -57,26 +56,24 @@ def _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, ru
         scale = weight[c] * invstd
         shift = bias[c] - running_mean[c] * scale
         for n in range(n_batch):
-            for i in range(height):
-                for j in range(width):
-                    out[n, c, i, j] = x[n, c, i, j] * scale + shift
+            for q in range(positions):
+                out[n, c, q] = x[n, c, q] * scale + shift
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
 def _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, training):
-    n_batch, channels, height, width = x.shape
-    count = n_batch * height * width
+    n_batch, channels, positions = x.shape
+    count = n_batch * positions
     for c in prange(channels):
         mean = save_mean[c]
         invstd = save_invstd[c]
         sum_dy = 0.0
         sum_dy_xhat = 0.0
         for n in range(n_batch):
-            for i in range(height):
-                for j in range(width):
-                    g = dy[n, c, i, j]
-                    sum_dy += g
-                    sum_dy_xhat += g * (x[n, c, i, j] - mean) * invstd
+            for q in range(positions):
+                g = dy[n, c, q]
+                sum_dy += g
+                sum_dy_xhat += g * (x[n, c, q] - mean) * invstd
         dbias[c] += sum_dy
         dweight[c] += sum_dy_xhat
         if dx.size == 0:
@@ -87,26 +84,40 @@ def _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, trainin
             mean_dy = sum_dy / count
             mean_dy_xhat = sum_dy_xhat / count
             for n in range(n_batch):
-                for i in range(height):
-                    for j in range(width):
-                        xhat = (x[n, c, i, j] - mean) * invstd
-                        dx[n, c, i, j] = scale * (dy[n, c, i, j] - mean_dy - xhat * mean_dy_xhat)
+                for q in range(positions):
+                    xhat = (x[n, c, q] - mean) * invstd
+                    dx[n, c, q] = scale * (dy[n, c, q] - mean_dy - xhat * mean_dy_xhat)
         else:
             # Eval mode normalises with constants: the statistics carry no gradient.
             for n in range(n_batch):
-                for i in range(height):
-                    for j in range(width):
-                        dx[n, c, i, j] = scale * dy[n, c, i, j]
+                for q in range(positions):
+                    dx[n, c, q] = scale * dy[n, c, q]
+
+
+def _planes(a):
+    """a (N, C, H, W) as the view (N, C, H*W); any other array (an empty dx) as it is."""
+    return a.reshape(a.shape[0], a.shape[1], -1) if a.ndim == 4 else a
 
 
 def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
     """Normalise x with its batch statistics (saved for backward); update the running averages."""
-    _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, float(eps), float(momentum))
+    _forward_train(
+        _planes(out),
+        save_mean,
+        save_invstd,
+        running_mean,
+        running_var,
+        _planes(x),
+        weight,
+        bias,
+        float(eps),
+        float(momentum),
+    )
 
 
 def batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
     """Normalise x with the running statistics, saved (as mean, 1/std) for backward."""
-    _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, float(eps))
+    _forward_eval(_planes(out), save_mean, save_invstd, _planes(x), weight, bias, running_mean, running_var, float(eps))
 
 
 def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, training):
@@ -115,30 +126,28 @@ def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invs
     training=True: save_mean/save_invstd are the batch statistics of the forward pass.
     training=False: they are what batchnorm2d_forward_eval saved from the running statistics.
     """
-    if dx is None:
-        dx = x[:0]
-    _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, bool(training))
+    dx = _planes(x)[:0] if dx is None else _planes(dx)
+    _backward(dx, dweight, dbias, _planes(dy), _planes(x), weight, save_mean, save_invstd, bool(training))
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
 def _moments(sums, a, b):
-    n_batch, channels, height, width = a.shape
+    n_batch, channels, positions = a.shape
     for c in prange(channels):
         total = 0.0
         product = 0.0
         for n in range(n_batch):
-            for i in range(height):
-                for j in range(width):
-                    v = a[n, c, i, j]
-                    total += v
-                    product += v * b[n, c, i, j]
+            for q in range(positions):
+                v = a[n, c, q]
+                total += v
+                product += v * b[n, c, q]
         sums[0, c] = total
         sums[1, c] = product
 
 
 @njit(parallel=True, cache=True)
 def _backward_synced(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, local_sums, global_sums, count):
-    n_batch, channels, height, width = x.shape
+    n_batch, channels, positions = x.shape
     for c in prange(channels):
         mean = save_mean[c]
         invstd = save_invstd[c]
@@ -149,10 +158,9 @@ def _backward_synced(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, 
         mean_dy_xhat = invstd * (global_sums[1, c] - mean * global_sums[0, c]) / count
         scale = weight[c] * invstd
         for n in range(n_batch):
-            for i in range(height):
-                for j in range(width):
-                    xhat = (x[n, c, i, j] - mean) * invstd
-                    dx[n, c, i, j] = scale * (dy[n, c, i, j] - mean_dy - xhat * mean_dy_xhat)
+            for q in range(positions):
+                xhat = (x[n, c, q] - mean) * invstd
+                dx[n, c, q] = scale * (dy[n, c, q] - mean_dy - xhat * mean_dy_xhat)
 
 
 def batchnorm2d_moments(sums, a, b):
@@ -161,7 +169,7 @@ def batchnorm2d_moments(sums, a, b):
     What a synchronised BatchNorm all-reduces: a = b = x in forward (sum x, sum x^2), a = dy and
     b = x in backward (sum dy, sum dy * x).
     """
-    _moments(sums, a, b)
+    _moments(sums, _planes(a), _planes(b))
 
 
 def batchnorm2d_backward_synced(
@@ -171,4 +179,7 @@ def batchnorm2d_backward_synced(
     dbias accumulated from this process's ``local_sums``; ``global_sums`` (2, C) float64 are the
     batchnorm2d_moments(dy, x) summed over all processes, whose images number ``count`` per channel
     (N*H*W summed)."""
-    _backward_synced(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, local_sums, global_sums, float(count))
+    _backward_synced(
+        _planes(dx), dweight, dbias, _planes(dy), _planes(x), weight, save_mean, save_invstd, local_sums, global_sums,
+        float(count),
+    )  # fmt: skip

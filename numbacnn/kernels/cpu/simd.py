@@ -14,6 +14,7 @@ The operations (any float dtype; ``offset`` counts elements of a C-contiguous ar
     vload(a, offset)       -> vector of a.flat[offset : offset + LANES]
     vstore(a, offset, v)      a.flat[offset : offset + LANES] = v
     vsplat(x)              -> vector of LANES copies of the scalar x
+    vbroadcast(a, offset)  -> vector of LANES copies of a.flat[offset] (one broadcast load)
     vfma(a, b, c)          -> a * b + c, fused (one rounding)
     vadd(a, b), vmul(a, b), vmax(a, b)   (vmax: of a NaN and a number, the number)
     vsum(v)                -> the sum of the lanes (a scalar)
@@ -27,7 +28,20 @@ from numba import types
 from numba.core import cgutils, config
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["LANES", "FloatVector", "lanes_for", "vadd", "vfma", "vload", "vmax", "vmul", "vsplat", "vstore", "vsum"]
+__all__ = [
+    "LANES",
+    "FloatVector",
+    "lanes_for",
+    "vadd",
+    "vbroadcast",
+    "vfma",
+    "vload",
+    "vmax",
+    "vmul",
+    "vsplat",
+    "vstore",
+    "vsum",
+]
 
 # CPU names whose default features include AVX-512F (LLVM's names), for a target given by name
 # with its features left to the name (NUMBA_CPU_FEATURES empty).
@@ -158,6 +172,25 @@ def vsplat(typingctx, x):
         return builder.shuffle_vector(first, undefined, zeros)
 
     return vector(x), codegen
+
+
+@intrinsic
+def vbroadcast(typingctx, a, offset):
+    if not (_float_array(a) and isinstance(offset, types.Integer)):
+        return None
+    vector = FloatVector(a.dtype, LANES)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(a)(context, builder, args[0]).data
+        index = context.cast(builder, args[1], offset, types.intp)
+        value = builder.load(builder.gep(data, [index]))
+        vector_type = context.get_value_type(vector)
+        undefined = ir.Constant(vector_type, ir.Undefined)
+        first = builder.insert_element(undefined, value, ir.Constant(ir.IntType(32), 0))
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+        return builder.shuffle_vector(first, undefined, zeros)
+
+    return vector(a, offset), codegen
 
 
 def _call_intrinsic(builder, name, vector_type, args):
