@@ -15,17 +15,16 @@ Shapes: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None, out (N, K, OH, OW); st
 dilation 1, groups 1, padding at most KH-1 / KW-1.
 """
 
-import numpy as np
+import numba
 from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
-from .simd import LANES, vfma, vload, vsplat, vstore, vsum
+from .conv_simd_weights import weight_grad
+from .simd import LANES, vfma, vload, vsplat, vstore
 
 TILE_CHANNELS = 4
 TILE_POSITIONS = 3 * LANES
-# Input channels per weight-gradient task: their planes and 4 of dy, for one sample, fit in L1.
-WGRAD_CHANNELS = 4
 ENABLED = True  # tests switch it off to compare with the other paths
 # Below this many output positions per plane, the wide grid's junk columns and the rounding to
 # whole tiles waste too much (an 8x8 plane with padding 1: a third of the work), and the GEMM
@@ -87,177 +86,101 @@ def _pack_weights(packed, w, transpose_flip):
                             packed[kb, c, i, j, r] = w[k, c, i, j]
 
 
+@njit(fastmath=True, boundscheck=False, cache=True)
+def _tile_block(y, planes, weights, wp, zero):
+    """y (4, Lq) = the wide-grid convolution of planes (C, L) with weights (C, KH, KW, 4): one
+    block of 4 output channels of one sample; Lq is a multiple of TILE_POSITIONS and L covers
+    every tap of the last tile."""
+    lq = y.shape[1]
+    channels, kh, kw, _ = weights.shape
+    y0, y1, y2, y3 = y[0], y[1], y[2], y[3]
+    for q0 in range(0, lq, TILE_POSITIONS):
+        a00 = a01 = a02 = a10 = a11 = a12 = vsplat(zero)
+        a20 = a21 = a22 = a30 = a31 = a32 = vsplat(zero)
+        for c in range(channels):
+            plane = planes[c]
+            for i in range(kh):
+                for j in range(kw):
+                    at = q0 + i * wp + j
+                    x0, x1, x2 = vload(plane, at), vload(plane, at + LANES), vload(plane, at + 2 * LANES)
+                    t = weights[c, i, j]
+                    s = vsplat(t[0])
+                    a00, a01, a02 = vfma(s, x0, a00), vfma(s, x1, a01), vfma(s, x2, a02)
+                    s = vsplat(t[1])
+                    a10, a11, a12 = vfma(s, x0, a10), vfma(s, x1, a11), vfma(s, x2, a12)
+                    s = vsplat(t[2])
+                    a20, a21, a22 = vfma(s, x0, a20), vfma(s, x1, a21), vfma(s, x2, a22)
+                    s = vsplat(t[3])
+                    a30, a31, a32 = vfma(s, x0, a30), vfma(s, x1, a31), vfma(s, x2, a32)
+        vstore(y0, q0, a00), vstore(y0, q0 + LANES, a01), vstore(y0, q0 + 2 * LANES, a02)
+        vstore(y1, q0, a10), vstore(y1, q0 + LANES, a11), vstore(y1, q0 + 2 * LANES, a12)
+        vstore(y2, q0, a20), vstore(y2, q0 + LANES, a21), vstore(y2, q0 + 2 * LANES, a22)
+        vstore(y3, q0, a30), vstore(y3, q0 + LANES, a31), vstore(y3, q0 + 2 * LANES, a32)
+
+
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _tiles(y, xp, packed, wp, zero):
-    """y (N, K4, Lq) = the wide-grid convolution of xp (N, C, L) with packed weights; Lq is a
-    multiple of TILE_POSITIONS and L covers every tap of the last tile."""
-    n_batch, k4, lq = y.shape
-    blocks, channels, kh, kw, _ = packed.shape
-    for task in prange(n_batch * blocks):
-        n, kb = task // blocks, task % blocks
-        y0, y1, y2, y3 = y[n, 4 * kb], y[n, 4 * kb + 1], y[n, 4 * kb + 2], y[n, 4 * kb + 3]
-        for q0 in range(0, lq, TILE_POSITIONS):
-            a00 = a01 = a02 = a10 = a11 = a12 = vsplat(zero)
-            a20 = a21 = a22 = a30 = a31 = a32 = vsplat(zero)
-            for c in range(channels):
-                plane = xp[n, c]
-                weights = packed[kb, c]
-                for i in range(kh):
-                    for j in range(kw):
-                        at = q0 + i * wp + j
-                        x0, x1, x2 = vload(plane, at), vload(plane, at + LANES), vload(plane, at + 2 * LANES)
-                        t = weights[i, j]
-                        s = vsplat(t[0])
-                        a00, a01, a02 = vfma(s, x0, a00), vfma(s, x1, a01), vfma(s, x2, a02)
-                        s = vsplat(t[1])
-                        a10, a11, a12 = vfma(s, x0, a10), vfma(s, x1, a11), vfma(s, x2, a12)
-                        s = vsplat(t[2])
-                        a20, a21, a22 = vfma(s, x0, a20), vfma(s, x1, a21), vfma(s, x2, a22)
-                        s = vsplat(t[3])
-                        a30, a31, a32 = vfma(s, x0, a30), vfma(s, x1, a31), vfma(s, x2, a32)
-            vstore(y0, q0, a00)
-            vstore(y0, q0 + LANES, a01)
-            vstore(y0, q0 + 2 * LANES, a02)
-            vstore(y1, q0, a10)
-            vstore(y1, q0 + LANES, a11)
-            vstore(y1, q0 + 2 * LANES, a12)
-            vstore(y2, q0, a20)
-            vstore(y2, q0 + LANES, a21)
-            vstore(y2, q0 + 2 * LANES, a22)
-            vstore(y3, q0, a30)
-            vstore(y3, q0 + LANES, a31)
-            vstore(y3, q0 + 2 * LANES, a32)
-
-
-@njit(parallel=True, cache=True)
-def _wide_to_nchw(out, y, b, has_bias, wp):
-    """out (N, K, OH, OW) <- the valid columns of y (N, K4, Lq) (+ b (K,))."""
+def _convolve_samples(out, src, grid, top, left, packed, b, has_bias, wp, zero, planes_buf, y_buf):
+    """out (N, K, OH, OW) (+ b (K,)) = the convolution, sample by sample, of either ``src`` (N, C,
+    H, W), put on a flat grid (zero border ``top``/``left``) in the worker's ``planes_buf`` (W, C,
+    L), or, when ``src`` is empty, the flat grid ``grid`` (N, >= C, L) as it is. Each sample's tiles
+    go through the worker's ``y_buf`` (W, 4, Lq) straight into ``out``: one sample's planes and
+    tiles stay in the core's cache, and no array of the batch's size is written in between."""
     n_batch, k_out, oh, ow = out.shape
-    for plane in prange(n_batch * k_out):
-        n, k = plane // k_out, plane % k_out
-        src = y[n, k]
-        for oy in range(oh):
-            if has_bias:  # two loops: a literal 0 for the missing bias would type the sum float64
-                for ox in range(ow):
-                    out[n, k, oy, ox] = src[oy * wp + ox] + b[k]
-            else:
-                for ox in range(ow):
-                    out[n, k, oy, ox] = src[oy * wp + ox]
+    workers, channels = planes_buf.shape[0], packed.shape[1]
+    own_grid = src.shape[0] > 0
+    for worker in prange(workers):
+        planes, y = planes_buf[worker], y_buf[worker]
+        for n in range(worker * n_batch // workers, (worker + 1) * n_batch // workers):
+            if own_grid:
+                planes[:] = 0
+                for c in range(channels):
+                    for iy in range(src.shape[2]):
+                        row = (iy + top) * wp + left
+                        for ix in range(src.shape[3]):
+                            planes[c, row + ix] = src[n, c, iy, ix]
+            source = planes if own_grid else grid[n]
+            for kb in range(packed.shape[0]):
+                _tile_block(y, source, packed[kb], wp, zero)
+                for r in range(min(4, k_out - 4 * kb)):
+                    k = 4 * kb + r
+                    bias = b[k] if has_bias else zero
+                    for oy in range(oh):
+                        for ox in range(ow):
+                            out[n, k, oy, ox] = y[r, oy * wp + ox] + bias
 
 
-@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _weight_grad(dw, dy_wide, xp, wp, zero):
-    """dw (K, C, KH, KW) += sum over samples and positions of dy_wide (N, K4, Lq) times the
-    shifted input planes xp (N, C, L).
-
-    A task is WGRAD_CHANNELS input channels x 4 output channels, and its whole reduction over
-    samples and positions happens inside it, so the result does not depend on the thread count.
-    Samples are the outer loop: one sample's planes (a few input channels, 4 of dy) stay in L1
-    while every tap reads them. Three taps of a row x 4 output channels are 12 accumulators in
-    registers for one pass over the positions; between passes they wait in ``acc``, and every
-    ``group`` samples their float32 sums go into float64 ``total``."""
-    k_out, channels, kh, kw = dw.shape
-    n_batch, k4, lq = dy_wide.shape
-    blocks, cblocks, jblocks = k4 // 4, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
-    # About 256 products per lane summed in float32 before float64, as a blocked GEMM sums.
-    group = max(1, 256 // (lq // LANES))
-    for task in prange(cblocks * blocks):
-        kb, cb = task // cblocks, task % cblocks
-        c0, c1 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels)
-        total = np.zeros((WGRAD_CHANNELS, 4, kh, kw))
-        acc = np.empty((WGRAD_CHANNELS, kh, jblocks, 12 * LANES), dtype=dy_wide.dtype)
-        for n0 in range(0, n_batch, group):
-            acc[:] = 0
-            for n in range(n0, min(n0 + group, n_batch)):
-                g0, g1, g2, g3 = (
-                    dy_wide[n, 4 * kb],
-                    dy_wide[n, 4 * kb + 1],
-                    dy_wide[n, 4 * kb + 2],
-                    dy_wide[n, 4 * kb + 3],
-                )
-                for c in range(c0, c1):
-                    plane = xp[n, c]
-                    for i in range(kh):
-                        for jb in range(jblocks):
-                            base = i * wp + 3 * jb
-                            a = acc[c - c0, i, jb]
-                            a00, a01, a02 = vload(a, 0), vload(a, LANES), vload(a, 2 * LANES)
-                            a10, a11, a12 = vload(a, 3 * LANES), vload(a, 4 * LANES), vload(a, 5 * LANES)
-                            a20, a21, a22 = vload(a, 6 * LANES), vload(a, 7 * LANES), vload(a, 8 * LANES)
-                            a30, a31, a32 = vload(a, 9 * LANES), vload(a, 10 * LANES), vload(a, 11 * LANES)
-                            for q in range(0, lq, LANES):
-                                x0 = vload(plane, base + q)
-                                x1 = vload(plane, base + q + 1)
-                                x2 = vload(plane, base + q + 2)
-                                d = vload(g0, q)
-                                a00, a01, a02 = vfma(d, x0, a00), vfma(d, x1, a01), vfma(d, x2, a02)
-                                d = vload(g1, q)
-                                a10, a11, a12 = vfma(d, x0, a10), vfma(d, x1, a11), vfma(d, x2, a12)
-                                d = vload(g2, q)
-                                a20, a21, a22 = vfma(d, x0, a20), vfma(d, x1, a21), vfma(d, x2, a22)
-                                d = vload(g3, q)
-                                a30, a31, a32 = vfma(d, x0, a30), vfma(d, x1, a31), vfma(d, x2, a32)
-                            vstore(a, 0, a00), vstore(a, LANES, a01), vstore(a, 2 * LANES, a02)
-                            vstore(a, 3 * LANES, a10), vstore(a, 4 * LANES, a11), vstore(a, 5 * LANES, a12)
-                            vstore(a, 6 * LANES, a20), vstore(a, 7 * LANES, a21), vstore(a, 8 * LANES, a22)
-                            vstore(a, 9 * LANES, a30), vstore(a, 10 * LANES, a31), vstore(a, 11 * LANES, a32)
-            # Each group's sums go into float64: long reductions keep their precision.
-            for c in range(c0, c1):
-                for i in range(kh):
-                    for jb in range(jblocks):
-                        for r in range(4):
-                            for dj in range(min(3, kw - 3 * jb)):
-                                total[c - c0, r, i, 3 * jb + dj] += vsum(
-                                    vload(acc[c - c0, i, jb], (3 * r + dj) * LANES)
-                                )
-        for c in range(c0, c1):
-            for r in range(4):
-                k = 4 * kb + r
-                if k < k_out:
-                    for i in range(kh):
-                        for j in range(kw):
-                            dw[k, c, i, j] += total[c - c0, r, i, j]
-
-
-def _convolve(out, x, w, b, padding, transpose_flip):
-    """out (N, K, OH, OW) = the stride-1 convolution of x with w (+ b); the kernel of both passes."""
-    n_batch, channels, height, width = x.shape
-    kh, kw = w.shape[2], w.shape[3]
-    k_out, oh = out.shape[1], out.shape[2]
+def _grid_sizes(height, width, kh, kw, padding):
+    """(wp, lq, length): the padded width, the tiled positions (a multiple of TILE_POSITIONS, and
+    of LANES) and the length of a flat plane that every tap of every tile may read."""
     wp = width + 2 * padding[1]
+    oh = conv2d_output_size(height, kh, 1, padding[0], 1)
     lq = -(-oh * wp // TILE_POSITIONS) * TILE_POSITIONS
     # The last tile reads up to lq - 1 + (kh - 1) wp + kw - 1 + a vector past it.
-    length = max((height + 2 * padding[0]) * wp, lq + (kh - 1) * wp + kw + LANES)
-    xp = scratch("conv_simd.x", (n_batch, channels, length), x.dtype)
-    _to_flat_grid(xp, x, padding[0], padding[1], wp)
-    blocks = -(-k_out // TILE_CHANNELS)
+    return wp, lq, max((height + 2 * padding[0]) * wp, lq + (kh - 1) * wp + kw + LANES)
+
+
+def _convolve(out, x, grid, w, b, padding, transpose_flip):
+    """out (N, K, OH, OW) = the stride-1 convolution of x (N, C, H, W) with w (+ b), or of its
+    flat grid ``grid`` when given (then x only gives the sizes): the kernel of both passes."""
+    n_batch, channels, height, width = x.shape
+    kh, kw = w.shape[2], w.shape[3]
+    wp, lq, length = _grid_sizes(height, width, kh, kw, padding)
+    blocks = -(-out.shape[1] // TILE_CHANNELS)
     packed = scratch("conv_simd.w", (blocks, channels, kh, kw, TILE_CHANNELS), x.dtype)
     _pack_weights(packed, w, transpose_flip)
-    y = scratch("conv_simd.y", (n_batch, blocks * TILE_CHANNELS, lq), x.dtype)
-    _tiles(y, xp, packed, wp, x.dtype.type(0))
+    workers = max(1, min(numba.get_num_threads(), n_batch))
+    planes_buf = scratch("conv_simd.planes", (workers, channels, length), x.dtype)
+    y_buf = scratch("conv_simd.tiles", (workers, TILE_CHANNELS, lq), x.dtype)
+    src, grid = (x, planes_buf) if grid is None else (x[:0], grid)
     has_bias = b is not None
-    _wide_to_nchw(out, y, b if has_bias else out.reshape(-1)[:1], has_bias, wp)
+    bias = b if has_bias else out.reshape(-1)[:1]
+    zero = x.dtype.type(0)
+    _convolve_samples(out, src, grid, padding[0], padding[1], packed, bias, has_bias, wp, zero, planes_buf, y_buf)
 
 
 def conv2d_forward(out, x, w, b, padding):
     """out (N, K, OH, OW) = conv(x, w) + b, stride 1 (see ``usable``)."""
-    _convolve(out, x, w, b, padding, False)
-
-
-def conv2d_weight_grad(dw, dy, x, padding):
-    """dw (K, C, KH, KW) += the gradient of the weights, from dy (N, K, OH, OW) and x (N, C, H, W)."""
-    n_batch, channels, height, width = x.shape
-    k_out, _, kh, kw = dw.shape
-    oh = dy.shape[2]
-    wp = width + 2 * padding[1]
-    lq = -(-oh * wp // LANES) * LANES
-    # Taps read up to (kh - 1) wp + kw + 2 past the last position: the padded plane covers them.
-    length = max((height + 2 * padding[0]) * wp, lq + (kh - 1) * wp + kw + 2)
-    xp = scratch("conv_simd.x", (n_batch, channels, length), x.dtype)
-    _to_flat_grid(xp, x, padding[0], padding[1], wp)
-    dy_wide = scratch("conv_simd.y", (n_batch, -(-k_out // TILE_CHANNELS) * TILE_CHANNELS, lq), x.dtype)
-    _to_flat_grid(dy_wide, dy, 0, 0, wp)  # zeros in the junk columns and past K
-    _weight_grad(dw, dy_wide, xp, wp, x.dtype.type(0))
+    _convolve(out, x, None, w, b, padding, False)
 
 
 @njit(parallel=True, cache=True)
@@ -273,19 +196,37 @@ def bias_grad(db, dy):
 
 
 def conv2d_backward(dx, dw, db, dy, x, w, padding):
-    """The gradients of conv2d_forward: dx overwritten, dw and db accumulated; None skips one."""
-    if dw is not None:
-        conv2d_weight_grad(dw, dy, x, padding)
+    """The gradients of conv2d_forward: dx overwritten, dw and db accumulated; None skips one.
+
+    dy goes on one flat grid, padded for the input gradient (a convolution of dy padded by KH-1-ph,
+    KW-1-pw). With "same" padding that grid has the input's width, and the weight gradient reads
+    dy from the same grid, shifted past its border: one copy of dy serves both."""
+    n_batch, channels, height, width = x.shape
+    k_out, oh, ow = dy.shape[1], dy.shape[2], dy.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    flipped = (kh - 1 - padding[0], kw - 1 - padding[1])
+    wq, _, length = _grid_sizes(oh, ow, kh, kw, flipped)
+    wp = width + 2 * padding[1]
+    shared = wq == wp
+    dy_rows = -(-oh * wp // LANES) * LANES  # the positions the weight gradient sums over
+    offset = flipped[0] * wq + flipped[1] if shared else 0
+    length = max(length, offset + dy_rows)
+    dy_grid = scratch("conv_simd.dy", (n_batch, -(-k_out // TILE_CHANNELS) * TILE_CHANNELS, length), x.dtype)
     if db is not None:
         bias_grad(db, dy)
+    if dw is not None:
+        # Taps read up to (kh - 1) wp + kw + 2 past the last position: the padded plane covers them.
+        x_length = max((height + 2 * padding[0]) * wp, dy_rows + (kh - 1) * wp + kw + 2)
+        xp = scratch("conv_simd.x", (n_batch, channels, x_length), x.dtype)
+        _to_flat_grid(xp, x, padding[0], padding[1], wp)
+        # Shared: dy padded for the input gradient; else dy at the input's width, zeros in the
+        # junk columns (the input gradient then lays it out again below).
+        _to_flat_grid(dy_grid, dy, *(flipped if shared else (0, 0)), wq if shared else wp)
+        weight_grad(dw, dy_grid, offset, dy_rows, xp, wp, x.dtype.type(0))
     if dx is not None:
-        conv2d_input_grad(dx, dy, w, padding)
+        if dw is None or not shared:
+            _to_flat_grid(dy_grid, dy, flipped[0], flipped[1], wq)
+        _convolve(dx, dy, dy_grid, w, None, flipped, True)
 
 
-def conv2d_input_grad(dx, dy, w, padding):
-    """dx (N, C, H, W) = the gradient of the input, from dy (N, K, OH, OW) and w (K, C, KH, KW)."""
-    kh, kw = w.shape[2], w.shape[3]
-    _convolve(dx, dy, w, None, (kh - 1 - padding[0], kw - 1 - padding[1]), True)
-
-
-__all__ = ["bias_grad", "conv2d_backward", "conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad", "usable"]
+__all__ = ["bias_grad", "conv2d_backward", "conv2d_forward", "usable"]
