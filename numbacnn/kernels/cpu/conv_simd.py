@@ -16,12 +16,13 @@ dilation 1, groups 1, padding at most KH-1 / KW-1.
 """
 
 import numba
+import numpy as np
 from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
 from .conv_simd_weights import weight_grad
-from .simd import LANES, vfma, vload, vsplat, vstore
+from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
 
 TILE_CHANNELS = 4
 TILE_POSITIONS = 3 * LANES
@@ -87,31 +88,28 @@ def _pack_weights(packed, w, transpose_flip):
 
 
 @njit(fastmath=True, boundscheck=False, cache=True)
-def _tile_block(y, planes, weights, wp, zero):
-    """y (4, Lq) = the wide-grid convolution of planes (C, L) with weights (C, KH, KW, 4): one
-    block of 4 output channels of one sample; Lq is a multiple of TILE_POSITIONS and L covers
-    every tap of the last tile."""
+def _tile_block(y, planes, weights, offsets, zero):
+    """y (4, Lq) = the wide-grid convolution of one sample's flat planes (C * L,) with one block of
+    4 output channels' weights (T * 4,), T = C * KH * KW taps, where tap t reads the planes from
+    ``offsets[t]`` = c * L + i * wp + j on. One loop over the taps rather than three nested ones:
+    the loop body is then only the 7 loads and 12 FMAs. Lq is a multiple of TILE_POSITIONS, and L
+    covers every tap of the last tile."""
     lq = y.shape[1]
-    channels, kh, kw, _ = weights.shape
     y0, y1, y2, y3 = y[0], y[1], y[2], y[3]
     for q0 in range(0, lq, TILE_POSITIONS):
         a00 = a01 = a02 = a10 = a11 = a12 = vsplat(zero)
         a20 = a21 = a22 = a30 = a31 = a32 = vsplat(zero)
-        for c in range(channels):
-            plane = planes[c]
-            for i in range(kh):
-                for j in range(kw):
-                    at = q0 + i * wp + j
-                    x0, x1, x2 = vload(plane, at), vload(plane, at + LANES), vload(plane, at + 2 * LANES)
-                    t = weights[c, i, j]
-                    s = vsplat(t[0])
-                    a00, a01, a02 = vfma(s, x0, a00), vfma(s, x1, a01), vfma(s, x2, a02)
-                    s = vsplat(t[1])
-                    a10, a11, a12 = vfma(s, x0, a10), vfma(s, x1, a11), vfma(s, x2, a12)
-                    s = vsplat(t[2])
-                    a20, a21, a22 = vfma(s, x0, a20), vfma(s, x1, a21), vfma(s, x2, a22)
-                    s = vsplat(t[3])
-                    a30, a31, a32 = vfma(s, x0, a30), vfma(s, x1, a31), vfma(s, x2, a32)
+        for t in range(offsets.shape[0]):
+            at = q0 + offsets[t]
+            x0, x1, x2 = vload(planes, at), vload(planes, at + LANES), vload(planes, at + 2 * LANES)
+            s = vbroadcast(weights, 4 * t)
+            a00, a01, a02 = vfma(s, x0, a00), vfma(s, x1, a01), vfma(s, x2, a02)
+            s = vbroadcast(weights, 4 * t + 1)
+            a10, a11, a12 = vfma(s, x0, a10), vfma(s, x1, a11), vfma(s, x2, a12)
+            s = vbroadcast(weights, 4 * t + 2)
+            a20, a21, a22 = vfma(s, x0, a20), vfma(s, x1, a21), vfma(s, x2, a22)
+            s = vbroadcast(weights, 4 * t + 3)
+            a30, a31, a32 = vfma(s, x0, a30), vfma(s, x1, a31), vfma(s, x2, a32)
         vstore(y0, q0, a00), vstore(y0, q0 + LANES, a01), vstore(y0, q0 + 2 * LANES, a02)
         vstore(y1, q0, a10), vstore(y1, q0 + LANES, a11), vstore(y1, q0 + 2 * LANES, a12)
         vstore(y2, q0, a20), vstore(y2, q0 + LANES, a21), vstore(y2, q0 + 2 * LANES, a22)
@@ -119,7 +117,7 @@ def _tile_block(y, planes, weights, wp, zero):
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _convolve_samples(out, src, grid, top, left, packed, b, has_bias, wp, zero, planes_buf, y_buf):
+def _convolve_samples(out, src, grid, top, left, packed, offsets, b, has_bias, wp, zero, planes_buf, y_buf):
     """out (N, K, OH, OW) (+ b (K,)) = the convolution, sample by sample, of either ``src`` (N, C,
     H, W), put on a flat grid (zero border ``top``/``left``) in the worker's ``planes_buf`` (W, C,
     L), or, when ``src`` is empty, the flat grid ``grid`` (N, >= C, L) as it is. Each sample's tiles
@@ -138,9 +136,9 @@ def _convolve_samples(out, src, grid, top, left, packed, b, has_bias, wp, zero, 
                         row = (iy + top) * wp + left
                         for ix in range(src.shape[3]):
                             planes[c, row + ix] = src[n, c, iy, ix]
-            source = planes if own_grid else grid[n]
+            source = (planes if own_grid else grid[n]).reshape(-1)
             for kb in range(packed.shape[0]):
-                _tile_block(y, source, packed[kb], wp, zero)
+                _tile_block(y, source, packed[kb].reshape(-1), offsets, zero)
                 for r in range(min(4, k_out - 4 * kb)):
                     k = 4 * kb + r
                     bias = b[k] if has_bias else zero
@@ -175,7 +173,12 @@ def _convolve(out, x, grid, w, b, padding, transpose_flip):
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:1]
     zero = x.dtype.type(0)
-    _convolve_samples(out, src, grid, padding[0], padding[1], packed, bias, has_bias, wp, zero, planes_buf, y_buf)
+    # Tap (c, i, j) of a sample's flat planes, in the order of the packed weights.
+    rows = grid.shape[2]
+    offsets = (np.arange(channels)[:, None, None] * rows + np.arange(kh)[:, None] * wp + np.arange(kw)).ravel()
+    _convolve_samples(
+        out, src, grid, padding[0], padding[1], packed, offsets, bias, has_bias, wp, zero, planes_buf, y_buf
+    )
 
 
 def conv2d_forward(out, x, w, b, padding):
