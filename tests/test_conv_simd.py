@@ -109,3 +109,46 @@ def test_verbose_names_the_implementation_each_layer_ran(monkeypatch, capsys, rn
         lines = [line for line in capsys.readouterr().err.splitlines() if "conv2d" in line]
         assert [line.split()[2] for line in lines] == ["forward", "backward"], lines
         assert all(line.endswith(f": {implementation}") for line in lines), lines
+
+
+ISA_PROBE = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from helpers import conv2d_grads_ref, conv2d_ref
+from numbacnn.kernels.cpu import conv_simd
+from numbacnn.kernels.cpu.simd import LANES
+rng = np.random.default_rng(0)
+worst = 0.0
+for n, c, k, h, w, kernel, padding in {cases!r}:
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((k, c) + kernel).astype(np.float32)
+    bias = rng.standard_normal(k).astype(np.float32)
+    out = np.empty(conv2d_ref(x, weight, bias, padding=padding).shape, np.float32)
+    conv_simd.conv2d_forward(out, x, weight, bias, padding)
+    dy = rng.standard_normal(out.shape).astype(np.float32)
+    dx, dw, db = np.empty_like(x), np.zeros_like(weight), np.zeros_like(bias)
+    conv_simd.conv2d_backward(dx, dw, db, dy, x, weight, padding)
+    expected = (conv2d_ref(x, weight, bias, padding=padding),) + tuple(conv2d_grads_ref(dy, x, weight, padding))
+    for got, want in zip((out, dx, dw, db), expected):
+        worst = max(worst, float(np.abs(got - want).max() / max(1.0, np.abs(want).max())))
+print(LANES, worst)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpu, lanes", [("haswell", 8), ("x86-64", 4)])
+def test_every_pass_is_right_compiled_for_an_older_cpu_with_an_empty_cache(cpu, lanes, tmp_path):
+    """AVX2 and plain x86-64 (both variables set: the name alone keeps the host's features): the
+    vectors narrow to the target's registers, and forward and gradients still match the references."""
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    probe = ISA_PROBE.format(tests=tests, cases=CASES[:5])
+    env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="", NUMBA_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    got_lanes, error = done.stdout.split()
+    assert int(got_lanes) == lanes and float(error) < 1e-5, done.stdout
