@@ -474,3 +474,14 @@ def test_bench_kernels_side_by_side(monkeypatch, cuda):
     rows = bench.kernel_rows(("cpu", "cuda"), repeats=1)
     assert len(rows) == 8 and all(r["check"] == "ok" for r in rows)
     assert all((r["speedup_vs_cpu"] is None) == (r["device"] == "cpu") for r in rows)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_with_fused_relu_parity(training, rng, cuda):
+    from test_bn_relu import FusedBatchNormReLU
+
+    layer = FusedBatchNormReLU(3)
+    layer.weight.data[...] = rng.uniform(0.5, 1.5, 3)
+    layer.bias.data[...] = rng.standard_normal(3) * 0.5
+    layer.train(training)
+    assert_layer_parity(layer, (2, 3, 2, 3), rng)

@@ -70,6 +70,9 @@ KERNEL_NAMES = (
     "batchnorm2d_backward",
     "batchnorm2d_moments",
     "batchnorm2d_backward_synced",
+    "batchnorm2d_relu_forward_train",
+    "batchnorm2d_relu_forward_eval",
+    "batchnorm2d_relu_backward",
     # loss.py
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",

@@ -86,12 +86,21 @@ class _ResidualBlock(Module):
         ops = self.device.ops
         stages = self._stages()
         self._hidden = []  # the ReLU outputs between stages, kept for backward
+        self._fused = []  # whether each of those came from BatchNorm's fused ReLU
         h = x
         for i, (conv, bn) in enumerate(stages[:-1]):
-            z = bn.forward(conv.forward(h))
-            h = self._work(f"h{i + 1}", z.shape)
-            ops.relu_forward(h, z)
+            z = conv.forward(h)
+            # The ReLU is fused into the BatchNorm's pass, unless something (inspect.feature_maps)
+            # has replaced bn.forward to see its output before the ReLU.
+            fused = "forward" not in bn.__dict__
+            if fused:
+                h = bn.forward_relu(z)
+            else:
+                z = bn.forward(z)
+                h = self._work(f"h{i + 1}", z.shape)
+                ops.relu_forward(h, z)
             self._hidden.append(h)
+            self._fused.append(fused)
         conv, bn = stages[-1]
         z = bn.forward(conv.forward(h))
         short = x if self.shortcut is None else self.shortcut.forward(x)
@@ -111,11 +120,15 @@ class _ResidualBlock(Module):
         stages = self._stages()
         for i in range(len(stages) - 1, -1, -1):
             conv, bn = stages[i]
-            d = conv.backward(bn.backward(d))
-            if i > 0:
-                d_h = self._work(f"d_h{i}", d.shape)
-                ops.relu_backward(d_h, d, self._hidden[i - 1])
+            # d is the gradient of this stage's output: after its ReLU (i < last) or its BatchNorm.
+            if i < len(stages) - 1 and self._fused[i]:
+                d = conv.backward(bn.backward_relu(d))
+                continue
+            if i < len(stages) - 1:
+                d_h = self._work(f"d_h{i + 1}", d.shape)
+                ops.relu_backward(d_h, d, self._hidden[i])
                 d = d_h
+            d = conv.backward(bn.backward(d))
         d_short = d_sum if self.shortcut is None else self.shortcut.backward(d_sum)
         dx = self._work("dx", x.shape)
         ops.add_forward(dx, d, d_short)

@@ -29,12 +29,21 @@ class BatchNorm2d(Module):
         # An integer buffer stays on the host on every device (see Module._move).
         self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
         self.process_group = None
-        self._x = None
+        self._x = self._relu_out = None
 
     def flops(self, input_shape):
         return 2 * int(np.prod(input_shape))
 
     def forward(self, x):
+        return self._forward(x, relu=False)
+
+    def forward_relu(self, x):
+        """relu(self.forward(x)), the ReLU fused into the normalisation's pass where the kernels
+        allow (not with synchronised statistics). The output is this layer's buffer; take the
+        gradient with ``backward_relu``."""
+        return self._forward(x, relu=True)
+
+    def _forward(self, x, relu):
         self._check_input(x, ndim=4, channels=self.num_features)
         out = self._work("out", x.shape)
         mean = self._work("save_mean", (self.num_features,))
@@ -42,26 +51,21 @@ class BatchNorm2d(Module):
         ops = self.device.ops
         if self.training and self.process_group is not None:
             self._forward_synced(out, mean, invstd, x)
+            if relu:
+                ops.relu_forward(out, out)
         elif self.training:
             _check_count(x.shape[0] * x.shape[2] * x.shape[3], x.shape)
-            ops.batchnorm2d_forward_train(
-                out,
-                mean,
-                invstd,
-                self.running_mean,
-                self.running_var,
-                x,
-                self.weight.data,
-                self.bias.data,
-                self.eps,
-                self.momentum,
-            )
+            kernel = ops.batchnorm2d_relu_forward_train if relu else ops.batchnorm2d_forward_train
+            args = (self.running_mean, self.running_var, x, self.weight.data, self.bias.data)
+            kernel(out, mean, invstd, *args, self.eps, self.momentum)
             self.num_batches_tracked += 1
         else:
-            ops.batchnorm2d_forward_eval(
+            kernel = ops.batchnorm2d_relu_forward_eval if relu else ops.batchnorm2d_forward_eval
+            kernel(
                 out, mean, invstd, x, self.weight.data, self.bias.data, self.running_mean, self.running_var, self.eps
             )
         self._x, self._trained_forward = x, self.training
+        self._relu_out = out if relu else None
         return out
 
     def _all_reduced_moments(self, name, a, b):
@@ -96,6 +100,15 @@ class BatchNorm2d(Module):
         self.num_batches_tracked += 1
 
     def backward(self, dy):
+        return self._backward(dy, relu_out=None)
+
+    def backward_relu(self, dy):
+        """The input gradient of ``forward_relu`` from dy, the gradient of its output."""
+        if self._relu_out is None:
+            raise RuntimeError("BatchNorm2d.backward_relu: the last forward was not forward_relu")
+        return self._backward(dy, relu_out=self._relu_out)
+
+    def _backward(self, dy, relu_out):
         x = self._saved()
         self._check_grad(dy, x.shape)
         dx = self._work("dx", x.shape)
@@ -107,33 +120,21 @@ class BatchNorm2d(Module):
         dbias = self._grad_of(self.bias)
         dbias = self._work("frozen_dbias", (self.num_features,)) if dbias is None else dbias
         if self._trained_forward and self.process_group is not None:
+            if relu_out is not None:
+                masked = self._work("relu_dy", dy.shape)
+                ops.relu_backward(masked, dy, relu_out)
+                dy = masked
             local, sums, count = self._all_reduced_moments("grad_moments", dy, x)
             global_sums = self.device.asarray(sums, out=self._work("grad_moments_all", sums.shape, np.float64))
             ops.batchnorm2d_backward_synced(
-                dx,
-                dweight,
-                dbias,
-                dy,
-                x,
-                self.weight.data,
-                save_mean,
-                save_invstd,
-                local,
-                global_sums,
-                count,
+                dx, dweight, dbias, dy, x, self.weight.data, save_mean, save_invstd, local, global_sums, count
             )
             return dx
-        ops.batchnorm2d_backward(
-            dx,
-            dweight,
-            dbias,
-            dy,
-            x,
-            self.weight.data,
-            save_mean,
-            save_invstd,
-            self._trained_forward,
-        )
+        args = (self.weight.data, save_mean, save_invstd, self._trained_forward)
+        if relu_out is None:
+            ops.batchnorm2d_backward(dx, dweight, dbias, dy, x, *args)
+        else:
+            ops.batchnorm2d_relu_backward(dx, dweight, dbias, dy, relu_out, x, *args)
         return dx
 
     def extra_repr(self):

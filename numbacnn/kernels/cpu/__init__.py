@@ -38,6 +38,9 @@ from .norm import (
     batchnorm2d_forward_eval,
     batchnorm2d_forward_train,
     batchnorm2d_moments,
+    batchnorm2d_relu_backward,
+    batchnorm2d_relu_forward_eval,
+    batchnorm2d_relu_forward_train,
 )
 from .optim import adam_step, sgd_step
 from .pad import pad2d_backward, pad2d_forward
@@ -77,6 +80,9 @@ __all__ = [
     "batchnorm2d_forward_eval",
     "batchnorm2d_forward_train",
     "batchnorm2d_moments",
+    "batchnorm2d_relu_backward",
+    "batchnorm2d_relu_forward_eval",
+    "batchnorm2d_relu_forward_train",
     "conv2d_backward",
     "conv2d_forward",
     "copy",

@@ -18,7 +18,7 @@ REDUCTIONS = {"reassoc"}
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
-def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
+def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, relu):
     n_batch, channels, positions = x.shape
     count = n_batch * positions
     for c in prange(channels):
@@ -43,11 +43,12 @@ def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, we
         shift = bias[c] - mean * scale
         for n in range(n_batch):
             for q in range(positions):
-                out[n, c, q] = x[n, c, q] * scale + shift
+                v = x[n, c, q] * scale + shift
+                out[n, c, q] = 0 if relu and v <= 0 else v  # a NaN stays a NaN, as in ReLU
 
 
 @njit(parallel=True, cache=True)
-def _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
+def _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, relu):
     n_batch, channels, positions = x.shape
     for c in prange(channels):
         invstd = 1.0 / math.sqrt(running_var[c] + eps)
@@ -57,11 +58,13 @@ def _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, ru
         shift = bias[c] - running_mean[c] * scale
         for n in range(n_batch):
             for q in range(positions):
-                out[n, c, q] = x[n, c, q] * scale + shift
+                v = x[n, c, q] * scale + shift
+                out[n, c, q] = 0 if relu and v <= 0 else v
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
-def _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, training):
+def _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, training, mask, relu):
+    """With ``relu``, dy is the gradient of relu(batchnorm(x)) = ``mask``: it passes where mask > 0."""
     n_batch, channels, positions = x.shape
     count = n_batch * positions
     for c in prange(channels):
@@ -71,7 +74,7 @@ def _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, trainin
         sum_dy_xhat = 0.0
         for n in range(n_batch):
             for q in range(positions):
-                g = dy[n, c, q]
+                g = 0 if relu and mask[n, c, q] <= 0 else dy[n, c, q]
                 sum_dy += g
                 sum_dy_xhat += g * (x[n, c, q] - mean) * invstd
         dbias[c] += sum_dy
@@ -86,12 +89,13 @@ def _backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, trainin
             for n in range(n_batch):
                 for q in range(positions):
                     xhat = (x[n, c, q] - mean) * invstd
-                    dx[n, c, q] = scale * (dy[n, c, q] - mean_dy - xhat * mean_dy_xhat)
+                    g = 0 if relu and mask[n, c, q] <= 0 else dy[n, c, q]
+                    dx[n, c, q] = scale * (g - mean_dy - xhat * mean_dy_xhat)
         else:
             # Eval mode normalises with constants: the statistics carry no gradient.
             for n in range(n_batch):
                 for q in range(positions):
-                    dx[n, c, q] = scale * dy[n, c, q]
+                    dx[n, c, q] = 0 if relu and mask[n, c, q] <= 0 else scale * dy[n, c, q]
 
 
 def _planes(a):
@@ -102,22 +106,16 @@ def _planes(a):
 def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
     """Normalise x with its batch statistics (saved for backward); update the running averages."""
     _forward_train(
-        _planes(out),
-        save_mean,
-        save_invstd,
-        running_mean,
-        running_var,
-        _planes(x),
-        weight,
-        bias,
-        float(eps),
-        float(momentum),
-    )
+        _planes(out), save_mean, save_invstd, running_mean, running_var, _planes(x), weight, bias, float(eps),
+        float(momentum), False,
+    )  # fmt: skip
 
 
 def batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
     """Normalise x with the running statistics, saved (as mean, 1/std) for backward."""
-    _forward_eval(_planes(out), save_mean, save_invstd, _planes(x), weight, bias, running_mean, running_var, float(eps))
+    _forward_eval(
+        _planes(out), save_mean, save_invstd, _planes(x), weight, bias, running_mean, running_var, float(eps), False
+    )
 
 
 def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, training):
@@ -127,7 +125,35 @@ def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invs
     training=False: they are what batchnorm2d_forward_eval saved from the running statistics.
     """
     dx = _planes(x)[:0] if dx is None else _planes(dx)
-    _backward(dx, dweight, dbias, _planes(dy), _planes(x), weight, save_mean, save_invstd, bool(training))
+    dy = _planes(dy)
+    _backward(dx, dweight, dbias, dy, _planes(x), weight, save_mean, save_invstd, bool(training), dy, False)
+
+
+def batchnorm2d_relu_forward_train(
+    out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum
+):
+    """out = relu(batchnorm2d_forward_train(x)) in the same pass: the normalised values are never
+    stored before the ReLU (the pattern between the convolutions of a residual block)."""
+    _forward_train(
+        _planes(out), save_mean, save_invstd, running_mean, running_var, _planes(x), weight, bias, float(eps),
+        float(momentum), True,
+    )  # fmt: skip
+
+
+def batchnorm2d_relu_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
+    """out = relu(batchnorm2d_forward_eval(x)) in the same pass."""
+    _forward_eval(
+        _planes(out), save_mean, save_invstd, _planes(x), weight, bias, running_mean, running_var, float(eps), True
+    )
+
+
+def batchnorm2d_relu_backward(dx, dweight, dbias, dy, out, x, weight, save_mean, save_invstd, training):
+    """The gradients of batchnorm2d_relu_forward_*: dy (N, C, H, W) is the gradient of its output
+    ``out``, passed where out > 0 (as relu_backward) inside the BatchNorm backward's own passes.
+    dx overwritten (None to skip); dweight, dbias accumulated."""
+    dx = _planes(x)[:0] if dx is None else _planes(dx)
+    _backward(dx, dweight, dbias, _planes(dy), _planes(x), weight, save_mean, save_invstd, bool(training),
+              _planes(out), True)  # fmt: skip
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)

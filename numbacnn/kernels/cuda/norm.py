@@ -10,6 +10,7 @@ import math
 from numba import cuda, float64
 
 from ..workspace import scratch
+from .elementwise import relu_backward, relu_forward
 from .launch import REDUCE_THREADS, device_empty, launch_1d, require_device, view
 from .reduce import block_sum
 
@@ -233,3 +234,26 @@ def batchnorm2d_backward_synced(
     launch_1d(
         _input_grad, x.size, _nchw3(dx), _nchw3(dy), _nchw3(x), weight, save_mean, save_invstd, means[0], means[1], True
     )
+
+
+# ReLU after BatchNorm (the pattern between a residual block's convolutions), fused on the CPU.
+# Here the two kernels run in turn; the signatures are the CPU's.
+def batchnorm2d_relu_forward_train(
+    out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum
+):
+    """out = relu(batchnorm2d_forward_train(x))."""
+    batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum)
+    relu_forward(out, out)
+
+
+def batchnorm2d_relu_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
+    """out = relu(batchnorm2d_forward_eval(x))."""
+    batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps)
+    relu_forward(out, out)
+
+
+def batchnorm2d_relu_backward(dx, dweight, dbias, dy, out, x, weight, save_mean, save_invstd, training):
+    """The gradients of batchnorm2d_relu_forward_*: dy, the gradient of ``out``, passes where out > 0."""
+    masked = scratch("cuda.bn.relu_dy", dy.shape, dy.dtype, device_empty)
+    relu_backward(masked, dy, out)
+    batchnorm2d_backward(dx, dweight, dbias, masked, x, weight, save_mean, save_invstd, training)
