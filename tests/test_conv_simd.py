@@ -1,12 +1,13 @@
-"""The direct convolution on explicit vectors (kernels/cpu/conv_simd.py), called directly on every
-geometry it accepts (not only those the dispatcher sends it): forward, input, weight and bias
-gradients against independent float64 references, in float32 and float64; results independent of
-the thread count; and the dispatcher's choice."""
+"""The direct convolutions on explicit vectors (kernels/cpu/conv_simd.py, vectorised over positions,
+and conv_chanvec.py, over output channels), each called directly on every geometry it accepts (not
+only those the dispatcher sends it): forward, input, weight and bias gradients against independent
+float64 references, in float32 and float64; results independent of the thread count; compiled for
+older CPUs; and the dispatcher's choice."""
 
 import numpy as np
 import pytest
 
-from numbacnn.kernels.cpu import conv_simd
+from numbacnn.kernels.cpu import conv_chanvec, conv_simd
 
 from helpers import at_all_threads_and_one, conv2d_grads_ref, conv2d_ref
 
@@ -25,6 +26,9 @@ CASES = [
 ]
 
 
+MODULES = pytest.mark.parametrize("module", [conv_simd, conv_chanvec], ids=["conv_simd", "conv_chanvec"])
+
+
 def _case(case, dtype, rng):
     n, c, k, h, w, kernel, _ = case
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
@@ -35,47 +39,50 @@ def _case(case, dtype, rng):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"n{c[0]}c{c[1]}k{c[2]}-{c[3]}x{c[4]}-k{c[5]}-p{c[6]}")
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
-def test_every_pass_matches_the_float64_references(case, dtype, tol, rng):
+@MODULES
+def test_every_pass_matches_the_float64_references(module, case, dtype, tol, rng):
     x, w, b = _case(case, dtype, rng)
     padding = case[6]
     expected = conv2d_ref(x, w, b, padding=padding)
     out = np.empty(expected.shape, dtype)
-    conv_simd.conv2d_forward(out, x, w, b, padding)
+    module.conv2d_forward(out, x, w, b, padding)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * scale)
-    conv_simd.conv2d_forward(out, x, w, None, padding)
+    module.conv2d_forward(out, x, w, None, padding)
     np.testing.assert_allclose(out, expected - b.reshape(1, -1, 1, 1), rtol=tol, atol=tol * scale)
 
     dy = rng.standard_normal(expected.shape).astype(dtype)
     dx_ref, dw_ref, db_ref = conv2d_grads_ref(dy, x, w, padding)
     dx = np.full(x.shape, np.nan, dtype)  # overwritten
     dw, db = np.ones(w.shape, dtype), np.ones(b.shape, dtype)  # accumulated
-    conv_simd.conv2d_backward(dx, dw, db, dy, x, w, padding)
+    module.conv2d_backward(dx, dw, db, dy, x, w, padding)
     np.testing.assert_allclose(dx, dx_ref, rtol=tol, atol=tol * np.abs(dx_ref).max())
     np.testing.assert_allclose(dw - 1, dw_ref, rtol=tol, atol=tol * np.abs(dw_ref).max())
     np.testing.assert_allclose(db - 1, db_ref, rtol=tol, atol=tol * np.abs(db_ref).max())
 
 
-def test_skipped_gradients_are_not_touched(rng):
+@MODULES
+def test_skipped_gradients_are_not_touched(module, rng):
     x, w, b = _case(CASES[0], np.float32, rng)
     dy = rng.standard_normal((2, 5, 7, 9)).astype(np.float32)
     dx = np.full(x.shape, 7.0, np.float32)
-    conv_simd.conv2d_backward(dx, None, None, dy, x, w, (1, 1))
+    module.conv2d_backward(dx, None, None, dy, x, w, (1, 1))
     np.testing.assert_allclose(dx, conv2d_grads_ref(dy, x, w, (1, 1))[0], rtol=1e-5, atol=1e-5)
     dw = np.zeros(w.shape, np.float32)
-    conv_simd.conv2d_backward(None, dw, None, dy, x, w, (1, 1))
+    module.conv2d_backward(None, dw, None, dy, x, w, (1, 1))
     assert np.abs(dw).max() > 0
 
 
-def test_results_do_not_depend_on_the_thread_count(rng):
+@MODULES
+def test_results_do_not_depend_on_the_thread_count(module, rng):
     x, w, b = _case((9, 6, 10, 12, 12, (3, 3), (1, 1)), np.float32, rng)
     dy = rng.standard_normal((9, 10, 12, 12)).astype(np.float32)
 
     def run():
         out, dx = np.empty((9, 10, 12, 12), np.float32), np.empty_like(x)
         dw, db = np.zeros_like(w), np.zeros_like(b)
-        conv_simd.conv2d_forward(out, x, w, b, (1, 1))
-        conv_simd.conv2d_backward(dx, dw, db, dy, x, w, (1, 1))
+        module.conv2d_forward(out, x, w, b, (1, 1))
+        module.conv2d_backward(dx, dw, db, dy, x, w, (1, 1))
         return out, dx, dw, db
 
     for many, one in zip(*at_all_threads_and_one(run)):
@@ -90,7 +97,10 @@ def test_which_layers_it_takes():
     assert not conv_simd.usable(x, w, (1, 1), (2, 2), (2, 2), 1)  # dilation
     assert not conv_simd.usable(x, w[:, :8], (1, 1), (1, 1), (1, 1), 2)  # groups
     assert not conv_simd.usable(x, w, (1, 1), (3, 3), (1, 1), 1)  # padding past the kernel
-    assert not conv_simd.usable(x[:, :, :8, :8], w, (1, 1), (1, 1), (1, 1), 1)  # 8x8: GEMM paths
+    assert not conv_simd.usable(x[:, :, :8, :8], w, (1, 1), (1, 1), (1, 1), 1)  # 8x8: conv_chanvec's
+    assert conv_chanvec.usable(x[:, :, :8, :8], w, (1, 1), (1, 1), (1, 1), 1)
+    assert not conv_chanvec.usable(x, w, (1, 1), (1, 1), (1, 1), 1)  # 32x32: conv_simd's
+    assert not conv_chanvec.usable(x[:, :, :8, :8], w, (2, 2), (1, 1), (1, 1), 1)  # stride
 
 
 def test_verbose_names_the_implementation_each_layer_ran(monkeypatch, capsys, rng):
@@ -101,6 +111,11 @@ def test_verbose_names_the_implementation_each_layer_ran(monkeypatch, capsys, rn
     monkeypatch.setattr(conv, "_reported", set())
     for layer, shape, implementation in [
         (nc.layers.Conv2d(4, 8, 3, padding=1), (2, 4, 12, 12), "conv_simd"),
+        (
+            nc.layers.Conv2d(4, 8, 3, padding=1),
+            (2, 4, 6, 6),
+            ("conv_chanvec", "conv_pool" if blas.available() else "im2col"),
+        ),
         (nc.layers.Conv2d(4, 8, 1), (2, 4, 12, 12), "conv_pointwise"),
         (nc.layers.Conv2d(4, 8, 3, stride=2, padding=1), (2, 4, 12, 12), "conv_pool" if blas.available() else "im2col"),
     ]:
@@ -108,7 +123,8 @@ def test_verbose_names_the_implementation_each_layer_ran(monkeypatch, capsys, rn
         layer.backward(np.ones(y.shape, np.float32))
         lines = [line for line in capsys.readouterr().err.splitlines() if "conv2d" in line]
         assert [line.split()[2] for line in lines] == ["forward", "backward"], lines
-        assert all(line.endswith(f": {implementation}") for line in lines), lines
+        forward, backward = implementation if isinstance(implementation, tuple) else (implementation,) * 2
+        assert lines[0].endswith(f": {forward}") and lines[1].endswith(f": {backward}"), lines
 
 
 ISA_PROBE = """
@@ -116,19 +132,19 @@ import sys
 import numpy as np
 sys.path.insert(0, {tests!r})
 from helpers import conv2d_grads_ref, conv2d_ref
-from numbacnn.kernels.cpu import conv_simd
+from numbacnn.kernels.cpu import conv_chanvec, conv_simd
 from numbacnn.kernels.cpu.simd import LANES
 rng = np.random.default_rng(0)
 worst = 0.0
-for n, c, k, h, w, kernel, padding in {cases!r}:
+for (n, c, k, h, w, kernel, padding), module in zip({cases!r} * 2, [conv_simd] * 5 + [conv_chanvec] * 5):
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     weight = rng.standard_normal((k, c) + kernel).astype(np.float32)
     bias = rng.standard_normal(k).astype(np.float32)
     out = np.empty(conv2d_ref(x, weight, bias, padding=padding).shape, np.float32)
-    conv_simd.conv2d_forward(out, x, weight, bias, padding)
+    module.conv2d_forward(out, x, weight, bias, padding)
     dy = rng.standard_normal(out.shape).astype(np.float32)
     dx, dw, db = np.empty_like(x), np.zeros_like(weight), np.zeros_like(bias)
-    conv_simd.conv2d_backward(dx, dw, db, dy, x, weight, padding)
+    module.conv2d_backward(dx, dw, db, dy, x, weight, padding)
     expected = (conv2d_ref(x, weight, bias, padding=padding),) + tuple(conv2d_grads_ref(dy, x, weight, padding))
     for got, want in zip((out, dx, dw, db), expected):
         worst = max(worst, float(np.abs(got - want).max() / max(1.0, np.abs(want).max())))

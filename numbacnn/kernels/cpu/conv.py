@@ -4,11 +4,14 @@ Shapes (G = groups, Cg = C/G, Kg = K/G, P = OH*OW, R = Cg*KH*KW):
     x (N, C, H, W), w (K, Cg, KH, KW), b (K,) or None, out (N, K, OH, OW)
     columns (G, R, N*P): row r = (c, i, j) of group g, column n*P + p
 
-Six paths, chosen per call from the shapes:
+Seven paths, chosen per call from the shapes:
   * 1x1, stride 1, no padding, groups 1: per-sample GEMMs straight on the NCHW planes in one
     thread pool (conv_pointwise.py);
   * stride 1, dilation 1, groups 1, output planes of >= 100 positions: direct convolution on
     explicit vectors, forward and both gradients, no im2col and no library GEMM (conv_simd.py);
+  * the same layers with smaller planes (7x7, 8x8): the forward vectorised over output channels
+    (conv_chanvec.py); their backward stays on conv_pool below, whose weight gradient is faster
+    there (benchmarks/NOTES.md, entry 37);
   * stride 1, few taps (<= 25, groups 1): direct loops over the padded planes (conv_direct.py),
     forward, and backward when no input gradient is wanted;
   * groups 1, dilation 1: one thread pool over chunks of samples, pixel-major columns and a
@@ -29,7 +32,7 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
-from . import conv_direct, conv_pointwise, conv_pool, conv_simd
+from . import conv_chanvec, conv_direct, conv_pointwise, conv_pool, conv_simd
 from .conv_wide import col2im_wide, im2col_wide, nchw_to_wide, wide_to_nchw
 
 # Stride-1 layers use the "wide" columns of conv_wide.py (whole padded rows: long copies instead
@@ -256,6 +259,10 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     if conv_simd.usable(x, w, stride, padding, dilation, groups):
         _report("forward", "conv_simd", x, w, stride, padding)
         conv_simd.conv2d_forward(out, x, w, b, padding)
+        return
+    if conv_chanvec.usable(x, w, stride, padding, dilation, groups):
+        _report("forward", "conv_chanvec", x, w, stride, padding)
+        conv_chanvec.conv2d_forward(out, x, w, b, padding)
         return
     has_bias = b is not None
     bias = b if has_bias else w.reshape(-1)
