@@ -9,9 +9,8 @@ Seven paths, chosen per call from the shapes:
     thread pool (conv_pointwise.py);
   * stride 1, dilation 1, groups 1, output planes of >= 100 positions: direct convolution on
     explicit vectors, forward and both gradients, no im2col and no library GEMM (conv_simd.py);
-  * the same layers with smaller planes (7x7, 8x8): the forward vectorised over output channels
-    (conv_chanvec.py); their backward stays on conv_pool below, whose weight gradient is faster
-    there (benchmarks/NOTES.md, entry 37);
+  * the same layers with smaller planes (7x7, 8x8): vectorised over output channels instead, so
+    no padding column is wasted, forward and both gradients (conv_chanvec.py);
   * stride 1, few taps (<= 25, groups 1): direct loops over the padded planes (conv_direct.py),
     forward, and backward when no input gradient is wanted;
   * groups 1, dilation 1: one thread pool over chunks of samples, pixel-major columns and a
@@ -304,6 +303,10 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     if conv_simd.usable(x, w, stride, padding, dilation, groups):
         _report("backward", "conv_simd", x, w, stride, padding)
         conv_simd.conv2d_backward(dx, dw, db, dy, x, w, padding)
+        return
+    if conv_chanvec.usable(x, w, stride, padding, dilation, groups):
+        _report("backward", "conv_chanvec", x, w, stride, padding)
+        conv_chanvec.conv2d_backward(dx, dw, db, dy, x, w, padding)
         return
     wide = _wide_width(x, stride, padding, ow)
     if dx is None and _direct(x, w, groups, wide):  # (dw is not None here)

@@ -158,36 +158,20 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, zero):
                             )
                             shift = i * wp + 3 * jb
                             for p in range(positions):
+                                # Three broadcasts, then one dy vector at a time: 12 accumulators,
+                                # 3 broadcasts and 1 dy vector fill the 16 ymm registers exactly.
                                 at, row = starts[p] + shift, p * k_padded + k0
-                                d0, d1 = vload(dy, row), vload(dy, row + LANES)
-                                d2, d3 = vload(dy, row + 2 * LANES), vload(dy, row + 3 * LANES)
-                                v = vbroadcast(plane, at)
-                                a00, a01, a02, a03 = (
-                                    vfma(v, d0, a00),
-                                    vfma(v, d1, a01),
-                                    vfma(v, d2, a02),
-                                    vfma(v, d3, a03),
-                                )
-                                v = vbroadcast(plane, at + 1)
-                                a10, a11, a12, a13 = (
-                                    vfma(v, d0, a10),
-                                    vfma(v, d1, a11),
-                                    vfma(v, d2, a12),
-                                    vfma(v, d3, a13),
-                                )
-                                v = vbroadcast(plane, at + 2)
-                                a20, a21, a22, a23 = (
-                                    vfma(v, d0, a20),
-                                    vfma(v, d1, a21),
-                                    vfma(v, d2, a22),
-                                    vfma(v, d3, a23),
-                                )
-                            (
-                                vstore(a, 0, a00),
-                                vstore(a, LANES, a01),
-                                vstore(a, 2 * LANES, a02),
-                                vstore(a, 3 * LANES, a03),
-                            )
+                                v0, v1, v2 = vbroadcast(plane, at), vbroadcast(plane, at + 1), vbroadcast(plane, at + 2)
+                                d = vload(dy, row)
+                                a00, a10, a20 = vfma(v0, d, a00), vfma(v1, d, a10), vfma(v2, d, a20)
+                                d = vload(dy, row + LANES)
+                                a01, a11, a21 = vfma(v0, d, a01), vfma(v1, d, a11), vfma(v2, d, a21)
+                                d = vload(dy, row + 2 * LANES)
+                                a02, a12, a22 = vfma(v0, d, a02), vfma(v1, d, a12), vfma(v2, d, a22)
+                                d = vload(dy, row + 3 * LANES)
+                                a03, a13, a23 = vfma(v0, d, a03), vfma(v1, d, a13), vfma(v2, d, a23)
+                            vstore(a, 0, a00), vstore(a, LANES, a01)
+                            vstore(a, 2 * LANES, a02), vstore(a, 3 * LANES, a03)
                             vstore(a, 4 * LANES, a10), vstore(a, 5 * LANES, a11)
                             vstore(a, 6 * LANES, a12), vstore(a, 7 * LANES, a13)
                             vstore(a, 8 * LANES, a20), vstore(a, 9 * LANES, a21)
