@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import numbacnn as nc
-from numbacnn.kernels.cpu import blas, conv_pool
+from numbacnn.kernels.cpu import blas, conv_chanvec, conv_pool, conv_simd
 
 from helpers import at_all_threads_and_one
 
@@ -21,7 +21,8 @@ CASES = [
 
 def _run(case, enabled, dtype, rng_seed=0):
     rng = np.random.default_rng(rng_seed)
-    conv_pool.ENABLED = enabled
+    # The direct convolutions come first in the dispatch: off, so that stride-1 cases reach conv_pool.
+    conv_pool.ENABLED, conv_simd.ENABLED, conv_chanvec.ENABLED = enabled, False, False
     try:
         nc.manual_seed(1)
         layer = nc.layers.Conv2d(case["c"], case["k"], case["ks"], stride=case["stride"], padding=case["padding"],
@@ -31,7 +32,7 @@ def _run(case, enabled, dtype, rng_seed=0):
         dx = layer.backward(rng.standard_normal(y.shape).astype(dtype)).copy()
         return y, dx, [p.grad.copy() for p in layer.parameters()]
     finally:
-        conv_pool.ENABLED = True
+        conv_pool.ENABLED = conv_simd.ENABLED = conv_chanvec.ENABLED = True
 
 
 @pytest.mark.skipif(not blas.available(), reason="numpy's OpenBLAS (64-bit interface) not found")

@@ -19,7 +19,7 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
-from .conv_simd import _to_flat_grid, bias_grad
+from .conv_simd import MIN_POSITIONS, _to_flat_grid, bias_grad, direct_positions
 from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
 
 CHANNEL_VECTORS = 2  # output-channel vectors per forward tile
@@ -27,25 +27,14 @@ TILE = 6  # output positions per forward tile
 BLOCK = CHANNEL_VECTORS * LANES
 WGRAD_BLOCK = 4 * LANES  # output channels per weight-gradient task
 WGRAD_CHANNELS = 4  # input channels per weight-gradient task
-# Planes with fewer output positions than this run here (conv_simd.MIN_POSITIONS and more there).
-MAX_POSITIONS = 100
+# Planes with fewer output positions run here, the others in conv_simd.py.
+MAX_POSITIONS = MIN_POSITIONS
 ENABLED = True
 
 
 def usable(x, w, stride, padding, dilation, groups):
-    """Stride 1, dilation 1, groups 1, padding inside the kernel, output planes under MAX_POSITIONS."""
-    kh, kw = w.shape[2], w.shape[3]
-    oh = conv2d_output_size(x.shape[2], kh, 1, padding[0], 1)
-    ow = conv2d_output_size(x.shape[3], kw, 1, padding[1], 1)
-    return (
-        ENABLED
-        and 0 < oh * ow < MAX_POSITIONS
-        and tuple(stride) == (1, 1)
-        and tuple(dilation) == (1, 1)
-        and groups == 1
-        and 0 <= padding[0] <= kh - 1
-        and 0 <= padding[1] <= kw - 1
-    )
+    """A direct stride-1 convolution (conv_simd.direct_positions) with planes under MAX_POSITIONS."""
+    return ENABLED and 0 < direct_positions(x, w, stride, padding, dilation, groups) < MAX_POSITIONS
 
 
 @njit(parallel=True, cache=True)

@@ -28,26 +28,32 @@ TILE_CHANNELS = 4
 TILE_POSITIONS = 3 * LANES
 ENABLED = True  # tests switch it off to compare with the other paths
 # Below this many output positions per plane, the wide grid's junk columns and the rounding to
-# whole tiles waste too much (an 8x8 plane with padding 1: a third of the work), and the GEMM
-# paths are faster (benchmarks/NOTES.md, entry 32).
+# whole tiles waste too much (an 8x8 plane with padding 1: a third of the work): conv_chanvec.py
+# takes those planes (benchmarks/NOTES.md, entries 32 and 37).
 MIN_POSITIONS = 100
 
 
-def usable(x, w, stride, padding, dilation, groups):
-    """Stride 1, dilation 1, groups 1, padding inside the kernel (so the input gradient is a
-    convolution of the same kind), and output planes of at least MIN_POSITIONS positions."""
+def direct_positions(x, w, stride, padding, dilation, groups):
+    """The output positions per plane when the layer is a direct stride-1 convolution (stride 1,
+    dilation 1, groups 1, padding inside the kernel, so that the input gradient is a convolution
+    of the same kind), else 0."""
     kh, kw = w.shape[2], w.shape[3]
-    oh = conv2d_output_size(x.shape[2], kh, 1, padding[0], 1)
-    ow = conv2d_output_size(x.shape[3], kw, 1, padding[1], 1)
-    return (
-        ENABLED
-        and oh * ow >= MIN_POSITIONS
-        and tuple(stride) == (1, 1)
+    if not (
+        tuple(stride) == (1, 1)
         and tuple(dilation) == (1, 1)
         and groups == 1
         and 0 <= padding[0] <= kh - 1
         and 0 <= padding[1] <= kw - 1
-    )
+    ):
+        return 0
+    oh = conv2d_output_size(x.shape[2], kh, 1, padding[0], 1)
+    ow = conv2d_output_size(x.shape[3], kw, 1, padding[1], 1)
+    return max(oh, 0) * max(ow, 0)
+
+
+def usable(x, w, stride, padding, dilation, groups):
+    """A direct stride-1 convolution with output planes of at least MIN_POSITIONS positions."""
+    return ENABLED and direct_positions(x, w, stride, padding, dilation, groups) >= MIN_POSITIONS
 
 
 @njit(parallel=True, cache=True)
@@ -232,4 +238,4 @@ def conv2d_backward(dx, dw, db, dy, x, w, padding):
         _convolve(dx, dy, dy_grid, w, None, flipped, True)
 
 
-__all__ = ["bias_grad", "conv2d_backward", "conv2d_forward", "usable"]
+__all__ = ["bias_grad", "conv2d_backward", "conv2d_forward", "direct_positions", "usable"]
