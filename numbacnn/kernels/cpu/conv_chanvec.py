@@ -27,6 +27,7 @@ TILE = 6  # output positions per forward tile
 BLOCK = CHANNEL_VECTORS * LANES
 WGRAD_BLOCK = 4 * LANES  # output channels per weight-gradient task
 WGRAD_CHANNELS = 4  # input channels per weight-gradient task
+GROUP_PRODUCTS = 256
 # Planes with fewer output positions run here, the others in conv_simd.py.
 MAX_POSITIONS = MIN_POSITIONS
 ENABLED = True
@@ -117,7 +118,7 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, zero):
     n_batch, positions, k_padded = dy_pixels.shape
     blocks, cblocks, jblocks = k_padded // WGRAD_BLOCK, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
     # About 256 products per lane in float32 before they go into float64, as a blocked GEMM sums.
-    group = max(1, 256 // positions)
+    group = max(1, GROUP_PRODUCTS // positions)
     for task in prange(cblocks * blocks):
         cb, kb = task // blocks, task % blocks
         c0, c1, k0 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels), kb * WGRAD_BLOCK
