@@ -113,8 +113,8 @@ def test_input_grad_can_be_skipped_without_changing_weight_grads():
     np.testing.assert_array_equal(layer.weight.grad, full)
 
 
-# First layers (input_grad=False) with few taps and stride 1 run the direct kernels of
-# kernels/cpu/conv_direct.py: LeNet-5's conv1, a ResNet stem on gray images, a dilated one.
+# First layers (input_grad=False) with few taps and stride 1: LeNet-5's conv1, a ResNet stem on
+# gray images, a dilated one.
 FIRST_LAYER_CASES = [
     (2, 1, 8, 9, 3, (5, 5), (1, 1), (2, 2), (1, 1), 1, True),
     (3, 1, 7, 7, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1, False),
@@ -124,15 +124,7 @@ FIRST_LAYER_CASES = [
 
 @pytest.mark.parametrize("case", FIRST_LAYER_CASES, ids=str)
 def test_first_layer_path(case):
-    from numbacnn.kernels.cpu import conv as cpu_conv
-
     layer, x = make(case, np.float64)
-    assert cpu_conv._direct(
-        x,
-        layer.weight.data,
-        layer.groups,
-        cpu_conv._wide_width(x, layer.stride, layer.padding, layer.output_shape(x.shape)[3]),
-    )
     b = None if layer.bias is None else layer.bias.data
     ref = conv2d_ref(x, layer.weight.data, b, layer.stride, layer.padding, layer.dilation, layer.groups)
     np.testing.assert_allclose(layer(x), ref, rtol=1e-12, atol=1e-12)

@@ -4,15 +4,13 @@ Shapes (G = groups, Cg = C/G, Kg = K/G, P = OH*OW, R = Cg*KH*KW):
     x (N, C, H, W), w (K, Cg, KH, KW), b (K,) or None, out (N, K, OH, OW)
     columns (G, R, N*P): row r = (c, i, j) of group g, column n*P + p
 
-Seven paths, chosen per call from the shapes:
+Six paths, chosen per call from the shapes:
   * 1x1, stride 1, no padding, groups 1: per-sample GEMMs straight on the NCHW planes in one
     thread pool (conv_pointwise.py);
   * stride 1, dilation 1, groups 1, output planes of >= 100 positions: direct convolution on
     explicit vectors, forward and both gradients, no im2col and no library GEMM (conv_simd.py);
   * the same layers with smaller planes (7x7, 8x8): vectorised over output channels instead, so
     no padding column is wasted, forward and both gradients (conv_chanvec.py);
-  * stride 1, few taps (<= 25, groups 1): direct loops over the padded planes (conv_direct.py),
-    forward, and backward when no input gradient is wanted;
   * groups 1, dilation 1: one thread pool over chunks of samples, pixel-major columns and a
     single-threaded GEMM per chunk (conv_pool.py);
   * stride 1: im2col/col2im on "wide" columns over whole padded rows (conv_wide.py), where each
@@ -31,7 +29,7 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
-from . import conv_chanvec, conv_direct, conv_pointwise, conv_pool, conv_simd
+from . import conv_chanvec, conv_pointwise, conv_pool, conv_simd
 from .conv_wide import col2im_wide, im2col_wide, nchw_to_wide, wide_to_nchw
 
 # Stride-1 layers use the "wide" columns of conv_wide.py (whole padded rows: long copies instead
@@ -184,11 +182,6 @@ def _wide_width(x, stride, padding, ow):
     return wp if tuple(stride) == (1, 1) and wp <= WIDE_MAX_RATIO * ow else 0
 
 
-def _direct(x, w, groups, wide):
-    """Whether the direct kernels of conv_direct.py apply: stride 1 (wide) and few taps."""
-    return bool(wide) and groups == 1 and x.shape[1] * w.shape[2] * w.shape[3] <= conv_direct.DIRECT_MAX_TAPS
-
-
 def _padded_planes(x, padding):
     """x zero-padded, with the extra row the wide runs need, in the 'conv.xpad' workspace."""
     n_batch, channels, height, width = x.shape
@@ -265,11 +258,6 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
         return
     has_bias = b is not None
     bias = b if has_bias else w.reshape(-1)
-    if _direct(x, w, groups, wide):
-        _report("forward", "conv_direct", x, w, stride, padding)
-        y_wide = scratch("conv.y", (n_batch, k_out, oh * wide), x.dtype)
-        conv_direct.forward(out, y_wide, _padded_planes(x, padding), w, bias, has_bias, dilation[0], dilation[1])
-        return
     if conv_pool.usable(x, groups, dilation):
         _report("forward", "conv_pool", x, w, stride, padding)
         conv_pool.conv2d_forward(out, x, w, b, stride, padding)
@@ -309,21 +297,6 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         conv_chanvec.conv2d_backward(dx, dw, db, dy, x, w, padding)
         return
     wide = _wide_width(x, stride, padding, ow)
-    if dx is None and _direct(x, w, groups, wide):  # (dw is not None here)
-        # A first layer (no input gradient): dW and db straight from the padded input.
-        _report("backward", "conv_direct", x, w, stride, padding)
-        dy_wide = scratch("conv.dy", (k_out, n_batch * oh * wide), x.dtype)
-        nchw_to_wide(dy_wide, dy)
-        conv_direct.weight_and_bias_grad(
-            dw,
-            db if db is not None else dw.reshape(-1),
-            db is not None,
-            dy_wide,
-            _padded_planes(x, padding),
-            dilation[0],
-            dilation[1],
-        )
-        return
     if conv_pool.usable(x, groups, dilation):
         _report("backward", "conv_pool", x, w, stride, padding)
         conv_pool.conv2d_backward(dx, dw, db, dy, x, w, stride, padding)
