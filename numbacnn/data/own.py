@@ -56,7 +56,7 @@ def normalisation(images, chunk=4096):
     return tuple(round(float(m), 6) for m in mean), tuple(round(max(float(s), 1e-3), 6) for s in std)
 
 
-def _resize(images, size, where):
+def _resize(images, size):
     """uint8 (N, C, H, W) -> (N, C, size, size) with Pillow's bilinear filter (as image folders)."""
     if images.shape[2] == images.shape[3] == size:
         return images
@@ -69,7 +69,7 @@ def _resize(images, size, where):
     return out
 
 
-def _with_channels(images, channels, where):
+def _with_channels(images, channels):
     if channels is None or images.shape[1] == channels:
         return images
     if channels == 1:  # RGB -> grey by luma, as Pillow converts image files
@@ -83,8 +83,8 @@ def _prepare(images, image_size, channels, where):
         raise DataError(
             f"{where}: images of {images.shape[2]}x{images.shape[3]}; give --image-size to make them square"
         )
-    images = _resize(images, image_size, where) if image_size else images
-    return _with_channels(images, channels, where)
+    images = _resize(images, image_size) if image_size else images
+    return _with_channels(images, channels)
 
 
 def _check_labels(train_labels, test_labels, where):
