@@ -141,3 +141,29 @@ def test_first_layer_path(case):
         grads.append([p.grad.copy() for _, p in layer.named_parameters()])
     for direct, gemm in zip(*grads):
         np.testing.assert_allclose(direct, gemm, rtol=1e-12, atol=1e-12)
+
+
+# 1x1 layers with a stride (ResNet's projection shortcuts) run as the stride-1 layer on a copy of
+# every stride-th pixel; odd sizes leave pixels no window reads (their gradient is 0).
+STRIDED_1X1 = [
+    (2, 3, 7, 9, 4, (1, 1), (2, 2), (0, 0), (1, 1), 1, True),
+    (3, 4, 8, 5, 2, (1, 1), (2, 1), (0, 0), (1, 1), 1, False),
+    (1, 2, 10, 10, 3, (1, 1), (3, 3), (0, 0), (1, 1), 1, True),
+]
+
+
+@pytest.mark.parametrize("case", STRIDED_1X1, ids=str)
+def test_strided_1x1_subsamples(case, monkeypatch, capsys):
+    from numbacnn.kernels.cpu import conv as cpu_conv
+
+    monkeypatch.setenv("NUMBACNN_VERBOSE", "1")
+    monkeypatch.setattr(cpu_conv, "_reported", set())
+    layer, x = make(case, np.float64)
+    b = None if layer.bias is None else layer.bias.data
+    ref = conv2d_ref(x, layer.weight.data, b, layer.stride, layer.padding, layer.dilation, layer.groups)
+    np.testing.assert_allclose(layer(x), ref, rtol=1e-12, atol=1e-12)
+    assert gradient_check(layer, x) > 0
+    layer.input_grad = False
+    assert gradient_check(layer, x, check_input_grad=False) > 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "conv2d" in line]
+    assert any(line.endswith(": subsample") for line in lines), lines

@@ -6,7 +6,7 @@ Shapes (G = groups, Cg = C/G, Kg = K/G, P = OH*OW, R = Cg*KH*KW):
 
 Six paths, chosen per call from the shapes:
   * 1x1, stride 1, no padding, groups 1: per-sample GEMMs straight on the NCHW planes in one
-    thread pool (conv_pointwise.py);
+    thread pool (conv_pointwise.py); with a stride, the same on a copy of every stride-th pixel;
   * stride 1, dilation 1, groups 1, output planes of >= 100 positions: direct convolution on
     explicit vectors, forward and both gradients, no im2col and no library GEMM (conv_simd.py);
   * the same layers with smaller planes (7x7, 8x8): vectorised over output channels instead, so
@@ -176,6 +176,26 @@ def _add_row_sums(db, y):
         db[k] += acc
 
 
+def _strided_pointwise(w, stride, padding, dilation, groups):
+    """A 1x1 layer with a stride and no padding (ResNet's projection shortcuts): the stride-1
+    convolution of the input's every stride-th pixel."""
+    return (
+        w.shape[2] == w.shape[3] == 1
+        and tuple(stride) != (1, 1)
+        and tuple(padding) == (0, 0)
+        and tuple(dilation) == (1, 1)
+        and groups == 1
+    )
+
+
+def _subsampled(x, stride, name):
+    """x[:, :, ::sh, ::sw] as a C-contiguous copy in workspace ``name``."""
+    sub = x[:, :, :: stride[0], :: stride[1]]
+    out = scratch(name, sub.shape, x.dtype)
+    np.copyto(out, sub)
+    return out
+
+
 def _wide_width(x, stride, padding, ow):
     """The padded width Wp when the wide-column path applies, else 0."""
     wp = x.shape[3] + 2 * padding[1]
@@ -248,6 +268,10 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
         _report("forward", "conv_pointwise", x, w, stride, padding)
         conv_pointwise.conv2d_forward(out, x, w, b)
         return
+    if _strided_pointwise(w, stride, padding, dilation, groups):
+        _report("forward", "subsample", x, w, stride, padding)
+        conv2d_forward(out, _subsampled(x, stride, "conv.sub_x"), w, b, (1, 1), padding, dilation, groups)
+        return
     if conv_simd.usable(x, w, stride, padding, dilation, groups):
         _report("forward", "conv_simd", x, w, stride, padding)
         conv_simd.conv2d_forward(out, x, w, b, padding)
@@ -287,6 +311,16 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     if conv_pointwise.usable(x, w, stride, padding, groups):
         _report("backward", "conv_pointwise", x, w, stride, padding)
         conv_pointwise.conv2d_backward(dx, dw, db, dy, x, w)
+        return
+    if _strided_pointwise(w, stride, padding, dilation, groups):
+        # The gradient reaches only the pixels the forward read; the others get zeros.
+        _report("backward", "subsample", x, w, stride, padding)
+        sub = _subsampled(x, stride, "conv.sub_x")
+        d_sub = None if dx is None else scratch("conv.sub_dx", sub.shape, x.dtype)
+        conv2d_backward(d_sub, dw, db, dy, sub, w, (1, 1), padding, dilation, groups)
+        if dx is not None:
+            dx[...] = 0
+            dx[:, :, :: stride[0], :: stride[1]] = d_sub
         return
     if conv_simd.usable(x, w, stride, padding, dilation, groups):
         _report("backward", "conv_simd", x, w, stride, padding)
