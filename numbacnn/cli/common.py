@@ -74,20 +74,20 @@ def checkpoint_model(checkpoint):
     return model.eval(), facts, config
 
 
-def read_image_for(path, facts):
+def read_image_for(path, facts, with_pillow):
     """The image at ``path`` as float32 (C, H, W) on 0..255 for a model trained on ``facts``
-    (image_shape): through Pillow when installed (any format, converted and resized as training
-    on an image folder does), else PNG/PGM/PPM of the exact size; .npy as stored."""
+    (image_shape): through Pillow when ``with_pillow`` (any format, converted and resized as
+    training on an image folder does), else PNG/PGM/PPM of the exact size; .npy as stored."""
     from ..data.decode import decode_image
     from ..data.images import read_image
     from ..errors import DataError, ImageError
 
     channels, size = facts.image_shape[0], facts.image_shape[1]
-    if str(path).lower().endswith(".npy") or not _pillow_installed():
+    if str(path).lower().endswith(".npy") or not with_pillow:
         try:
             return read_image(path, facts.image_shape)
         except ImageError as e:
-            hint = "" if _pillow_installed() else " (pip install 'numbacnn[images]' reads any image format and resizes)"
+            hint = "" if with_pillow else " (pip install 'numbacnn[images]' reads any image format and resizes)"
             fail(f"{e}{hint}", EXIT_DATA)
     try:
         return decode_image(path, size, channels).astype(np.float32)
@@ -104,7 +104,8 @@ def _pillow_installed():
 def read_batch(paths, facts):
     """The images at ``paths`` as one normalised float32 batch (N, C, H, W) for the checkpoint's
     data (``facts``: image_shape, mean, std), or exit 3 naming the unreadable file."""
-    batch = np.stack([read_image_for(p, facts) for p in paths])
+    with_pillow = _pillow_installed()
+    batch = np.stack([read_image_for(p, facts, with_pillow) for p in paths])
     mean = np.asarray(facts.mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(facts.std, np.float32).reshape(1, -1, 1, 1)
     return np.ascontiguousarray((batch / np.float32(255) - mean) / std, dtype=np.float32)

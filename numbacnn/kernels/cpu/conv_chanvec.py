@@ -19,7 +19,7 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
-from .conv_simd import MIN_POSITIONS, _to_flat_grid, bias_grad, direct_positions
+from .conv_simd import MIN_POSITIONS, _pack_weights, _to_flat_grid, bias_grad, direct_positions
 from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
 
 CHANNEL_VECTORS = 2  # output-channel vectors per forward tile
@@ -36,29 +36,6 @@ ENABLED = True
 def usable(x, w, stride, padding, dilation, groups):
     """A direct stride-1 convolution (conv_simd.direct_positions) with planes under MAX_POSITIONS."""
     return ENABLED and 0 < direct_positions(x, w, stride, padding, dilation, groups) < MAX_POSITIONS
-
-
-@njit(parallel=True, cache=True)
-def _pack(packed, w, transpose_flip):
-    """packed (K/BLOCK, C*KH*KW*BLOCK) <- w (K, C, KH, KW), zero past K; with ``transpose_flip``,
-    from w (C, K, KH, KW) transposed and flipped (the input gradient's weights)."""
-    blocks = packed.shape[0]
-    k_out = w.shape[1] if transpose_flip else w.shape[0]
-    channels = w.shape[0] if transpose_flip else w.shape[1]
-    kh, kw = w.shape[2], w.shape[3]
-    for kb in prange(blocks):
-        for c in range(channels):
-            for i in range(kh):
-                for j in range(kw):
-                    at = ((c * kh + i) * kw + j) * BLOCK
-                    for r in range(BLOCK):
-                        k = kb * BLOCK + r
-                        if k >= k_out:
-                            packed[kb, at + r] = 0
-                        elif transpose_flip:
-                            packed[kb, at + r] = w[c, k, kh - 1 - i, kw - 1 - j]
-                        else:
-                            packed[kb, at + r] = w[k, c, i, j]
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -212,8 +189,11 @@ def _convolve(out, x, w, b, padding, transpose_flip):
     grid, wp, starts = _grid(x, padding, kh, kw, "conv_chanvec.x")
     length = grid.shape[2]
     offsets = (np.arange(channels)[:, None, None] * length + np.arange(kh)[:, None] * wp + np.arange(kw)).ravel()
-    packed = scratch("conv_chanvec.w", (-(-out.shape[1] // BLOCK), channels * kh * kw * BLOCK), x.dtype)
-    _pack(packed, w, transpose_flip)
+    # conv_simd's packing with tiles of BLOCK channels: (K/BLOCK, C, KH, KW, BLOCK), one flat row
+    # of weights per block for the tiles.
+    packed = scratch("conv_chanvec.w", (-(-out.shape[1] // BLOCK), channels, kh, kw, BLOCK), x.dtype)
+    _pack_weights(packed, w, transpose_flip)
+    packed = packed.reshape(packed.shape[0], -1)
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:1]
     flat = grid.reshape(n_batch, channels * length)

@@ -126,10 +126,12 @@ def _float_array(a):
     return isinstance(a, types.Array) and isinstance(a.dtype, types.Float) and a.layout == "C"
 
 
-def _element_pointer(context, builder, array_type, array, offset, offset_type, vector_type):
+def _element_pointer(context, builder, array_type, array, offset, offset_type, value_type):
+    """A pointer to ``array``'s element ``offset``, typed as a pointer to ``value_type`` (a vector
+    or the element itself)."""
     data = context.make_array(array_type)(context, builder, array).data
     index = context.cast(builder, offset, offset_type, types.intp)
-    return builder.bitcast(builder.gep(data, [index]), context.get_value_type(vector_type).as_pointer())
+    return builder.bitcast(builder.gep(data, [index]), context.get_value_type(value_type).as_pointer())
 
 
 @intrinsic
@@ -158,6 +160,14 @@ def vstore(typingctx, a, offset, v):
     return types.void(a, offset, v), codegen
 
 
+def _splat(context, builder, vector, value):
+    """LANES copies of the scalar ``value`` (insertelement + shufflevector: one broadcast)."""
+    undefined = ir.Constant(context.get_value_type(vector), ir.Undefined)
+    first = builder.insert_element(undefined, value, ir.Constant(ir.IntType(32), 0))
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+    return builder.shuffle_vector(first, undefined, zeros)
+
+
 @intrinsic
 def vsplat(typingctx, x):
     if not isinstance(x, types.Float):
@@ -165,11 +175,7 @@ def vsplat(typingctx, x):
     vector = FloatVector(x, LANES)
 
     def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(vector)
-        undefined = ir.Constant(vector_type, ir.Undefined)
-        first = builder.insert_element(undefined, args[0], ir.Constant(ir.IntType(32), 0))
-        zeros = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        return builder.shuffle_vector(first, undefined, zeros)
+        return _splat(context, builder, vector, args[0])
 
     return vector(x), codegen
 
@@ -181,14 +187,9 @@ def vbroadcast(typingctx, a, offset):
     vector = FloatVector(a.dtype, LANES)
 
     def codegen(context, builder, signature, args):
-        data = context.make_array(a)(context, builder, args[0]).data
-        index = context.cast(builder, args[1], offset, types.intp)
-        value = builder.load(builder.gep(data, [index]))
-        vector_type = context.get_value_type(vector)
-        undefined = ir.Constant(vector_type, ir.Undefined)
-        first = builder.insert_element(undefined, value, ir.Constant(ir.IntType(32), 0))
-        zeros = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        return builder.shuffle_vector(first, undefined, zeros)
+        element = a.dtype
+        pointer = _element_pointer(context, builder, a, args[0], args[1], offset, element)
+        return _splat(context, builder, vector, builder.load(pointer))
 
     return vector(a, offset), codegen
 
