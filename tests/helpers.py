@@ -33,19 +33,26 @@ def conv2d_ref(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1
     return out
 
 
-def conv2d_grads_ref(dy, x, w, padding):
-    """(dx, dw, db) of a stride-1, dilation-1, groups-1 convolution, float64: each tap's shifted
-    slice of the padded input meets dy (dw) and scatters dy back through the weights (dx)."""
+def conv2d_grads_ref(dy, x, w, padding, stride=(1, 1), dilation=(1, 1), groups=1):
+    """(dx, dw, db) of a convolution, float64: each tap's strided slice of the padded input meets
+    dy (dw) and takes dy back through the weights (dx), group by group."""
     (ph, pw), (kh, kw) = padding, w.shape[2:]
+    (sh, sw), (dh, dwl) = stride, dilation
     oh, ow = dy.shape[2:]
+    k, cg = w.shape[:2]
+    kg = k // groups
     dy = dy.astype(np.float64)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     dxp = np.zeros_like(xp)
     dw = np.zeros(w.shape)
-    for i in range(kh):
-        for j in range(kw):
-            dw[:, :, i, j] = np.einsum("nkhw,nchw->kc", dy, xp[:, :, i : i + oh, j : j + ow])
-            dxp[:, :, i : i + oh, j : j + ow] += np.einsum("nkhw,kc->nchw", dy, w[:, :, i, j].astype(np.float64))
+    for g in range(groups):
+        ks, cs = slice(g * kg, (g + 1) * kg), slice(g * cg, (g + 1) * cg)
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                cols = slice(j * dwl, j * dwl + sw * (ow - 1) + 1, sw)
+                dw[ks, :, i, j] = np.einsum("nkhw,nchw->kc", dy[:, ks], xp[:, cs, rows, cols])
+                dxp[:, cs, rows, cols] += np.einsum("nkhw,kc->nchw", dy[:, ks], w[ks, :, i, j].astype(np.float64))
     return dxp[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]], dw, dy.sum(axis=(0, 2, 3))
 
 

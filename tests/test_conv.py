@@ -130,7 +130,7 @@ def test_first_layer_path(case):
     np.testing.assert_allclose(layer(x), ref, rtol=1e-12, atol=1e-12)
     layer.input_grad = False
     gradient_check(layer, x, check_input_grad=False)
-    # The same weight gradients as the im2col path that computes the input gradient too.
+    # The same weight gradients as the pass that computes the input gradient too.
     dy = np.random.default_rng(5).standard_normal(ref.shape)
     grads = []
     for input_grad in (False, True):

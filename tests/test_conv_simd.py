@@ -26,7 +26,19 @@ CASES = [
 ]
 
 
-MODULES = pytest.mark.parametrize("module", [conv_simd, conv_chanvec], ids=["conv_simd", "conv_chanvec"])
+class StrideOne:
+    """conv_chanvec at stride 1, dilation 1, groups 1, called as conv_simd is."""
+
+    @staticmethod
+    def conv2d_forward(out, x, w, b, padding):
+        conv_chanvec.conv2d_forward(out, x, w, b, (1, 1), padding, (1, 1), 1)
+
+    @staticmethod
+    def conv2d_backward(dx, dw, db, dy, x, w, padding):
+        conv_chanvec.conv2d_backward(dx, dw, db, dy, x, w, (1, 1), padding, (1, 1), 1)
+
+
+MODULES = pytest.mark.parametrize("module", [conv_simd, StrideOne], ids=["conv_simd", "conv_chanvec"])
 
 
 def _case(case, dtype, rng):
@@ -98,9 +110,6 @@ def test_which_layers_it_takes():
     assert not conv_simd.usable(x, w[:, :8], (1, 1), (1, 1), (1, 1), 2)  # groups
     assert not conv_simd.usable(x, w, (1, 1), (3, 3), (1, 1), 1)  # padding past the kernel
     assert not conv_simd.usable(x[:, :, :8, :8], w, (1, 1), (1, 1), (1, 1), 1)  # 8x8: conv_chanvec's
-    assert conv_chanvec.usable(x[:, :, :8, :8], w, (1, 1), (1, 1), (1, 1), 1)
-    assert not conv_chanvec.usable(x, w, (1, 1), (1, 1), (1, 1), 1)  # 32x32: conv_simd's
-    assert not conv_chanvec.usable(x[:, :, :8, :8], w, (2, 2), (1, 1), (1, 1), 1)  # stride
 
 
 def test_verbose_names_the_implementation_each_layer_ran(monkeypatch, capsys, rng):
@@ -116,8 +125,10 @@ def test_verbose_names_the_implementation_each_layer_ran(monkeypatch, capsys, rn
             (2, 4, 6, 6),
             "conv_chanvec",
         ),
-        (nc.layers.Conv2d(4, 8, 1), (2, 4, 12, 12), "conv_pointwise"),
-        (nc.layers.Conv2d(4, 8, 3, stride=2, padding=1), (2, 4, 12, 12), "conv_pool" if blas.available() else "im2col"),
+        (nc.layers.Conv2d(4, 8, 1), (2, 4, 12, 12), "conv_pointwise" if blas.available() else "conv_simd"),
+        (nc.layers.Conv2d(4, 8, 1, stride=2), (2, 4, 12, 12), "subsample" if blas.available() else "conv_chanvec"),
+        (nc.layers.Conv2d(4, 8, 3, stride=2, padding=1), (2, 4, 12, 12), "conv_chanvec"),
+        (nc.layers.Conv2d(4, 8, 3, padding=2, dilation=2, groups=2), (2, 4, 12, 12), "conv_chanvec"),
     ]:
         y = layer(rng.standard_normal(shape).astype(np.float32))
         layer.backward(np.ones(y.shape, np.float32))
@@ -133,9 +144,10 @@ sys.path.insert(0, {tests!r})
 from helpers import conv2d_grads_ref, conv2d_ref
 from numbacnn.kernels.cpu import conv_chanvec, conv_simd
 from numbacnn.kernels.cpu.simd import LANES
+{adapter}
 rng = np.random.default_rng(0)
 worst = 0.0
-for (n, c, k, h, w, kernel, padding), module in zip({cases!r} * 2, [conv_simd] * 5 + [conv_chanvec] * 5):
+for (n, c, k, h, w, kernel, padding), module in zip({cases!r} * 2, [conv_simd] * 5 + [StrideOne] * 5):
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     weight = rng.standard_normal((k, c) + kernel).astype(np.float32)
     bias = rng.standard_normal(k).astype(np.float32)
@@ -147,6 +159,19 @@ for (n, c, k, h, w, kernel, padding), module in zip({cases!r} * 2, [conv_simd] *
     expected = (conv2d_ref(x, weight, bias, padding=padding),) + tuple(conv2d_grads_ref(dy, x, weight, padding))
     for got, want in zip((out, dx, dw, db), expected):
         worst = max(worst, float(np.abs(got - want).max() / max(1.0, np.abs(want).max())))
+for n, c, k, h, w, kernel, stride, padding, dilation, groups in {general!r}:
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((k, c // groups) + kernel).astype(np.float32)
+    geometry = (stride, padding, dilation, groups)
+    out = np.empty(conv2d_ref(x, weight, None, *geometry).shape, np.float32)
+    conv_chanvec.conv2d_forward(out, x, weight, None, *geometry)
+    dy = rng.standard_normal(out.shape).astype(np.float32)
+    dx, dw = np.empty_like(x), np.zeros_like(weight)
+    conv_chanvec.conv2d_backward(dx, dw, None, dy, x, weight, *geometry)
+    grads = conv2d_grads_ref(dy, x, weight, padding, stride, dilation, groups)
+    expected = (conv2d_ref(x, weight, None, *geometry),) + grads[:2]
+    for got, want in zip((out, dx, dw), expected):
+        worst = max(worst, float(np.abs(got - want).max() / max(1.0, np.abs(want).max())))
 print(LANES, worst)
 """
 
@@ -156,12 +181,16 @@ print(LANES, worst)
 def test_every_pass_is_right_compiled_for_an_older_cpu_with_an_empty_cache(cpu, lanes, tmp_path):
     """AVX2 and plain x86-64 (both variables set: the name alone keeps the host's features): the
     vectors narrow to the target's registers, and forward and gradients still match the references."""
+    import inspect
     import os
     import subprocess
     import sys
 
     tests = os.path.dirname(os.path.abspath(__file__))
-    probe = ISA_PROBE.format(tests=tests, cases=CASES[:5])
+    from test_conv_chanvec import CASES as GENERAL
+
+    adapter = inspect.getsource(StrideOne)
+    probe = ISA_PROBE.format(tests=tests, cases=CASES[:5], general=GENERAL[:4], adapter=adapter)
     env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="", NUMBA_CACHE_DIR=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -2,9 +2,9 @@
 
 A 1x1 convolution is out[n] (K, P) = W (K, C) @ x[n] (C, P) with P = H*W: the NCHW planes already
 are the GEMM's operands, so nothing is copied into columns. Each of numba's threads takes chunks of
-samples and runs single-threaded OpenBLAS GEMMs on them (``blas.py``), as ``conv_pool.py`` does, so
-no second thread pool spins (benchmarks/NOTES.md, entry 27). dW and db are summed per chunk into
-partials that ``conv_pool.add_partials`` adds in chunk order: the result does not depend on the
+samples and runs single-threaded OpenBLAS GEMMs on them (``blas.py``), so no second thread pool
+spins (benchmarks/NOTES.md, entry 27). dW and db are summed per chunk into
+partials that ``_add_partials`` adds in chunk order: the result does not depend on the
 thread count (the chunk size depends only on the shapes).
 
 Column-major views (Fortran) of the row-major arrays: x[n] is (P x C) with ld P, W (K, C) is
@@ -21,9 +21,11 @@ from numba import njit, prange
 from ..workspace import scratch
 from . import blas
 from .blas import call_gemm
-from .conv_pool import CHUNK_VALUES, _SingleThreadedBlas, add_partials
 
 _T, _N = ord("T"), ord("N")
+# Samples per chunk: about this many values of x and out together (1 MB of float32), so a chunk
+# stays in L2.
+CHUNK_VALUES = 1 << 18
 # Module switch for A/B measurements (False: the paths of conv.py that take 1x1 layers otherwise).
 ENABLED = True
 
@@ -39,6 +41,36 @@ def usable(x, w, stride, padding, groups):
         and x.dtype in (np.float32, np.float64)
         and blas.available()
     )
+
+
+class _SingleThreadedBlas:
+    """OpenBLAS at one thread while numba's threads each run their own GEMMs (then restored)."""
+
+    def __enter__(self):
+        self.before = blas.get_threads()
+        if self.before != 1:
+            blas.set_threads(1)
+
+    def __exit__(self, *exc):
+        if self.before != 1:
+            blas.set_threads(self.before)
+
+
+@njit(cache=True)
+def _add_partials(dw, db, has_dw, has_db, dw_part, db_part):
+    """dw (K, C) += the sum over chunks of dw_part (chunks, K, C) if has_dw; db (K,) += the sum of
+    db_part (chunks, K) if has_db; chunk by chunk, so the sums do not depend on the thread count."""
+    for k in range(dw.shape[0]):
+        for c in range(dw.shape[1] * has_dw):
+            acc = 0.0
+            for t in range(dw_part.shape[0]):
+                acc += dw_part[t, k, c]
+            dw[k, c] += acc
+        if has_db:
+            acc = 0.0
+            for t in range(db_part.shape[0]):
+                acc += db_part[t, k]
+            db[k] += acc
 
 
 @njit(parallel=True, cache=True)
@@ -90,7 +122,7 @@ def _planes(a):
 def conv2d_forward(out, x, w, b):
     """out (N, K, H, W) = conv1x1(x (N, C, H, W), w (K, C, 1, 1)) + b (K,) or None."""
     threads, chunk = _plan(x, w.shape[0])
-    args = scratch("conv_pool.args", (threads, 12), np.int64)
+    args = scratch("conv_pointwise.args", (threads, 12), np.int64)
     has_bias = b is not None
     w_kc = w.reshape(w.shape[0], w.shape[1])
     with _SingleThreadedBlas():
@@ -101,13 +133,14 @@ def conv2d_forward(out, x, w, b):
 def conv2d_backward(dx, dw, db, dy, x, w):
     """dx (overwritten), dw and db (accumulated) of a 1x1 convolution; each skipped if None."""
     threads, chunk = _plan(x, w.shape[0])
-    args = scratch("conv_pool.args", (threads, 12), np.int64)
+    args = scratch("conv_pointwise.args", (threads, 12), np.int64)
     k_out, channels = w.shape[0], w.shape[1]
     n_chunks = -(-x.shape[0] // chunk)
-    dw_part = scratch("conv_pool.dw", (n_chunks, k_out, channels), x.dtype)
-    db_part = scratch("conv_pool.db", (n_chunks, k_out), x.dtype)
+    dw_part = scratch("conv_pointwise.dw", (n_chunks, k_out, channels), x.dtype)
+    db_part = scratch("conv_pointwise.db", (n_chunks, k_out), x.dtype)
     has_dx, has_dw, has_db = dx is not None, dw is not None, db is not None
     with _SingleThreadedBlas():
         _backward(_planes(dx if has_dx else x), dw_part, db_part, has_dx, has_dw, _planes(dy), _planes(x),
                   w.reshape(k_out, channels), chunk, threads, args, blas.gemm_for(x.dtype))  # fmt: skip
-    add_partials(w if dw is None else dw, db if has_db else db_part[0], has_dw, has_db, dw_part, db_part)
+    dw_kc = (w if dw is None else dw).reshape(k_out, channels)
+    _add_partials(dw_kc, db if has_db else db_part[0], has_dw, has_db, dw_part, db_part)
