@@ -131,3 +131,29 @@ def test_max_pool_windows_ties_nan_and_infinity_follow_scan_order(seed):
     want, want_idx = _max_pool_scan_order(x, kernel, stride, padding, oh, ow)
     np.testing.assert_array_equal(out, want)  # (NaN == NaN here)
     np.testing.assert_array_equal(idx, want_idx)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_2x2_fast_path_follows_scan_order_with_ties_infinities_and_nans(seed):
+    """2x2 windows of stride 2 (LeNet's) take a fast path that assumes no NaN and redoes any row
+    that held one: ties, -inf windows, and NaNs at every tap of a window, one or several per row."""
+    from numbacnn.kernels import cpu
+
+    rng = np.random.default_rng(seed)
+    h, w = 6 + seed % 2, 10 + seed // 3  # odd sizes leave a row or column out
+    x = rng.integers(0, 3, (2, 3, h, w)).astype(np.float32)
+    x[0, 0, :2, :4] = -np.inf
+    for _ in range(2 + seed):
+        x[rng.integers(0, 2), rng.integers(0, 3), rng.integers(0, h), rng.integers(0, w)] = np.nan
+    x[1, 2, 2:4, 2:4] = np.nan  # a window of NaNs: the first wins
+    out, idx = np.empty((2, 3, h // 2, w // 2), np.float32), np.empty((2, 3, h // 2, w // 2), np.int32)
+    cpu.maxpool2d_forward(out, idx, x, (2, 2), (2, 2), (0, 0))
+    want, want_idx = _max_pool_scan_order(x, (2, 2), (2, 2), (0, 0), h // 2, w // 2)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(idx, want_idx)
+    dy = rng.standard_normal(out.shape).astype(np.float32)
+    dx = np.full(x.shape, 5.0, np.float32)  # overwritten, the rows and columns left out included
+    cpu.maxpool2d_backward(dx, dy, idx, (2, 2), (2, 2), (0, 0))
+    expected = np.zeros(x.shape, np.float32)
+    np.put_along_axis(expected.reshape(2, 3, -1), want_idx.reshape(2, 3, -1), dy.reshape(2, 3, -1), axis=2)
+    np.testing.assert_array_equal(dx, expected)
