@@ -63,6 +63,26 @@ class MaxPool2d(_Pool2d):
         self.device.ops.maxpool2d_backward(dx, dy, self._indices, self.kernel_size, self.stride, self.padding)
         return dx
 
+    def forward_after_relu(self, x):
+        """The max pooling of relu(x), computed as relu(max pooling of x): the two are equal
+        (a NaN wins both ways), and the ReLU then runs on the pooled output, a quarter of x for
+        2x2 windows. Its gradient comes from ``backward_after_relu``."""
+        out = self.forward(x)
+        self.device.ops.relu_forward(out, out)
+        self._after_relu = out
+        return out
+
+    def backward_after_relu(self, dy):
+        """The gradient of relu(x) -> pooling, w.r.t. x: dy where the pooled output is positive,
+        routed to each window's argmax. Where a window's maximum is not positive, ReLU gave its
+        whole window a zero gradient, and so does this."""
+        if getattr(self, "_after_relu", None) is None:
+            raise RuntimeError("MaxPool2d.backward_after_relu: the last forward was not forward_after_relu")
+        masked = self._work("d_after_relu", dy.shape)
+        self.device.ops.relu_backward(masked, dy, self._after_relu)
+        self._after_relu = None
+        return self.backward(masked)
+
 
 class AvgPool2d(_Pool2d):
     """Average pooling. ``count_include_pad`` (default True, as PyTorch) counts the zero padding

@@ -1,12 +1,11 @@
-"""Fully connected layer on the CPU: GEMMs through ``np.matmul`` (OpenBLAS) with ``out=``.
+"""Fully connected layer on the CPU: GEMMs on our micro-kernel (gemm.py), in numba's thread pool.
 
 Shapes: x (N, IN), w (OUT, IN), b (OUT,) or None, out (N, OUT).
 """
 
-import numpy as np
 from numba import njit, prange
 
-from ..workspace import scratch
+from .gemm import matmul
 
 
 @njit(parallel=True, cache=True)
@@ -30,7 +29,7 @@ def _add_column_sums(db, dy):
 
 def linear_forward(out, x, w, b):
     """out (N, OUT) = x (N, IN) @ w.T + b."""
-    np.matmul(x, w.T, out=out)
+    matmul(out, x, w.T)
     if b is not None:
         _add_bias_rows(out, b)
 
@@ -38,10 +37,8 @@ def linear_forward(out, x, w, b):
 def linear_backward(dx, dw, db, dy, x, w):
     """dx (N, IN) = dy @ w; dw (OUT, IN) += dy.T @ x; db (OUT,) += sum_n dy. Each skipped if None."""
     if dx is not None:
-        np.matmul(dy, w, out=dx)
+        matmul(dx, dy, w)
     if dw is not None:
-        dw_tmp = scratch("linear.dw", dw.shape, dw.dtype)
-        np.matmul(dy.T, x, out=dw_tmp)
-        dw += dw_tmp
+        matmul(dw, dy.T, x, accumulate=True)
     if db is not None:
         _add_column_sums(db, dy)
