@@ -122,15 +122,47 @@ def _tile_block(y, planes, weights, offsets, zero):
         vstore(y3, q0, a30), vstore(y3, q0 + LANES, a31), vstore(y3, q0 + 2 * LANES, a32)
 
 
+@njit(fastmath=True, boundscheck=False, cache=True)
+def _tile_pair(y, planes, weights, offsets, zero):
+    """``_tile_block`` for blocks of 2 output channels (y (2, Lq), weights (T * 2,)): 6 vectors of
+    positions x 2 channels, also 12 accumulators. Layers whose channel count is not a multiple of
+    4 (LeNet's 6) so waste no channels; Lq is a multiple of 2 TILE_POSITIONS."""
+    lq = y.shape[1]
+    y0, y1 = y[0], y[1]
+    for q0 in range(0, lq, 2 * TILE_POSITIONS):
+        a00 = a01 = a02 = a03 = a04 = a05 = vsplat(zero)
+        a10 = a11 = a12 = a13 = a14 = a15 = vsplat(zero)
+        for t in range(offsets.shape[0]):
+            at = q0 + offsets[t]
+            s0, s1 = vbroadcast(weights, 2 * t), vbroadcast(weights, 2 * t + 1)
+            x = vload(planes, at)
+            a00, a10 = vfma(s0, x, a00), vfma(s1, x, a10)
+            x = vload(planes, at + LANES)
+            a01, a11 = vfma(s0, x, a01), vfma(s1, x, a11)
+            x = vload(planes, at + 2 * LANES)
+            a02, a12 = vfma(s0, x, a02), vfma(s1, x, a12)
+            x = vload(planes, at + 3 * LANES)
+            a03, a13 = vfma(s0, x, a03), vfma(s1, x, a13)
+            x = vload(planes, at + 4 * LANES)
+            a04, a14 = vfma(s0, x, a04), vfma(s1, x, a14)
+            x = vload(planes, at + 5 * LANES)
+            a05, a15 = vfma(s0, x, a05), vfma(s1, x, a15)
+        vstore(y0, q0, a00), vstore(y0, q0 + LANES, a01), vstore(y0, q0 + 2 * LANES, a02)
+        vstore(y0, q0 + 3 * LANES, a03), vstore(y0, q0 + 4 * LANES, a04), vstore(y0, q0 + 5 * LANES, a05)
+        vstore(y1, q0, a10), vstore(y1, q0 + LANES, a11), vstore(y1, q0 + 2 * LANES, a12)
+        vstore(y1, q0 + 3 * LANES, a13), vstore(y1, q0 + 4 * LANES, a14), vstore(y1, q0 + 5 * LANES, a15)
+
+
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
 def _convolve_samples(out, src, grid, top, left, packed, offsets, b, has_bias, wp, zero, planes_buf, y_buf):
     """out (N, K, OH, OW) (+ b (K,)) = the convolution, sample by sample, of either ``src`` (N, C,
     H, W), put on a flat grid (zero border ``top``/``left``) in the worker's ``planes_buf`` (W, C,
     L), or, when ``src`` is empty, the flat grid ``grid`` (N, >= C, L) as it is. Each sample's tiles
-    go through the worker's ``y_buf`` (W, 4, Lq) straight into ``out``: one sample's planes and
-    tiles stay in the core's cache, and no array of the batch's size is written in between."""
+    go through the worker's ``y_buf`` (W, B, Lq) straight into ``out``: one sample's planes and
+    tiles stay in the core's cache, and no array of the batch's size is written in between. The
+    packed weights (K/B, C, KH, KW, B) come in blocks of B = 4 or 2 output channels."""
     n_batch, k_out, oh, ow = out.shape
-    workers, channels = planes_buf.shape[0], packed.shape[1]
+    workers, channels, tile = planes_buf.shape[0], packed.shape[1], packed.shape[4]
     own_grid = src.shape[0] > 0
     for worker in prange(workers):
         planes, y = planes_buf[worker], y_buf[worker]
@@ -144,21 +176,29 @@ def _convolve_samples(out, src, grid, top, left, packed, offsets, b, has_bias, w
                             planes[c, row + ix] = src[n, c, iy, ix]
             source = (planes if own_grid else grid[n]).reshape(-1)
             for kb in range(packed.shape[0]):
-                _tile_block(y, source, packed[kb].reshape(-1), offsets, zero)
-                for r in range(min(4, k_out - 4 * kb)):
-                    k = 4 * kb + r
+                if tile == 4:
+                    _tile_block(y, source, packed[kb].reshape(-1), offsets, zero)
+                else:
+                    _tile_pair(y, source, packed[kb].reshape(-1), offsets, zero)
+                for r in range(min(tile, k_out - tile * kb)):
+                    k = tile * kb + r
                     bias = b[k] if has_bias else zero
                     for oy in range(oh):
                         for ox in range(ow):
                             out[n, k, oy, ox] = y[r, oy * wp + ox] + bias
 
 
-def _grid_sizes(height, width, kh, kw, padding):
-    """(wp, lq, length): the padded width, the tiled positions (a multiple of TILE_POSITIONS, and
-    of LANES) and the length of a flat plane that every tap of every tile may read."""
+def _tile_channels(k_out):
+    """Output channels per tile: 4, or 2 where 4 would leave channels of the last block empty."""
+    return TILE_CHANNELS if k_out % TILE_CHANNELS == 0 else 2
+
+
+def _grid_sizes(height, width, kh, kw, padding, tile_positions=2 * TILE_POSITIONS):
+    """(wp, lq, length): the padded width, the tiled positions (a multiple of ``tile_positions``,
+    and of LANES) and the length of a flat plane that every tap of every tile may read."""
     wp = width + 2 * padding[1]
     oh = conv2d_output_size(height, kh, 1, padding[0], 1)
-    lq = -(-oh * wp // TILE_POSITIONS) * TILE_POSITIONS
+    lq = -(-oh * wp // tile_positions) * tile_positions
     # The last tile reads up to lq - 1 + (kh - 1) wp + kw - 1 + a vector past it.
     return wp, lq, max((height + 2 * padding[0]) * wp, lq + (kh - 1) * wp + kw + LANES)
 
@@ -168,13 +208,13 @@ def _convolve(out, x, grid, w, b, padding, transpose_flip):
     flat grid ``grid`` when given (then x only gives the sizes): the kernel of both passes."""
     n_batch, channels, height, width = x.shape
     kh, kw = w.shape[2], w.shape[3]
-    wp, lq, length = _grid_sizes(height, width, kh, kw, padding)
-    blocks = -(-out.shape[1] // TILE_CHANNELS)
-    packed = scratch("conv_simd.w", (blocks, channels, kh, kw, TILE_CHANNELS), x.dtype)
+    tile = _tile_channels(out.shape[1])
+    wp, lq, length = _grid_sizes(height, width, kh, kw, padding, 4 // tile * TILE_POSITIONS)
+    packed = scratch("conv_simd.w", (-(-out.shape[1] // tile), channels, kh, kw, tile), x.dtype)
     _pack_weights(packed, w, transpose_flip)
     workers = max(1, min(numba.get_num_threads(), n_batch))
     planes_buf = scratch("conv_simd.planes", (workers, channels, length), x.dtype)
-    y_buf = scratch("conv_simd.tiles", (workers, TILE_CHANNELS, lq), x.dtype)
+    y_buf = scratch("conv_simd.tiles", (workers, tile, lq), x.dtype)
     src, grid = (x, planes_buf) if grid is None else (x[:0], grid)
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:1]
