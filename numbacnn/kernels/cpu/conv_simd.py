@@ -56,21 +56,33 @@ def usable(x, w, stride, padding, dilation, groups):
     return ENABLED and direct_positions(x, w, stride, padding, dilation, groups) >= MIN_POSITIONS
 
 
+@njit(inline="always")
+def _to_grid_plane(grid, plane, top, left, wp):
+    """grid (L,) <- plane (H, W) at row ``top`` and column ``left`` of rows of width wp, zeros
+    around it: each value is written once, and the row copies, on views, vectorise."""
+    height, width = plane.shape
+    grid[: top * wp + left] = 0
+    for iy in range(height):
+        row = (iy + top) * wp + left
+        dst, src = grid[row : row + width], plane[iy]
+        for ix in range(width):
+            dst[ix] = src[ix]
+        grid[row + width : row + wp] = 0
+    grid[(height + top) * wp + left :] = 0
+
+
 @njit(parallel=True, cache=True)
 def _to_flat_grid(dst, src, top, left, wp):
     """dst (N, D, L) <- each plane of src (N, S, H, W) at row ``top`` and column ``left`` of a
     flat grid of rows of width wp; zeros everywhere else, and in the planes past S (D >= S)."""
     n_batch, planes = dst.shape[0], dst.shape[1]
-    channels, height, width = src.shape[1], src.shape[2], src.shape[3]
+    channels = src.shape[1]
     for task in prange(n_batch * planes):
         n, c = task // planes, task % planes
-        grid = dst[n, c]
-        grid[:] = 0
         if c < channels:
-            for iy in range(height):
-                row = (iy + top) * wp + left
-                for ix in range(width):
-                    grid[row + ix] = src[n, c, iy, ix]
+            _to_grid_plane(dst[n, c], src[n, c], top, left, wp)
+        else:
+            dst[n, c] = 0
 
 
 @njit(parallel=True, cache=True)
@@ -168,12 +180,8 @@ def _convolve_samples(out, src, grid, top, left, packed, offsets, b, has_bias, w
         planes, y = planes_buf[worker], y_buf[worker]
         for n in range(worker * n_batch // workers, (worker + 1) * n_batch // workers):
             if own_grid:
-                planes[:] = 0
                 for c in range(channels):
-                    for iy in range(src.shape[2]):
-                        row = (iy + top) * wp + left
-                        for ix in range(src.shape[3]):
-                            planes[c, row + ix] = src[n, c, iy, ix]
+                    _to_grid_plane(planes[c], src[n, c], top, left, wp)
             source = (planes if own_grid else grid[n]).reshape(-1)
             for kb in range(packed.shape[0]):
                 if tile == 4:
@@ -183,9 +191,12 @@ def _convolve_samples(out, src, grid, top, left, packed, offsets, b, has_bias, w
                 for r in range(min(tile, k_out - tile * kb)):
                     k = tile * kb + r
                     bias = b[k] if has_bias else zero
+                    tiles = y[r]
                     for oy in range(oh):
+                        # Row views indexed by range(): these copies vectorise.
+                        dst, row = out[n, k, oy], tiles[oy * wp : oy * wp + ow]
                         for ox in range(ow):
-                            out[n, k, oy, ox] = y[r, oy * wp + ox] + bias
+                            dst[ox] = row[ox] + bias
 
 
 def _tile_channels(k_out):
