@@ -30,8 +30,9 @@ def weight_grad(dw, dy_grid, dy_offset, lq, xp, wp, zero):
     k_out, channels, kh, kw = dw.shape
     n_batch, k4 = dy_grid.shape[0], dy_grid.shape[1]
     blocks, cblocks, jblocks = k4 // 4, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
-    # About 256 products per lane summed in float32 before float64, as a blocked GEMM sums.
-    group = max(1, 256 // (lq // LANES))
+    # About 1024 products per lane summed in float32 before float64 (a library GEMM sums all of
+    # them in float32); fewer folds than 256 cost (benchmarks/NOTES.md, entry 41).
+    group = max(1, 1024 // (lq // LANES))
     for task in prange(cblocks * blocks):
         kb, cb = task // cblocks, task % cblocks
         c0, c1 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels)
