@@ -1,20 +1,21 @@
-"""The 1x1 path (conv_pointwise.py: per-sample GEMMs on the NCHW planes) against the paths that
-took 1x1 layers before it: same output and gradients, with chunks of samples (several, and a
-short last one), no bias, a frozen weight and a first layer; independent of the thread count."""
+"""The 1x1 path (conv_pointwise.py: matrix products on the NCHW planes, on our micro-kernel)
+against float64 references and against the direct convolutions that take 1x1 layers without it:
+same output and gradients, with channel and position counts that fill no block (K past a panel
+of 6, C past a task of 3, positions past a block of 2 LANES), no bias, a frozen weight and a
+first layer; independent of the thread count."""
 
 import numpy as np
 import pytest
 
 import numbacnn as nc
-from numbacnn.kernels.cpu import blas, conv_pointwise
+from numbacnn.kernels.cpu import conv_pointwise
 
-from helpers import at_all_threads_and_one
-
-pytestmark = pytest.mark.skipif(not blas.available(), reason="numpy's OpenBLAS (64-bit interface) not found")
+from helpers import at_all_threads_and_one, conv2d_grads_ref, conv2d_ref
 
 CASES = [
     dict(n=5, c=3, k=4, hw=(6, 5), bias=True),
-    dict(n=17, c=40, k=8, hw=(7, 7), bias=False),  # chunks of 16 samples: two, the last of one
+    dict(n=17, c=40, k=8, hw=(7, 7), bias=False),
+    dict(n=3, c=7, k=13, hw=(9, 11), bias=True),
     dict(n=2, c=8, k=8, hw=(4, 4), bias=True),
     dict(n=3, c=6, k=5, hw=(1, 1), bias=True),  # after global pooling
 ]
@@ -52,13 +53,24 @@ def test_skipped_gradients(frozen, first):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_the_path_is_taken_with_openblas_at_one_thread(monkeypatch):
-    before = blas.get_threads()
-    calls = []
-    real = conv_pointwise._forward
-    monkeypatch.setattr(conv_pointwise, "_forward", lambda *a: calls.append(blas.get_threads()) or real(*a))
-    _run(CASES[0], True, np.float32)
-    assert calls == [1] and blas.get_threads() == before
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"n{c['n']}c{c['c']}k{c['k']}hw{c['hw'][0]}")
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_every_pass_matches_the_float64_references(case, dtype, tol):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((case["n"], case["c"]) + case["hw"]).astype(dtype)
+    w = rng.standard_normal((case["k"], case["c"], 1, 1)).astype(dtype)
+    b = rng.standard_normal(case["k"]).astype(dtype)
+    expected = conv2d_ref(x, w, b)
+    out = np.full(expected.shape, np.nan, dtype)
+    conv_pointwise.conv2d_forward(out, x, w, b)
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * np.abs(expected).max())
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    dx_ref, dw_ref, db_ref = conv2d_grads_ref(dy, x, w, (0, 0))
+    dx, dw, db = np.full(x.shape, np.nan, dtype), np.ones(w.shape, dtype), np.ones(b.shape, dtype)
+    conv_pointwise.conv2d_backward(dx, dw, db, dy, x, w)
+    np.testing.assert_allclose(dx, dx_ref, rtol=tol, atol=tol * np.abs(dx_ref).max())
+    np.testing.assert_allclose(dw - 1, dw_ref, rtol=tol, atol=tol * np.abs(dw_ref).max())
+    np.testing.assert_allclose(db - 1, db_ref, rtol=tol, atol=tol * np.abs(db_ref).max())
 
 
 def test_results_do_not_depend_on_the_thread_count():

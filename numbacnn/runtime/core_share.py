@@ -52,11 +52,11 @@ def live_runs(folder: str | None = None) -> int:
 
 def set_blas_threads(n: int) -> bool:
     """Set the thread count of the OpenBLAS numpy uses; False where none is found."""
-    from ..kernels.cpu import blas
+    from . import openblas
 
-    if not blas.available():
+    if not openblas.available():
         return False
-    blas.set_threads(n)
+    openblas.set_threads(n)
     return True
 
 

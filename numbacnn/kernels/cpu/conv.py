@@ -2,11 +2,10 @@
 
 Shapes: x (N, C, H, W), w (K, C/groups, KH, KW), b (K,) or None, out (N, K, OH, OW).
 
-Every implementation runs in numba's one thread pool, and the results do not depend on the
-thread count. In order:
-  * 1x1, stride 1, no padding, groups 1: per-sample GEMMs straight on the NCHW planes, each a
-    single-threaded OpenBLAS call (conv_pointwise.py); with a stride, the same on a copy of every
-    stride-th pixel;
+Every implementation runs in numba's one thread pool (no library GEMM is called), and the
+results do not depend on the thread count. In order:
+  * 1x1, stride 1, no padding, groups 1: matrix products on the NCHW planes, on our GEMM
+    micro-kernel (conv_pointwise.py); with a stride, the same on a copy of every stride-th pixel;
   * stride 1, dilation 1, groups 1, output planes of >= 100 positions: direct convolution on
     explicit vectors over positions of a padded row (conv_simd.py);
   * everything else (strides, dilation, groups, small planes, any padding): direct convolution

@@ -1,17 +1,18 @@
-"""1x1 convolutions (stride 1, no padding, groups 1) as GEMMs on the NCHW planes, in one thread pool.
+"""1x1 convolutions (stride 1, no padding, groups 1) as matrix products on the NCHW planes, on our
+micro-kernel (microkernel.py), in numba's one thread pool: no library GEMM.
 
-A 1x1 convolution is out[n] (K, P) = W (K, C) @ x[n] (C, P) with P = H*W: the NCHW planes already
-are the GEMM's operands, so nothing is copied into columns. Each of numba's threads takes chunks of
-samples and runs single-threaded OpenBLAS GEMMs on them (``blas.py``), so no second thread pool
-spins (benchmarks/NOTES.md, entry 27). dW and db are summed per chunk into
-partials that ``_add_partials`` adds in chunk order: the result does not depend on the
-thread count (the chunk size depends only on the shapes).
+A 1x1 convolution is out[n] (K, P) = W (K, C) @ x[n] (C, P) with P = H*W: the planes already are
+the product's right operand, read in place (``gemm_6x2v_rows``), so nothing is copied but the
+weights, packed once in panels of 6 output channels (C, 6). A task is one sample x one panel:
+blocks of 6 channels x 2 LANES positions, each summed whole over C in registers; the positions
+past the last whole block go through a zero-padded copy. The input gradient is the same product
+with W transposed: dx[n] (C, P) = W' (C, K) @ dy[n] (K, P).
 
-Column-major views (Fortran) of the row-major arrays: x[n] is (P x C) with ld P, W (K, C) is
-(C x K) with ld C, out[n] and dy[n] are (P x K) with ld P, a dW partial (K, C) is (C x K) with ld C:
-    forward  out[n]'  = x[n]' W'          gemm(N, N, P, K, C)
-    dx       dx[n]'   = dy[n]' W          gemm(N, T, P, C, K)
-    dW       dW'     += x[n] dy[n]'       gemm(T, N, C, K, P)
+The weight gradient dW (K, C) = sum over n of dy[n] (K, P) @ x[n]' (P, C) sums along the planes'
+contiguous axis, so it vectorises over positions instead: a task is 4 output x 3 input channels
+(12 accumulators; per vector of positions 4 dy loads, 3 x loads, 12 FMAs) summed over every
+sample inside the task, each sample's lanes folded into float64, so the result does not depend
+on the thread count.
 """
 
 import numba
@@ -19,14 +20,10 @@ import numpy as np
 from numba import njit, prange
 
 from ..workspace import scratch
-from . import blas
-from .blas import call_gemm
+from .microkernel import COLUMNS, ROWS, gemm_6x2v_rows
+from .simd import LANES, vfma, vload, vstore, vsum
 
-_T, _N = ord("T"), ord("N")
-# Samples per chunk: about this many values of x and out together (1 MB of float32), so a chunk
-# stays in L2.
-CHUNK_VALUES = 1 << 18
-# Module switch for A/B measurements (False: the paths of conv.py that take 1x1 layers otherwise).
+# Module switch for A/B measurements (False: the layers go to the direct convolutions).
 ENABLED = True
 
 
@@ -39,108 +36,150 @@ def usable(x, w, stride, padding, groups):
         and tuple(padding) == (0, 0)
         and groups == 1
         and x.dtype in (np.float32, np.float64)
-        and blas.available()
     )
 
 
-class _SingleThreadedBlas:
-    """OpenBLAS at one thread while numba's threads each run their own GEMMs (then restored)."""
-
-    def __enter__(self):
-        self.before = blas.get_threads()
-        if self.before != 1:
-            blas.set_threads(1)
-
-    def __exit__(self, *exc):
-        if self.before != 1:
-            blas.set_threads(self.before)
-
-
-@njit(cache=True)
-def _add_partials(dw, db, has_dw, has_db, dw_part, db_part):
-    """dw (K, C) += the sum over chunks of dw_part (chunks, K, C) if has_dw; db (K,) += the sum of
-    db_part (chunks, K) if has_db; chunk by chunk, so the sums do not depend on the thread count."""
-    for k in range(dw.shape[0]):
-        for c in range(dw.shape[1] * has_dw):
-            acc = 0.0
-            for t in range(dw_part.shape[0]):
-                acc += dw_part[t, k, c]
-            dw[k, c] += acc
-        if has_db:
-            acc = 0.0
-            for t in range(db_part.shape[0]):
-                acc += db_part[t, k]
-            db[k] += acc
-
-
 @njit(parallel=True, cache=True)
-def _forward(out, x, w, b, has_bias, chunk, threads, args, gemm):
-    n_batch, channels = x.shape[0], x.shape[1]
-    k_out, p = out.shape[1], out.shape[2]
-    n_chunks = (n_batch + chunk - 1) // chunk
-    for t in prange(threads):
-        for ci in range(t, n_chunks, threads):
-            for n in range(ci * chunk, min((ci + 1) * chunk, n_batch)):
-                call_gemm(gemm, args[t], _N, _N, p, k_out, channels, x[n], p, w, channels, 0, out[n], p)
-                if has_bias:
-                    for k in range(k_out):
-                        out[n, k] += b[k]
+def _pack_rows(packed, w, transpose):
+    """packed (M/6, depth, 6) <- the rows of w (M, depth) (or of w' with ``transpose``), zeros
+    past M."""
+    panels, depth, rows = packed.shape
+    m = w.shape[1] if transpose else w.shape[0]
+    for panel in prange(panels):
+        for k in range(depth):
+            for r in range(rows):
+                i = panel * rows + r
+                if i >= m:
+                    packed[panel, k, r] = 0
+                elif transpose:
+                    packed[panel, k, r] = w[k, i]
+                else:
+                    packed[panel, k, r] = w[i, k]
 
 
-@njit(parallel=True, cache=True)
-def _backward(dx, dw_part, db_part, has_dx, has_dw, dy, x, w, chunk, threads, args, gemm):
-    n_batch, channels = x.shape[0], x.shape[1]
-    k_out, p = dy.shape[1], dy.shape[2]
-    n_chunks = (n_batch + chunk - 1) // chunk
-    for t in prange(threads):
-        for ci in range(t, n_chunks, threads):
-            db_part[ci, :] = 0
-            first = ci * chunk
-            for n in range(first, min((ci + 1) * chunk, n_batch)):
-                for k in range(k_out):
-                    acc = 0.0
-                    for q in range(p):
-                        acc += dy[n, k, q]
-                    db_part[ci, k] += acc
-                if has_dw:
-                    beta = 0 if n == first else 1
-                    call_gemm(gemm, args[t], _T, _N, channels, k_out, p, x[n], p, dy[n], p, beta, dw_part[ci], channels)
-                if has_dx:
-                    call_gemm(gemm, args[t], _N, _T, p, channels, k_out, dy[n], p, w, channels, 0, dx[n], p)
+@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
+def _products(out, packed, src, b, has_bias, zero):
+    """out (N, M, P) (+ b (M,)) = the packed rows (M/6, D, 6) @ src[n] (D, P), sample by sample."""
+    n_batch, m, positions = out.shape
+    panels, depth = packed.shape[0], packed.shape[1]
+    whole = positions // COLUMNS * COLUMNS
+    for task in prange(n_batch * panels):
+        n, panel = task // panels, task % panels
+        i0 = panel * ROWS
+        rows = min(ROWS, m - i0)
+        weights, planes = packed[panel], src[n].reshape(-1)
+        tile = np.empty((ROWS, COLUMNS), dtype=out.dtype)
+        tail = np.zeros((depth, COLUMNS), dtype=out.dtype)
+        for q0 in range(0, positions, COLUMNS):
+            tile[:] = 0
+            if q0 < whole:
+                gemm_6x2v_rows(tile, weights, planes, q0, positions, depth)
+            else:  # the last positions, through a zero-padded copy
+                for k in range(depth):
+                    for q in range(positions - q0):
+                        tail[k, q] = planes[k * positions + q0 + q]
+                gemm_6x2v_rows(tile, weights, tail, 0, COLUMNS, depth)
+            count = min(COLUMNS, positions - q0)
+            for r in range(rows):
+                bias = b[i0 + r] if has_bias else zero
+                dst, row = out[n, i0 + r, q0 : q0 + count], tile[r]
+                for q in range(count):
+                    dst[q] = row[q] + bias
 
 
-def _plan(x, n_out):
-    """(threads, samples per chunk): chunks of about CHUNK_VALUES values of x and out together."""
-    per_sample = (x.shape[1] + n_out) * x.shape[2] * x.shape[3]
-    return numba.get_num_threads(), max(1, min(16, CHUNK_VALUES // max(1, per_sample), x.shape[0]))
+@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
+def _weight_grad(dw, dy, x, acc, total, workers, zero):
+    """dw (K, C) += sum over samples and positions of dy (N, K, P) x (N, C, P)', in tasks of 4 output
+    x 3 input channels (rows past K or C repeat the last one; their sums are dropped).
+
+    Each worker takes every workers-th task and runs samples outermost, so one sample's planes
+    serve all its tasks from the cache; a task's 12 accumulators wait in acc (T, 12 LANES) between
+    samples, and every ``group`` samples go into the float64 total (T, 12). A task's sums run in
+    the same order whatever the thread count."""
+    k_out, channels = dw.shape
+    n_batch, positions = dy.shape[0], dy.shape[2]
+    whole = positions // LANES * LANES
+    cblocks = -(-channels // 3)
+    tasks = acc.shape[0]
+    group = max(1, 1024 // max(1, positions // LANES))
+    for worker in prange(workers):
+        for task in range(worker, tasks, workers):
+            acc[task] = 0
+            total[task] = 0
+        for n in range(n_batch):
+            for task in range(worker, tasks, workers):
+                k0, c0 = task // cblocks * 4, task % cblocks * 3
+                k1, k2, k3 = min(k0 + 1, k_out - 1), min(k0 + 2, k_out - 1), min(k0 + 3, k_out - 1)
+                c1, c2 = min(c0 + 1, channels - 1), min(c0 + 2, channels - 1)
+                g0, g1, g2, g3 = dy[n, k0], dy[n, k1], dy[n, k2], dy[n, k3]
+                p0, p1, p2 = x[n, c0], x[n, c1], x[n, c2]
+                a = acc[task]
+                a00, a01, a02 = vload(a, 0), vload(a, LANES), vload(a, 2 * LANES)
+                a10, a11, a12 = vload(a, 3 * LANES), vload(a, 4 * LANES), vload(a, 5 * LANES)
+                a20, a21, a22 = vload(a, 6 * LANES), vload(a, 7 * LANES), vload(a, 8 * LANES)
+                a30, a31, a32 = vload(a, 9 * LANES), vload(a, 10 * LANES), vload(a, 11 * LANES)
+                for q in range(0, whole, LANES):
+                    v0, v1, v2 = vload(p0, q), vload(p1, q), vload(p2, q)
+                    d = vload(g0, q)
+                    a00, a01, a02 = vfma(d, v0, a00), vfma(d, v1, a01), vfma(d, v2, a02)
+                    d = vload(g1, q)
+                    a10, a11, a12 = vfma(d, v0, a10), vfma(d, v1, a11), vfma(d, v2, a12)
+                    d = vload(g2, q)
+                    a20, a21, a22 = vfma(d, v0, a20), vfma(d, v1, a21), vfma(d, v2, a22)
+                    d = vload(g3, q)
+                    a30, a31, a32 = vfma(d, v0, a30), vfma(d, v1, a31), vfma(d, v2, a32)
+                vstore(a, 0, a00), vstore(a, LANES, a01), vstore(a, 2 * LANES, a02)
+                vstore(a, 3 * LANES, a10), vstore(a, 4 * LANES, a11), vstore(a, 5 * LANES, a12)
+                vstore(a, 6 * LANES, a20), vstore(a, 7 * LANES, a21), vstore(a, 8 * LANES, a22)
+                vstore(a, 9 * LANES, a30), vstore(a, 10 * LANES, a31), vstore(a, 11 * LANES, a32)
+                for q in range(whole, positions):  # the positions past the last whole vector
+                    for r, g in enumerate((g0, g1, g2, g3)):
+                        total[task, 3 * r] += g[q] * p0[q]
+                        total[task, 3 * r + 1] += g[q] * p1[q]
+                        total[task, 3 * r + 2] += g[q] * p2[q]
+                if (n + 1) % group == 0 or n == n_batch - 1:
+                    for i in range(12):
+                        total[task, i] += vsum(vload(a, i * LANES))
+                    acc[task] = 0
+    for task in range(tasks):
+        k0, c0 = task // cblocks * 4, task % cblocks * 3
+        for r in range(min(4, k_out - k0)):
+            for j in range(min(3, channels - c0)):
+                dw[k0 + r, c0 + j] += total[task, 3 * r + j]
 
 
 def _planes(a):
-    return a.reshape(a.shape[0], a.shape[1], -1)
+    return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+
+
+def _product(out, w_rows, src, b, transpose, name):
+    """out (N, M, H, W) = w_rows (M, D) (or its transpose) @ the planes of src (N, D, H, W) (+ b)."""
+    depth = w_rows.shape[0] if transpose else w_rows.shape[1]
+    m = out.shape[1]
+    packed = scratch(name, (-(-m // ROWS), depth, ROWS), src.dtype)
+    _pack_rows(packed, w_rows, transpose)
+    has_bias = b is not None
+    out_planes = out.reshape(out.shape[0], m, -1)
+    _products(out_planes, packed, _planes(src), b if has_bias else out_planes[0, 0, :1], has_bias, src.dtype.type(0))
 
 
 def conv2d_forward(out, x, w, b):
     """out (N, K, H, W) = conv1x1(x (N, C, H, W), w (K, C, 1, 1)) + b (K,) or None."""
-    threads, chunk = _plan(x, w.shape[0])
-    args = scratch("conv_pointwise.args", (threads, 12), np.int64)
-    has_bias = b is not None
-    w_kc = w.reshape(w.shape[0], w.shape[1])
-    with _SingleThreadedBlas():
-        _forward(_planes(out), _planes(x), w_kc, b if has_bias else w_kc[0], has_bias, chunk, threads, args,
-                 blas.gemm_for(x.dtype))  # fmt: skip
+    _product(out, w.reshape(w.shape[0], w.shape[1]), x, b, False, "conv_pointwise.w")
 
 
 def conv2d_backward(dx, dw, db, dy, x, w):
     """dx (overwritten), dw and db (accumulated) of a 1x1 convolution; each skipped if None."""
-    threads, chunk = _plan(x, w.shape[0])
-    args = scratch("conv_pointwise.args", (threads, 12), np.int64)
-    k_out, channels = w.shape[0], w.shape[1]
-    n_chunks = -(-x.shape[0] // chunk)
-    dw_part = scratch("conv_pointwise.dw", (n_chunks, k_out, channels), x.dtype)
-    db_part = scratch("conv_pointwise.db", (n_chunks, k_out), x.dtype)
-    has_dx, has_dw, has_db = dx is not None, dw is not None, db is not None
-    with _SingleThreadedBlas():
-        _backward(_planes(dx if has_dx else x), dw_part, db_part, has_dx, has_dw, _planes(dy), _planes(x),
-                  w.reshape(k_out, channels), chunk, threads, args, blas.gemm_for(x.dtype))  # fmt: skip
-    dw_kc = (w if dw is None else dw).reshape(k_out, channels)
-    _add_partials(dw_kc, db if has_db else db_part[0], has_dw, has_db, dw_part, db_part)
+    from .conv_simd import bias_grad
+
+    w_kc = w.reshape(w.shape[0], w.shape[1])
+    if db is not None:
+        bias_grad(db, dy)
+    if dw is not None:
+        tasks = -(-w_kc.shape[0] // 4) * -(-w_kc.shape[1] // 3)
+        acc = scratch("conv_pointwise.acc", (tasks, 12 * LANES), x.dtype)
+        total = scratch("conv_pointwise.total", (tasks, 12), np.float64)
+        workers = max(1, min(numba.get_num_threads(), tasks))
+        _weight_grad(dw.reshape(w_kc.shape), _planes(dy), _planes(x), acc, total, workers, x.dtype.type(0))
+    if dx is not None:
+        _product(dx, w_kc, dy, None, True, "conv_pointwise.wt")

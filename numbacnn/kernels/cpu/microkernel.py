@@ -17,6 +17,13 @@ ROWS, COLUMNS = 6, 2 * LANES
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")
 def gemm_6x2v(c, a, b, k):
     """c (6, 2 LANES) += a.T @ b for a (k, 6), b (k, 2 LANES), all C-contiguous."""
+    gemm_6x2v_rows(c, a, b, 0, 2 * LANES, k)
+
+
+@njit(fastmath=True, boundscheck=False, cache=True, inline="always")
+def gemm_6x2v_rows(c, a, b, b_at, b_stride, k):
+    """``gemm_6x2v`` with row p of B read in place at b.flat[b_at + p * b_stride:][:2 LANES]
+    (rows of an unpacked matrix, such as the NCHW planes of one sample)."""
     n = 2 * LANES
     c00, c01 = vload(c, 0), vload(c, LANES)
     c10, c11 = vload(c, n), vload(c, n + LANES)
@@ -25,7 +32,7 @@ def gemm_6x2v(c, a, b, k):
     c40, c41 = vload(c, 4 * n), vload(c, 4 * n + LANES)
     c50, c51 = vload(c, 5 * n), vload(c, 5 * n + LANES)
     for p in range(k):
-        b0, b1 = vload(b, p * n), vload(b, p * n + LANES)
+        b0, b1 = vload(b, b_at + p * b_stride), vload(b, b_at + p * b_stride + LANES)
         x = vsplat(a[p, 0])
         c00, c01 = vfma(x, b0, c00), vfma(x, b1, c01)
         x = vsplat(a[p, 1])
