@@ -8,22 +8,26 @@ the workload, ``sync()`` waits for queued device work (a no-op on the CPU).
 
 # name -> (kind, arguments). "train"/"infer": (model, batch, (C, H, W)); "conv": (N, C, HW, K), a
 # 3x3 pad-1 convolution forward + backward.
+# conv rows: (N, C, H = W, K, kernel, padding); the first three are the 3x3 layers of issue 24's
+# table, the last LeNet-5's conv2.
 WORKLOADS = {
-    "conv_c32_16": ("conv", (64, 32, 16, 32)),
-    "conv_c64_8": ("conv", (64, 64, 8, 64)),
-    "conv_c16_32": ("conv", (64, 16, 32, 16)),
+    "conv_c32_16": ("conv", (128, 32, 16, 32, 3, 1)),
+    "conv_c64_8": ("conv", (128, 64, 8, 64, 3, 1)),
+    "conv_c16_32": ("conv", (128, 16, 32, 16, 3, 1)),
+    "conv_lenet2": ("conv", (256, 6, 14, 16, 5, 0)),
     "lenet5_train_64": ("train", ("lenet5", 64, (1, 28, 28))),
     "lenet5_train_256": ("train", ("lenet5", 256, (1, 28, 28))),
     "lenet5_infer_256": ("infer", ("lenet5", 256, (1, 28, 28))),
     "resnet20_train_128": ("train", ("resnet20", 128, (1, 28, 28))),
+    "resnet20_infer_128": ("infer", ("resnet20", 128, (1, 28, 28))),
 }
 
 
 def label(name):
     kind, args = WORKLOADS[name]
     if kind == "conv":
-        n, c, hw, k = args
-        return f"conv2d fwd+bwd N={n} C={c} {hw}x{hw} K={k} 3x3"
+        n, c, hw, k, kernel, _ = args
+        return f"conv2d fwd+bwd N={n} C={c} {hw}x{hw} K={k} {kernel}x{kernel}"
     model, batch, shape = args
     pretty = {"lenet5": "LeNet-5", "resnet20": "ResNet-20"}[model]
     what = "training" if kind == "train" else "inference"
@@ -32,8 +36,9 @@ def label(name):
 
 def conv_flops(name):
     """Forward + backward FLOPs of a conv workload (backward counts twice the forward)."""
-    n, c, hw, k = WORKLOADS[name][1]
-    return 3 * 2 * n * k * hw * hw * c * 9
+    n, c, hw, k, kernel, padding = WORKLOADS[name][1]
+    out = hw + 2 * padding - kernel + 1
+    return 3 * 2 * n * k * out * out * c * kernel * kernel
 
 
 def items_per_call(name):
@@ -55,10 +60,11 @@ def _numbacnn(kind, args, device):
     dev = nc.get_device(device)
     rng = np.random.default_rng(0)
     if kind == "conv":
-        n, c, hw, k = args
-        conv = nc.layers.Conv2d(c, k, 3, padding=1).to(dev)
+        n, c, hw, k, kernel, padding = args
+        conv = nc.layers.Conv2d(c, k, kernel, padding=padding).to(dev)
         x = dev.asarray(rng.standard_normal((n, c, hw, hw)).astype(np.float32))
-        dy = dev.asarray(rng.standard_normal((n, k, hw, hw)).astype(np.float32))
+        out = hw + 2 * padding - kernel + 1
+        dy = dev.asarray(rng.standard_normal((n, k, out, out)).astype(np.float32))
         return (lambda: (conv.forward(x), conv.backward(dy))), dev.synchronize
     model_name, batch, shape = args
     model = nc.models.create(model_name, shape[0], 10, shape[1]).to(dev)
@@ -126,10 +132,11 @@ def _torch(kind, args, device):
 
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if kind == "conv":
-        n, c, hw, k = args
-        conv = torch.nn.Conv2d(c, k, 3, padding=1).to(device)
+        n, c, hw, k, kernel, padding = args
+        conv = torch.nn.Conv2d(c, k, kernel, padding=padding).to(device)
         x = torch.randn(n, c, hw, hw, device=device, requires_grad=True)
-        dy = torch.randn(n, k, hw, hw, device=device)
+        out = hw + 2 * padding - kernel + 1
+        dy = torch.randn(n, k, out, out, device=device)
 
         def conv_step():
             conv.zero_grad()
@@ -164,9 +171,9 @@ def _numpy(kind, args, device):
     """The NumPy reference: im2col by stride tricks + one matmul per direction, float32."""
     import numpy as np
 
-    if kind != "conv" or device != "cpu":
+    if kind != "conv" or device != "cpu" or args[4:] != (3, 1):
         return None
-    n, c, hw, k = args
+    n, c, hw, k = args[:4]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
     w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
