@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..workspace import scratch
-from .microkernel import COLUMNS, ROWS, gemm_6x2v_rows
-from .simd import LANES, vfma, vload, vstore, vsum
+from .microkernel import COLUMNS, ROWS, dot_4x3, gemm_6x2v_rows
+from .simd import LANES, vload, vsum
 
 # Module switch for A/B measurements (False: the layers go to the direct convolutions).
 ENABLED = True
@@ -114,24 +114,7 @@ def _weight_grad(dw, dy, x, acc, total, workers, zero):
                 g0, g1, g2, g3 = dy[n, k0], dy[n, k1], dy[n, k2], dy[n, k3]
                 p0, p1, p2 = x[n, c0], x[n, c1], x[n, c2]
                 a = acc[task]
-                a00, a01, a02 = vload(a, 0), vload(a, LANES), vload(a, 2 * LANES)
-                a10, a11, a12 = vload(a, 3 * LANES), vload(a, 4 * LANES), vload(a, 5 * LANES)
-                a20, a21, a22 = vload(a, 6 * LANES), vload(a, 7 * LANES), vload(a, 8 * LANES)
-                a30, a31, a32 = vload(a, 9 * LANES), vload(a, 10 * LANES), vload(a, 11 * LANES)
-                for q in range(0, whole, LANES):
-                    v0, v1, v2 = vload(p0, q), vload(p1, q), vload(p2, q)
-                    d = vload(g0, q)
-                    a00, a01, a02 = vfma(d, v0, a00), vfma(d, v1, a01), vfma(d, v2, a02)
-                    d = vload(g1, q)
-                    a10, a11, a12 = vfma(d, v0, a10), vfma(d, v1, a11), vfma(d, v2, a12)
-                    d = vload(g2, q)
-                    a20, a21, a22 = vfma(d, v0, a20), vfma(d, v1, a21), vfma(d, v2, a22)
-                    d = vload(g3, q)
-                    a30, a31, a32 = vfma(d, v0, a30), vfma(d, v1, a31), vfma(d, v2, a32)
-                vstore(a, 0, a00), vstore(a, LANES, a01), vstore(a, 2 * LANES, a02)
-                vstore(a, 3 * LANES, a10), vstore(a, 4 * LANES, a11), vstore(a, 5 * LANES, a12)
-                vstore(a, 6 * LANES, a20), vstore(a, 7 * LANES, a21), vstore(a, 8 * LANES, a22)
-                vstore(a, 9 * LANES, a30), vstore(a, 10 * LANES, a31), vstore(a, 11 * LANES, a32)
+                dot_4x3(a, g0, g1, g2, g3, p0, p1, p2, 0, 0, 0, whole)
                 for q in range(whole, positions):  # the positions past the last whole vector
                     for r, g in enumerate((g0, g1, g2, g3)):
                         total[task, 3 * r] += g[q] * p0[q]

@@ -9,7 +9,8 @@ loads of one plane.
 import numpy as np
 from numba import njit, prange
 
-from .simd import LANES, vfma, vload, vstore, vsum
+from .microkernel import dot_4x3
+from .simd import LANES, vload, vsum
 
 # Input channels per task: their planes and 4 of dy, for one sample, fit in L1.
 WGRAD_CHANNELS = 4
@@ -51,28 +52,8 @@ def weight_grad(dw, dy_grid, dy_offset, lq, xp, wp, zero):
                     plane = xp[n, c]
                     for i in range(kh):
                         for jb in range(jblocks):
-                            base = i * wp + 3 * jb
-                            a = acc[c - c0, i, jb]
-                            a00, a01, a02 = vload(a, 0), vload(a, LANES), vload(a, 2 * LANES)
-                            a10, a11, a12 = vload(a, 3 * LANES), vload(a, 4 * LANES), vload(a, 5 * LANES)
-                            a20, a21, a22 = vload(a, 6 * LANES), vload(a, 7 * LANES), vload(a, 8 * LANES)
-                            a30, a31, a32 = vload(a, 9 * LANES), vload(a, 10 * LANES), vload(a, 11 * LANES)
-                            for q in range(0, lq, LANES):
-                                x0 = vload(plane, base + q)
-                                x1 = vload(plane, base + q + 1)
-                                x2 = vload(plane, base + q + 2)
-                                d = vload(g0, q)
-                                a00, a01, a02 = vfma(d, x0, a00), vfma(d, x1, a01), vfma(d, x2, a02)
-                                d = vload(g1, q)
-                                a10, a11, a12 = vfma(d, x0, a10), vfma(d, x1, a11), vfma(d, x2, a12)
-                                d = vload(g2, q)
-                                a20, a21, a22 = vfma(d, x0, a20), vfma(d, x1, a21), vfma(d, x2, a22)
-                                d = vload(g3, q)
-                                a30, a31, a32 = vfma(d, x0, a30), vfma(d, x1, a31), vfma(d, x2, a32)
-                            vstore(a, 0, a00), vstore(a, LANES, a01), vstore(a, 2 * LANES, a02)
-                            vstore(a, 3 * LANES, a10), vstore(a, 4 * LANES, a11), vstore(a, 5 * LANES, a12)
-                            vstore(a, 6 * LANES, a20), vstore(a, 7 * LANES, a21), vstore(a, 8 * LANES, a22)
-                            vstore(a, 9 * LANES, a30), vstore(a, 10 * LANES, a31), vstore(a, 11 * LANES, a32)
+                            at = i * wp + 3 * jb  # three taps of row i: three shifted loads
+                            dot_4x3(acc[c - c0, i, jb], g0, g1, g2, g3, plane, plane, plane, at, at + 1, at + 2, lq)
             # Each group's sums go into float64: long reductions keep their precision.
             for c in range(c0, c1):
                 for i in range(kh):
