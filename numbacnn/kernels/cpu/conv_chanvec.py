@@ -22,7 +22,7 @@ from numba import njit, prange
 
 from ..workspace import scratch
 from .conv_chanvec_plans import forward_plan, input_grad_plans
-from .conv_simd import _to_flat_grid, bias_grad
+from .conv_grid import bias_grad, to_flat_grid
 from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
 
 TILE = 6  # output positions per tile
@@ -194,7 +194,7 @@ def _to_pixels(dy_pixels, dy, groups):
 def _on_grid(src, plan, name):
     """src (N, C, H, W) on the plan's zero-padded flat grid (N, C, L), in workspace ``name``."""
     grid = scratch(name, (src.shape[0], src.shape[1], plan.length), src.dtype)
-    _to_flat_grid(grid, src, plan.top, plan.left, plan.width)
+    to_flat_grid(grid, src, plan.top, plan.left, plan.width)
     return grid
 
 

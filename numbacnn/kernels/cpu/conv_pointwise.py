@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..workspace import scratch
+from .conv_grid import bias_grad
 from .microkernel import COLUMNS, ROWS, dot_4x3, gemm_6x2v_rows
 from .simd import LANES, vload, vsum
 
@@ -153,8 +154,6 @@ def conv2d_forward(out, x, w, b):
 
 def conv2d_backward(dx, dw, db, dy, x, w):
     """dx (overwritten), dw and db (accumulated) of a 1x1 convolution; each skipped if None."""
-    from .conv_simd import bias_grad
-
     w_kc = w.reshape(w.shape[0], w.shape[1])
     if db is not None:
         bias_grad(db, dy)

@@ -21,8 +21,9 @@ from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
+from .conv_grid import bias_grad, to_flat_grid, to_grid_plane
 from .conv_simd_weights import weight_grad
-from .simd import LANES, vadd, vbroadcast, vfma, vload, vsplat, vstore, vsum
+from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
 
 TILE_CHANNELS = 4
 TILE_POSITIONS = 3 * LANES
@@ -54,35 +55,6 @@ def direct_positions(x, w, stride, padding, dilation, groups):
 def usable(x, w, stride, padding, dilation, groups):
     """A direct stride-1 convolution with output planes of at least MIN_POSITIONS positions."""
     return ENABLED and direct_positions(x, w, stride, padding, dilation, groups) >= MIN_POSITIONS
-
-
-@njit(inline="always")
-def _to_grid_plane(grid, plane, top, left, wp):
-    """grid (L,) <- plane (H, W) at row ``top`` and column ``left`` of rows of width wp, zeros
-    around it: each value is written once, and the row copies, on views, vectorise."""
-    height, width = plane.shape
-    grid[: top * wp + left] = 0
-    for iy in range(height):
-        row = (iy + top) * wp + left
-        dst, src = grid[row : row + width], plane[iy]
-        for ix in range(width):
-            dst[ix] = src[ix]
-        grid[row + width : row + wp] = 0
-    grid[(height + top) * wp + left :] = 0
-
-
-@njit(parallel=True, cache=True)
-def _to_flat_grid(dst, src, top, left, wp):
-    """dst (N, D, L) <- each plane of src (N, S, H, W) at row ``top`` and column ``left`` of a
-    flat grid of rows of width wp; zeros everywhere else, and in the planes past S (D >= S)."""
-    n_batch, planes = dst.shape[0], dst.shape[1]
-    channels = src.shape[1]
-    for task in prange(n_batch * planes):
-        n, c = task // planes, task % planes
-        if c < channels:
-            _to_grid_plane(dst[n, c], src[n, c], top, left, wp)
-        else:
-            dst[n, c] = 0
 
 
 @njit(parallel=True, cache=True)
@@ -181,7 +153,7 @@ def _convolve_samples(out, src, grid, top, left, packed, offsets, b, has_bias, w
         for n in range(worker * n_batch // workers, (worker + 1) * n_batch // workers):
             if own_grid:
                 for c in range(channels):
-                    _to_grid_plane(planes[c], src[n, c], top, left, wp)
+                    to_grid_plane(planes[c], src[n, c], top, left, wp)
             source = (planes if own_grid else grid[n]).reshape(-1)
             for kb in range(packed.shape[0]):
                 if tile == 4:
@@ -243,33 +215,6 @@ def conv2d_forward(out, x, w, b, padding):
     _convolve(out, x, None, w, b, padding, False)
 
 
-@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _bias_grad(db, dy, zero):
-    """db (K,) += the sums of dy (N, K, P) over samples and positions. A plane is summed in two
-    vectors of float32 lanes (a lane sums P / 2 LANES values; one float64 chain would wait on
-    every add), the planes' sums in float64."""
-    n_batch, k_out, positions = dy.shape
-    whole = positions // (2 * LANES) * (2 * LANES)
-    for k in prange(k_out):
-        total = 0.0
-        for n in range(n_batch):
-            plane = dy[n, k]
-            a0 = a1 = vsplat(zero)
-            for q in range(0, whole, 2 * LANES):
-                a0, a1 = vadd(a0, vload(plane, q)), vadd(a1, vload(plane, q + LANES))
-            rest = zero
-            for q in range(whole, positions):
-                rest += plane[q]
-            total += vsum(vadd(a0, a1)) + rest
-        db[k] += total
-
-
-def bias_grad(db, dy):
-    """db (K,) += the sums of dy (N, K, OH, OW) over samples and positions."""
-    dy = np.ascontiguousarray(dy)
-    _bias_grad(db, dy.reshape(dy.shape[0], dy.shape[1], -1), dy.dtype.type(0))
-
-
 def conv2d_backward(dx, dw, db, dy, x, w, padding):
     """The gradients of conv2d_forward: dx overwritten, dw and db accumulated; None skips one.
 
@@ -293,15 +238,15 @@ def conv2d_backward(dx, dw, db, dy, x, w, padding):
         # Taps read up to (kh - 1) wp + kw + 2 past the last position: the padded plane covers them.
         x_length = max((height + 2 * padding[0]) * wp, dy_rows + (kh - 1) * wp + kw + 2)
         xp = scratch("conv_simd.x", (n_batch, channels, x_length), x.dtype)
-        _to_flat_grid(xp, x, padding[0], padding[1], wp)
+        to_flat_grid(xp, x, padding[0], padding[1], wp)
         # Shared: dy padded for the input gradient; else dy at the input's width, zeros in the
         # junk columns (the input gradient then lays it out again below).
-        _to_flat_grid(dy_grid, dy, *(flipped if shared else (0, 0)), wq if shared else wp)
+        to_flat_grid(dy_grid, dy, *(flipped if shared else (0, 0)), wq if shared else wp)
         weight_grad(dw, dy_grid, offset, dy_rows, xp, wp, x.dtype.type(0))
     if dx is not None:
         if dw is None or not shared:
-            _to_flat_grid(dy_grid, dy, flipped[0], flipped[1], wq)
+            to_flat_grid(dy_grid, dy, flipped[0], flipped[1], wq)
         _convolve(dx, dy, dy_grid, w, None, flipped, True)
 
 
-__all__ = ["bias_grad", "conv2d_backward", "conv2d_forward", "direct_positions", "usable"]
+__all__ = ["conv2d_backward", "conv2d_forward", "direct_positions", "usable"]

@@ -1,0 +1,71 @@
+"""What the direct convolutions share: planes laid on flat zero-padded grids, and the bias
+gradient.
+
+A flat grid holds each plane's rows, ``wp`` values apart, with ``top`` rows and ``left`` columns of
+zeros before them: the taps of every output position are then constant offsets (conv_simd.py,
+conv_chanvec.py).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .simd import LANES, vadd, vload, vsplat, vsum
+
+
+@njit(inline="always")
+def to_grid_plane(grid, plane, top, left, wp):
+    """grid (L,) <- plane (H, W) at row ``top`` and column ``left`` of rows of width wp, zeros
+    around it: each value is written once, and the row copies, on views, vectorise."""
+    height, width = plane.shape
+    grid[: top * wp + left] = 0
+    for iy in range(height):
+        row = (iy + top) * wp + left
+        dst, src = grid[row : row + width], plane[iy]
+        for ix in range(width):
+            dst[ix] = src[ix]
+        grid[row + width : row + wp] = 0
+    grid[(height + top) * wp + left :] = 0
+
+
+@njit(parallel=True, cache=True)
+def to_flat_grid(dst, src, top, left, wp):
+    """dst (N, D, L) <- each plane of src (N, S, H, W) at row ``top`` and column ``left`` of a
+    flat grid of rows of width wp; zeros everywhere else, and in the planes past S (D >= S)."""
+    n_batch, planes = dst.shape[0], dst.shape[1]
+    channels = src.shape[1]
+    for task in prange(n_batch * planes):
+        n, c = task // planes, task % planes
+        if c < channels:
+            to_grid_plane(dst[n, c], src[n, c], top, left, wp)
+        else:
+            dst[n, c] = 0
+
+
+@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
+def _bias_grad(db, dy, zero):
+    """db (K,) += the sums of dy (N, K, P) over samples and positions. A plane is summed in two
+    vectors of float32 lanes (a lane sums P / 2 LANES values; one float64 chain would wait on
+    every add), the planes' sums in float64."""
+    n_batch, k_out, positions = dy.shape
+    whole = positions // (2 * LANES) * (2 * LANES)
+    for k in prange(k_out):
+        total = 0.0
+        for n in range(n_batch):
+            plane = dy[n, k]
+            a0 = a1 = vsplat(zero)
+            for q in range(0, whole, 2 * LANES):
+                a0, a1 = vadd(a0, vload(plane, q)), vadd(a1, vload(plane, q + LANES))
+            rest = zero
+            for q in range(whole, positions):
+                rest += plane[q]
+            total += vsum(vadd(a0, a1)) + rest
+        db[k] += total
+
+
+def bias_grad(db, dy):
+    """db (K,) += the sums of dy (N, K, OH, OW) over samples and positions."""
+    dy = np.ascontiguousarray(dy)
+    _bias_grad(db, dy.reshape(dy.shape[0], dy.shape[1], -1), dy.dtype.type(0))
+
+
+__all__ = ["bias_grad", "to_flat_grid", "to_grid_plane"]
