@@ -110,6 +110,14 @@ def test_which_layers_it_takes():
     assert not conv_simd.usable(x, w[:, :8], (1, 1), (1, 1), (1, 1), 2)  # groups
     assert not conv_simd.usable(x, w, (1, 1), (3, 3), (1, 1), 1)  # padding past the kernel
     assert not conv_simd.usable(x[:, :, :8, :8], w, (1, 1), (1, 1), (1, 1), 1)  # 8x8: conv_chanvec's
+    # Under 200 positions, layers whose channels fill conv_chanvec's blocks go there (ResNet's 14x14
+    # stage at 32 channels); LeNet's conv2 (6 -> 16 channels, 10x10) stays here.
+    block = conv_simd.CHANVEC_BLOCK
+    wide = np.zeros((2 * block, 2 * block, 3, 3), np.float32)
+    assert not conv_simd.usable(np.zeros((2, 2 * block, 14, 14), np.float32), wide, (1, 1), (1, 1), (1, 1), 1)
+    assert conv_simd.usable(np.zeros((2, 2 * block, 16, 16), np.float32), wide, (1, 1), (1, 1), (1, 1), 1)
+    lenet2 = np.zeros((16, 6, 5, 5), np.float32)
+    assert conv_simd.usable(np.zeros((2, 6, 14, 14), np.float32), lenet2, (1, 1), (0, 0), (1, 1), 1)
 
 
 def test_verbose_names_the_implementation_each_layer_ran(monkeypatch, capsys, rng):

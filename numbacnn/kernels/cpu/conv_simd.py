@@ -30,8 +30,11 @@ TILE_POSITIONS = 3 * LANES
 ENABLED = True  # tests switch it off to compare with the other paths
 # Below this many output positions per plane, the wide grid's junk columns and the rounding to
 # whole tiles waste too much (an 8x8 plane with padding 1: a third of the work): conv_chanvec.py
-# takes those planes (benchmarks/NOTES.md, entries 32 and 37).
+# takes those planes (benchmarks/NOTES.md, entries 32 and 37). Below twice as many it takes the
+# layers whose channel counts fill its blocks of 2 LANES channels too (ResNet's 14x14 stage,
+# 32 channels: all three passes 1.1x faster there; entry 45).
 MIN_POSITIONS = 100
+CHANVEC_BLOCK = 2 * LANES
 
 
 def direct_positions(x, w, stride, padding, dilation, groups):
@@ -53,8 +56,11 @@ def direct_positions(x, w, stride, padding, dilation, groups):
 
 
 def usable(x, w, stride, padding, dilation, groups):
-    """A direct stride-1 convolution with output planes of at least MIN_POSITIONS positions."""
-    return ENABLED and direct_positions(x, w, stride, padding, dilation, groups) >= MIN_POSITIONS
+    """A direct stride-1 convolution with output planes of at least MIN_POSITIONS positions (2
+    MIN_POSITIONS when both channel counts are multiples of CHANVEC_BLOCK)."""
+    positions = direct_positions(x, w, stride, padding, dilation, groups)
+    whole_blocks = x.shape[1] % CHANVEC_BLOCK == 0 and w.shape[0] % CHANVEC_BLOCK == 0
+    return ENABLED and positions >= (2 * MIN_POSITIONS if whole_blocks else MIN_POSITIONS)
 
 
 @njit(parallel=True, cache=True)
