@@ -22,7 +22,7 @@ from numba import njit, prange
 
 from ..workspace import scratch
 from .conv_chanvec_plans import forward_plan, input_grad_plans
-from .conv_grid import bias_grad, to_flat_grid
+from .conv_grid import bias_grad, pack_weights, to_flat_grid
 from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
 
 TILE = 6  # output positions per tile
@@ -30,30 +30,6 @@ BLOCK = 2 * LANES  # output channels per tile
 WGRAD_BLOCK = 4 * LANES  # output channels per weight-gradient task
 WGRAD_CHANNELS = 4  # input channels per weight-gradient task
 GROUP_PRODUCTS = 256
-
-
-@njit(parallel=True, cache=True)
-def _pack(packed, w, groups, taps_i, taps_j, transpose):
-    """packed (G*B, Cin, I, J, BLOCK) <- the taps (taps_i x taps_j) of w (K, C/G, KH, KW), BLOCK
-    output channels of one group per row, zero past the group's end. Forward: Cin = C/G and the
-    output channels are K; ``transpose`` (the input gradient): Cin = K/G and they are C."""
-    rows, inputs, n_i, n_j, block = packed.shape
-    blocks = rows // groups
-    per_group = w.shape[1] if transpose else w.shape[0] // groups
-    for row in prange(rows):
-        g, kb = row // blocks, row % blocks
-        for c in range(inputs):
-            for a in range(n_i):
-                for bj in range(n_j):
-                    for r in range(block):
-                        o = kb * block + r
-                        value = w[0, 0, 0, 0] * 0
-                        if o < per_group:
-                            if transpose:
-                                value = w[g * inputs + c, o, taps_i[a], taps_j[bj]]
-                            else:
-                                value = w[g * per_group + o, c, taps_i[a], taps_j[bj]]
-                        packed[row, c, a, bj, r] = value
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -203,7 +179,7 @@ def _gather(out, grid, w, b, groups, plan, transpose):
     n_batch, channels = grid.shape[0], grid.shape[1]
     inputs, per_group = channels // groups, out.shape[1] // groups
     packed = scratch("conv_chanvec.w", (groups * -(-per_group // BLOCK), inputs, *plan.taps, BLOCK), grid.dtype)
-    _pack(packed, w, groups, plan.taps_i, plan.taps_j, transpose)
+    pack_weights(packed, w, groups, plan.taps_i, plan.taps_j, transpose)
     has_bias = b is not None
     out_flat = out.reshape(n_batch, out.shape[1], -1)
     _tiles(

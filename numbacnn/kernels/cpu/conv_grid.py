@@ -1,5 +1,5 @@
-"""What the direct convolutions share: planes laid on flat zero-padded grids, and the bias
-gradient.
+"""What the direct convolutions share: planes laid on flat zero-padded grids, packed weights and
+the bias gradient.
 
 A flat grid holds each plane's rows, ``wp`` values apart, with ``top`` rows and ``left`` columns of
 zeros before them: the taps of every output position are then constant offsets (conv_simd.py,
@@ -68,4 +68,29 @@ def bias_grad(db, dy):
     _bias_grad(db, dy.reshape(dy.shape[0], dy.shape[1], -1), dy.dtype.type(0))
 
 
-__all__ = ["bias_grad", "to_flat_grid", "to_grid_plane"]
+@njit(parallel=True, cache=True)
+def pack_weights(packed, w, groups, taps_i, taps_j, transpose):
+    """packed (G*B, Cin, I, J, BLOCK) <- the taps (taps_i x taps_j) of w (K, C/G, KH, KW), BLOCK
+    output channels of one group per row, zero past the group's end. Forward: Cin = C/G and the
+    output channels are K; ``transpose`` (the input gradient): Cin = K/G and they are C. Taps
+    listed in reverse flip the kernel (a stride-1 input gradient as a convolution)."""
+    rows, inputs, n_i, n_j, block = packed.shape
+    blocks = rows // groups
+    per_group = w.shape[1] if transpose else w.shape[0] // groups
+    for row in prange(rows):
+        g, kb = row // blocks, row % blocks
+        for c in range(inputs):
+            for a in range(n_i):
+                for bj in range(n_j):
+                    for r in range(block):
+                        o = kb * block + r
+                        value = w[0, 0, 0, 0] * 0
+                        if o < per_group:
+                            if transpose:
+                                value = w[g * inputs + c, o, taps_i[a], taps_j[bj]]
+                            else:
+                                value = w[g * per_group + o, c, taps_i[a], taps_j[bj]]
+                        packed[row, c, a, bj, r] = value
+
+
+__all__ = ["bias_grad", "pack_weights", "to_flat_grid", "to_grid_plane"]

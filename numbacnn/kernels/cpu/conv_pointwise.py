@@ -21,6 +21,7 @@ from numba import njit, prange
 
 from ..workspace import scratch
 from .conv_grid import bias_grad
+from .gemm import pack_columns
 from .microkernel import COLUMNS, ROWS, dot_4x3, gemm_6x2v_rows
 from .simd import LANES, vload, vsum
 
@@ -38,24 +39,6 @@ def usable(x, w, stride, padding, groups):
         and groups == 1
         and x.dtype in (np.float32, np.float64)
     )
-
-
-@njit(parallel=True, cache=True)
-def _pack_rows(packed, w, transpose):
-    """packed (M/6, depth, 6) <- the rows of w (M, depth) (or of w' with ``transpose``), zeros
-    past M."""
-    panels, depth, rows = packed.shape
-    m = w.shape[1] if transpose else w.shape[0]
-    for panel in prange(panels):
-        for k in range(depth):
-            for r in range(rows):
-                i = panel * rows + r
-                if i >= m:
-                    packed[panel, k, r] = 0
-                elif transpose:
-                    packed[panel, k, r] = w[k, i]
-                else:
-                    packed[panel, k, r] = w[i, k]
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -141,7 +124,7 @@ def _product(out, w_rows, src, b, transpose, name):
     depth = w_rows.shape[0] if transpose else w_rows.shape[1]
     m = out.shape[1]
     packed = scratch(name, (-(-m // ROWS), depth, ROWS), src.dtype)
-    _pack_rows(packed, w_rows, transpose)
+    pack_columns(packed, w_rows if transpose else w_rows.T)
     has_bias = b is not None
     out_planes = out.reshape(out.shape[0], m, -1)
     _products(out_planes, packed, _planes(src), b if has_bias else out_planes[0, 0, :1], has_bias, src.dtype.type(0))

@@ -15,13 +15,15 @@ Shapes: x (N, C, H, W), w (K, C, KH, KW), b (K,) or None, out (N, K, OH, OW); st
 dilation 1, groups 1, padding at most KH-1 / KW-1.
 """
 
+import functools
+
 import numba
 import numpy as np
 from numba import njit, prange
 
 from ..shapes import conv2d_output_size
 from ..workspace import scratch
-from .conv_grid import bias_grad, to_flat_grid, to_grid_plane
+from .conv_grid import bias_grad, pack_weights, to_flat_grid, to_grid_plane
 from .conv_simd_weights import weight_grad
 from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
 
@@ -61,26 +63,6 @@ def usable(x, w, stride, padding, dilation, groups):
     positions = direct_positions(x, w, stride, padding, dilation, groups)
     whole_blocks = x.shape[1] % CHANVEC_BLOCK == 0 and w.shape[0] % CHANVEC_BLOCK == 0
     return ENABLED and positions >= (2 * MIN_POSITIONS if whole_blocks else MIN_POSITIONS)
-
-
-@njit(parallel=True, cache=True)
-def _pack_weights(packed, w, transpose_flip):
-    """packed (K4/4, C, KH, KW, 4) <- w (K, C, KH, KW), zero past K; with ``transpose_flip``,
-    from w (C, K, KH, KW) transposed and flipped (the input gradient's weights)."""
-    blocks, channels, kh, kw, tile = packed.shape
-    k_out = w.shape[1] if transpose_flip else w.shape[0]
-    for kb in prange(blocks):
-        for c in range(channels):
-            for i in range(kh):
-                for j in range(kw):
-                    for r in range(tile):
-                        k = kb * tile + r
-                        if k >= k_out:
-                            packed[kb, c, i, j, r] = 0
-                        elif transpose_flip:
-                            packed[kb, c, i, j, r] = w[c, k, kh - 1 - i, kw - 1 - j]
-                        else:
-                            packed[kb, c, i, j, r] = w[k, c, i, j]
 
 
 @njit(fastmath=True, boundscheck=False, cache=True)
@@ -192,6 +174,12 @@ def _grid_sizes(height, width, kh, kw, padding, tile_positions=2 * TILE_POSITION
     return wp, lq, max((height + 2 * padding[0]) * wp, lq + (kh - 1) * wp + kw + LANES)
 
 
+@functools.lru_cache(maxsize=64)
+def _taps(size, flip):
+    """The kernel taps 0..size-1 in order, or reversed to flip the kernel."""
+    return np.arange(size - 1, -1, -1) if flip else np.arange(size)
+
+
 def _convolve(out, x, grid, w, b, padding, transpose_flip):
     """out (N, K, OH, OW) = the stride-1 convolution of x (N, C, H, W) with w (+ b), or of its
     flat grid ``grid`` when given (then x only gives the sizes): the kernel of both passes."""
@@ -200,7 +188,7 @@ def _convolve(out, x, grid, w, b, padding, transpose_flip):
     tile = _tile_channels(out.shape[1])
     wp, lq, length = _grid_sizes(height, width, kh, kw, padding, 4 // tile * TILE_POSITIONS)
     packed = scratch("conv_simd.w", (-(-out.shape[1] // tile), channels, kh, kw, tile), x.dtype)
-    _pack_weights(packed, w, transpose_flip)
+    pack_weights(packed, w, 1, _taps(kh, transpose_flip), _taps(kw, transpose_flip), transpose_flip)
     workers = max(1, min(numba.get_num_threads(), n_batch))
     planes_buf = scratch("conv_simd.planes", (workers, channels, length), x.dtype)
     y_buf = scratch("conv_simd.tiles", (workers, tile, lq), x.dtype)

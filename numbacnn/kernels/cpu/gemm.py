@@ -16,8 +16,9 @@ from .microkernel import COLUMNS, ROWS, gemm_6x2v
 
 
 @njit(parallel=True, cache=True)
-def _pack_columns(packed, b):
-    """packed (N/COLUMNS, K, COLUMNS) <- b (K, N), zeros past N."""
+def pack_columns(packed, b):
+    """packed (N/width, K, width) <- b (K, N) in panels of ``width`` columns, zeros past N (the
+    rows of a matrix are the columns of its transposed view)."""
     blocks, depth, width = packed.shape
     n = b.shape[1]
     for block in prange(blocks):
@@ -56,8 +57,8 @@ def _products(c, a, packed, accumulate):
 def matmul(c, a, b, accumulate=False):
     """c (M, N) = a (M, K) @ b (K, N), or c += a @ b with ``accumulate``; a and b any 2-D views."""
     packed = scratch("gemm.b", (-(-b.shape[1] // COLUMNS), b.shape[0], COLUMNS), c.dtype)
-    _pack_columns(packed, b)
+    pack_columns(packed, b)
     _products(c, a, packed, accumulate)
 
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "pack_columns"]
