@@ -6,6 +6,7 @@ save_invstd, dweight, dbias (C,); sums (2, C) float64.
 
 import numpy as np
 
+from ..compose import batchnorm_relu
 from ..workspace import scratch
 from .elementwise import relu_backward, relu_forward
 
@@ -101,24 +102,13 @@ def batchnorm2d_backward_synced(
     _dx(dx, dy, x, weight, mean, invstd, mean_dy, mean_dy_xhat)
 
 
-# ReLU after BatchNorm (the pattern between a residual block's convolutions), fused on the CPU.
-# Here the two kernels run in turn; the signatures are the CPU's.
-def batchnorm2d_relu_forward_train(
-    out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum
-):
-    """out = relu(batchnorm2d_forward_train(x))."""
-    batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum)
-    relu_forward(out, out)
-
-
-def batchnorm2d_relu_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
-    """out = relu(batchnorm2d_forward_eval(x))."""
-    batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps)
-    relu_forward(out, out)
-
-
-def batchnorm2d_relu_backward(dx, dweight, dbias, dy, out, x, weight, save_mean, save_invstd, training):
-    """The gradients of batchnorm2d_relu_forward_*: dy, the gradient of ``out``, passes where out > 0."""
-    masked = scratch("npy.bn.relu_dy", dy.shape, dy.dtype)
-    relu_backward(masked, dy, out)
-    batchnorm2d_backward(dx, dweight, dbias, masked, x, weight, save_mean, save_invstd, training)
+# ReLU after BatchNorm (the pattern between a residual block's convolutions), fused on the CPU;
+# here the two kernels run in turn.
+batchnorm2d_relu_forward_train, batchnorm2d_relu_forward_eval, batchnorm2d_relu_backward = batchnorm_relu(
+    batchnorm2d_forward_train,
+    batchnorm2d_forward_eval,
+    batchnorm2d_backward,
+    relu_forward,
+    relu_backward,
+    lambda shape, dtype: scratch("npy.bn.relu_dy", shape, dtype),
+)
