@@ -103,19 +103,35 @@ def _planes(a):
     return a.reshape(a.shape[0], a.shape[1], -1) if a.ndim == 4 else a
 
 
-def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
-    """Normalise x with its batch statistics (saved for backward); update the running averages."""
+def _train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, relu):
     _forward_train(
         _planes(out), save_mean, save_invstd, running_mean, running_var, _planes(x), weight, bias, float(eps),
-        float(momentum), False,
+        float(momentum), relu,
     )  # fmt: skip
+
+
+def _eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, relu):
+    _forward_eval(
+        _planes(out), save_mean, save_invstd, _planes(x), weight, bias, running_mean, running_var, float(eps), relu
+    )
+
+
+def _gradients(dx, dweight, dbias, dy, relu_out, x, weight, save_mean, save_invstd, training):
+    """The backward pass; with ``relu_out`` (the fused forward's output) dy passes where it is > 0."""
+    dx = _planes(x)[:0] if dx is None else _planes(dx)
+    mask = _planes(dy if relu_out is None else relu_out)
+    _backward(dx, dweight, dbias, _planes(dy), _planes(x), weight, save_mean, save_invstd, bool(training), mask,
+              relu_out is not None)  # fmt: skip
+
+
+def batchnorm2d_forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum):
+    """Normalise x with its batch statistics (saved for backward); update the running averages."""
+    _train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, False)
 
 
 def batchnorm2d_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
     """Normalise x with the running statistics, saved (as mean, 1/std) for backward."""
-    _forward_eval(
-        _planes(out), save_mean, save_invstd, _planes(x), weight, bias, running_mean, running_var, float(eps), False
-    )
+    _eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, False)
 
 
 def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd, training):
@@ -124,9 +140,7 @@ def batchnorm2d_backward(dx, dweight, dbias, dy, x, weight, save_mean, save_invs
     training=True: save_mean/save_invstd are the batch statistics of the forward pass.
     training=False: they are what batchnorm2d_forward_eval saved from the running statistics.
     """
-    dx = _planes(x)[:0] if dx is None else _planes(dx)
-    dy = _planes(dy)
-    _backward(dx, dweight, dbias, dy, _planes(x), weight, save_mean, save_invstd, bool(training), dy, False)
+    _gradients(dx, dweight, dbias, dy, None, x, weight, save_mean, save_invstd, training)
 
 
 def batchnorm2d_relu_forward_train(
@@ -134,26 +148,19 @@ def batchnorm2d_relu_forward_train(
 ):
     """out = relu(batchnorm2d_forward_train(x)) in the same pass: the normalised values are never
     stored before the ReLU (the pattern between the convolutions of a residual block)."""
-    _forward_train(
-        _planes(out), save_mean, save_invstd, running_mean, running_var, _planes(x), weight, bias, float(eps),
-        float(momentum), True,
-    )  # fmt: skip
+    _train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, True)
 
 
 def batchnorm2d_relu_forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps):
     """out = relu(batchnorm2d_forward_eval(x)) in the same pass."""
-    _forward_eval(
-        _planes(out), save_mean, save_invstd, _planes(x), weight, bias, running_mean, running_var, float(eps), True
-    )
+    _eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, True)
 
 
 def batchnorm2d_relu_backward(dx, dweight, dbias, dy, out, x, weight, save_mean, save_invstd, training):
     """The gradients of batchnorm2d_relu_forward_*: dy (N, C, H, W) is the gradient of its output
     ``out``, passed where out > 0 (as relu_backward) inside the BatchNorm backward's own passes.
     dx overwritten (None to skip); dweight, dbias accumulated."""
-    dx = _planes(x)[:0] if dx is None else _planes(dx)
-    _backward(dx, dweight, dbias, _planes(dy), _planes(x), weight, save_mean, save_invstd, bool(training),
-              _planes(out), True)  # fmt: skip
+    _gradients(dx, dweight, dbias, dy, out, x, weight, save_mean, save_invstd, training)
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
