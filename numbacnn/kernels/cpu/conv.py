@@ -61,19 +61,29 @@ def _report(direction, implementation, x, w, stride, padding):
         )
 
 
+def _implementation(x, w, stride, padding, dilation, groups):
+    """The first implementation that accepts the layer, in the order above; forward and backward
+    both ask here, so a layer's passes take one path."""
+    if conv_pointwise.usable(x, w, stride, padding, groups):
+        return "conv_pointwise"
+    if _strided_pointwise(w, stride, padding, dilation, groups) and conv_pointwise.usable(x, w, (1, 1), padding, 1):
+        return "subsample"
+    if conv_simd.usable(x, w, stride, padding, dilation, groups):
+        return "conv_simd"
+    return "conv_chanvec"
+
+
 def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     """out (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C/groups, KH, KW)) + b (K,) or None."""
-    if conv_pointwise.usable(x, w, stride, padding, groups):
-        _report("forward", "conv_pointwise", x, w, stride, padding)
+    implementation = _implementation(x, w, stride, padding, dilation, groups)
+    _report("forward", implementation, x, w, stride, padding)
+    if implementation == "conv_pointwise":
         conv_pointwise.conv2d_forward(out, x, w, b)
-    elif _strided_pointwise(w, stride, padding, dilation, groups) and conv_pointwise.usable(x, w, (1, 1), padding, 1):
-        _report("forward", "subsample", x, w, stride, padding)
+    elif implementation == "subsample":
         conv_pointwise.conv2d_forward(out, _subsampled(x, stride, "conv.sub_x"), w, b)
-    elif conv_simd.usable(x, w, stride, padding, dilation, groups):
-        _report("forward", "conv_simd", x, w, stride, padding)
+    elif implementation == "conv_simd":
         conv_simd.conv2d_forward(out, x, w, b, padding)
     else:
-        _report("forward", "conv_chanvec", x, w, stride, padding)
         conv_chanvec.conv2d_forward(out, x, w, b, stride, padding, dilation, groups)
 
 
@@ -86,21 +96,20 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     if dx is None and dw is None:
         if db is not None:
             db += dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(db.dtype)
-    elif conv_pointwise.usable(x, w, stride, padding, groups):
-        _report("backward", "conv_pointwise", x, w, stride, padding)
+        return
+    implementation = _implementation(x, w, stride, padding, dilation, groups)
+    _report("backward", implementation, x, w, stride, padding)
+    if implementation == "conv_pointwise":
         conv_pointwise.conv2d_backward(dx, dw, db, dy, x, w)
-    elif _strided_pointwise(w, stride, padding, dilation, groups) and conv_pointwise.usable(x, w, (1, 1), padding, 1):
+    elif implementation == "subsample":
         # The gradient reaches only the pixels the forward read; the others get zeros.
-        _report("backward", "subsample", x, w, stride, padding)
         sub = _subsampled(x, stride, "conv.sub_x")
         d_sub = None if dx is None else scratch("conv.sub_dx", sub.shape, x.dtype)
         conv_pointwise.conv2d_backward(d_sub, dw, db, dy, sub, w)
         if dx is not None:
             dx[...] = 0
             dx[:, :, :: stride[0], :: stride[1]] = d_sub
-    elif conv_simd.usable(x, w, stride, padding, dilation, groups):
-        _report("backward", "conv_simd", x, w, stride, padding)
+    elif implementation == "conv_simd":
         conv_simd.conv2d_backward(dx, dw, db, dy, x, w, padding)
     else:
-        _report("backward", "conv_chanvec", x, w, stride, padding)
         conv_chanvec.conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups)
