@@ -9,15 +9,21 @@ from .norm import BatchNorm2d
 from .pool import MaxPool2d
 
 
+def _forward_replaced(layer):
+    """True when something (inspect.feature_maps) replaced the layer's forward to see its output:
+    then it must run on its own, not fused into a neighbour."""
+    return "forward" in layer.__dict__
+
+
 def _relu_then_max_pool(first, second):
-    """A ReLU followed by max pooling (LeNet, AlexNet, VGG), neither with its forward replaced
-    (inspect.feature_maps does that to see a layer's output): the pair then runs as relu(pool(x)),
-    equal to pool(relu(x)), with the ReLU on the pooled output only."""
+    """A ReLU followed by max pooling (LeNet, AlexNet, VGG), neither with its forward replaced: the
+    pair then runs as relu(pool(x)), equal to pool(relu(x)), with the ReLU on the pooled output
+    only."""
     return (
         type(first) is ReLU
         and type(second) is MaxPool2d
-        and "forward" not in first.__dict__
-        and "forward" not in second.__dict__
+        and not _forward_replaced(first)
+        and not _forward_replaced(second)
     )
 
 
@@ -121,9 +127,9 @@ class _ResidualBlock(Module):
         h = x
         for i, (conv, bn) in enumerate(stages[:-1]):
             z = conv.forward(h)
-            # The ReLU is fused into the BatchNorm's pass, unless something (inspect.feature_maps)
-            # has replaced bn.forward to see its output before the ReLU.
-            fused = "forward" not in bn.__dict__
+            # The ReLU is fused into the BatchNorm's pass, unless bn's output before the ReLU is
+            # watched.
+            fused = not _forward_replaced(bn)
             if fused:
                 h = bn.forward_relu(z)
             else:
