@@ -58,6 +58,8 @@ def test_training_step_reuses_every_buffer(build, shape):
         tracemalloc.stop()
     assert _buffers(model, crit) == before
     # Every convolution or pooling output of these nets is >= 50 KB, so a temporary of that kind
-    # would show up in the peak; what remains (about 20 KB) is Python bookkeeping: argument
-    # tuples, array views, floats. Smaller arrays are covered by the buffer identities above.
-    assert peak < 48 * 1024, f"a warm training step allocated {peak} bytes at peak"
+    # would show up in the peak, and so would per-task kernel scratch (numba's np.empty inside a
+    # prange body, sized by the SIMD width: tests/test_lane_widths.py runs this at every width).
+    # What remains is Python bookkeeping: argument tuples, array views, floats. Smaller arrays are
+    # covered by the buffer identities above.
+    assert peak < 24 * 1024, f"a warm training step allocated {peak} bytes at peak"

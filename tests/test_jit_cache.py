@@ -77,3 +77,19 @@ def test_numbacnn_kernels_use_the_locator(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == os.path.join(str(tmp_path), "numbacnn", "numbacnn", "kernels", "cpu"), out.stderr
+
+
+def test_a_forced_simd_width_has_cache_entries_of_its_own(monkeypatch):
+    """numba keys its entries by the target CPU, which NUMBACNN_LANES leaves alone: a forced width
+    other than the target's must change the source stamp, and the target's own must not."""
+    from numbacnn.kernels.cpu import simd
+    from numbacnn.runtime import jit_cache
+
+    native = jit_cache.fingerprint()
+    other = 4 if simd.target_lanes() != 4 else 8
+    monkeypatch.setenv("NUMBACNN_LANES", str(other))
+    monkeypatch.setattr(simd, "LANES", other)  # what a process started with the variable has
+    assert jit_cache.fingerprint() != native
+    monkeypatch.setenv("NUMBACNN_LANES", str(simd.target_lanes()))
+    monkeypatch.setattr(simd, "LANES", simd.target_lanes())
+    assert jit_cache.fingerprint() == native

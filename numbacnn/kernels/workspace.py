@@ -38,6 +38,18 @@ def scratch(name, shape, dtype, allocate=np.empty):
     return view
 
 
+def worker_scratch(name, tasks, shape, dtype):
+    """(workers, buffer): the threads that share ``tasks`` independent tasks (at most numba's
+    thread count, at least 1) and a scratch view (workers, *shape) on slot ``name``, one row per
+    worker. A CPU kernel gives each worker a contiguous run of tasks (``prange(workers)``, as
+    numba's static schedule would), so its temporaries are reused from task to task instead of
+    allocated in each."""
+    import numba
+
+    workers = max(1, min(numba.get_num_threads(), tasks))
+    return workers, scratch(name, (workers, *shape), dtype)
+
+
 def release(prefix):
     """Release the scratch buffers whose slot names start with ``prefix``."""
     for key in [k for k in _slots if k[0].startswith(prefix)]:

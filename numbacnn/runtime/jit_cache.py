@@ -4,9 +4,10 @@ numba's own cache keys each function by its source file's timestamp and size. A 
 inlines a helper from another file (``kernels/shared_math.py``) is not recompiled when only that
 helper changes, and an upgrade that leaves a file's size and time alike would not be noticed
 either. numbacnn's kernels therefore go through :class:`NumbacnnCacheLocator`, whose source stamp
-is a hash of every file jitted code can reach (``kernels/``) and of the
-numbacnn version: any edit or upgrade invalidates them all, and unrelated code keeps numba's usual
-cache.
+is a hash of every file jitted code can reach (``kernels/``), of the
+numbacnn version and of a forced SIMD width (``NUMBACNN_LANES``: numba keys its entries by the
+target CPU, which a forced width leaves alone): any edit, upgrade or other width invalidates them
+all, and unrelated code keeps numba's usual cache.
 
 The cache lives in ``$NUMBA_CACHE_DIR/numbacnn`` when that is set, else in the user cache
 (``~/.cache/numbacnn/jit``), not next to the installed sources (which may be read-only).
@@ -30,12 +31,14 @@ _fingerprints = {}
 
 
 def fingerprint(root: str = PACKAGE, sources=JIT_SOURCES) -> str:
-    """A hash of the files under ``root`` that jitted code can reach, and of the version."""
-    key = (root, tuple(sources))
+    """A hash of the files under ``root`` that jitted code can reach, of the version and of a
+    forced SIMD width."""
+    lanes = _forced_lanes()
+    key = (root, tuple(sources), lanes)
     if key not in _fingerprints:
         from ..version import __version__
 
-        digest = hashlib.sha256(__version__.encode())
+        digest = hashlib.sha256(f"{__version__} lanes={lanes}".encode())
         for source in sources:
             path = os.path.join(root, source)
             files = [path] if os.path.isfile(path) else sorted(
@@ -48,6 +51,16 @@ def fingerprint(root: str = PACKAGE, sources=JIT_SOURCES) -> str:
                     digest.update(f.read())
         _fingerprints[key] = digest.hexdigest()[:16]
     return _fingerprints[key]
+
+
+def _forced_lanes():
+    """The SIMD width NUMBACNN_LANES forces, as a string ("" when it is the target's own): forced
+    and native kernels of one width share their entries."""
+    if not os.environ.get("NUMBACNN_LANES", "").strip():
+        return ""
+    from ..kernels.cpu import simd
+
+    return "" if simd.LANES == simd.target_lanes() else str(simd.LANES)
 
 
 def cache_dir() -> str:

@@ -20,7 +20,7 @@ Shapes: x (N, C, H, W), w (K, C/G, KH, KW), b (K,) or None, out (N, K, OH, OW), 
 import numpy as np
 from numba import njit, prange
 
-from ..workspace import scratch
+from ..workspace import scratch, worker_scratch
 from .conv_chanvec_plans import forward_plan, input_grad_plans
 from .conv_grid import bias_grad, pack_weights, to_flat_grid
 from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
@@ -33,54 +33,57 @@ GROUP_PRODUCTS = 256
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _tiles(out, grid, packed, offsets, starts, targets, groups, group_stride, b, has_bias, zero):
+def _tiles(out, grid, packed, offsets, starts, targets, groups, group_stride, b, has_bias, zero, buffers):
     """out (N, K, Q) (+ b) at ``targets`` from the flat padded planes grid (N, C*L): output
-    position p of group g reads tap t at g * group_stride + starts[p] + offsets[t]."""
+    position p of group g reads tap t at g * group_stride + starts[p] + offsets[t]. A task is one
+    sample x one block of output channels; worker w scatters its tiles through buffers[w]."""
     n_batch, k_out = out.shape[0], out.shape[1]
     rows, positions = packed.shape[0], starts.shape[0]
     blocks, per_group = rows // groups, k_out // groups
-    for task in prange(n_batch * rows):
-        n, row = task // rows, task % rows
-        g, kb = row // blocks, row % blocks
-        planes, weights = grid[n], packed[row]
-        base = g * group_stride
-        buffer = np.empty((TILE, BLOCK), dtype=out.dtype)
-        for p0 in range(0, positions, TILE):
-            s0, s1 = base + starts[p0], base + starts[min(p0 + 1, positions - 1)]
-            s2, s3 = base + starts[min(p0 + 2, positions - 1)], base + starts[min(p0 + 3, positions - 1)]
-            s4, s5 = base + starts[min(p0 + 4, positions - 1)], base + starts[min(p0 + 5, positions - 1)]
-            a00 = a01 = a10 = a11 = a20 = a21 = vsplat(zero)
-            a30 = a31 = a40 = a41 = a50 = a51 = vsplat(zero)
-            for t in range(offsets.shape[0]):
-                o = offsets[t]
-                w0, w1 = vload(weights, t * BLOCK), vload(weights, t * BLOCK + LANES)
-                v = vbroadcast(planes, s0 + o)
-                a00, a01 = vfma(v, w0, a00), vfma(v, w1, a01)
-                v = vbroadcast(planes, s1 + o)
-                a10, a11 = vfma(v, w0, a10), vfma(v, w1, a11)
-                v = vbroadcast(planes, s2 + o)
-                a20, a21 = vfma(v, w0, a20), vfma(v, w1, a21)
-                v = vbroadcast(planes, s3 + o)
-                a30, a31 = vfma(v, w0, a30), vfma(v, w1, a31)
-                v = vbroadcast(planes, s4 + o)
-                a40, a41 = vfma(v, w0, a40), vfma(v, w1, a41)
-                v = vbroadcast(planes, s5 + o)
-                a50, a51 = vfma(v, w0, a50), vfma(v, w1, a51)
-            vstore(buffer[0], 0, a00), vstore(buffer[0], LANES, a01)
-            vstore(buffer[1], 0, a10), vstore(buffer[1], LANES, a11)
-            vstore(buffer[2], 0, a20), vstore(buffer[2], LANES, a21)
-            vstore(buffer[3], 0, a30), vstore(buffer[3], LANES, a31)
-            vstore(buffer[4], 0, a40), vstore(buffer[4], LANES, a41)
-            vstore(buffer[5], 0, a50), vstore(buffer[5], LANES, a51)
-            for r in range(min(TILE, positions - p0)):
-                q = targets[p0 + r]
-                for lane in range(min(BLOCK, per_group - kb * BLOCK)):
-                    k = g * per_group + kb * BLOCK + lane
-                    out[n, k, q] = buffer[r, lane] + (b[k] if has_bias else zero)
+    workers, tasks = buffers.shape[0], n_batch * rows
+    for worker in prange(workers):
+        buffer = buffers[worker]
+        for task in range(worker * tasks // workers, (worker + 1) * tasks // workers):
+            n, row = task // rows, task % rows
+            g, kb = row // blocks, row % blocks
+            planes, weights = grid[n], packed[row]
+            base = g * group_stride
+            for p0 in range(0, positions, TILE):
+                s0, s1 = base + starts[p0], base + starts[min(p0 + 1, positions - 1)]
+                s2, s3 = base + starts[min(p0 + 2, positions - 1)], base + starts[min(p0 + 3, positions - 1)]
+                s4, s5 = base + starts[min(p0 + 4, positions - 1)], base + starts[min(p0 + 5, positions - 1)]
+                a00 = a01 = a10 = a11 = a20 = a21 = vsplat(zero)
+                a30 = a31 = a40 = a41 = a50 = a51 = vsplat(zero)
+                for t in range(offsets.shape[0]):
+                    o = offsets[t]
+                    w0, w1 = vload(weights, t * BLOCK), vload(weights, t * BLOCK + LANES)
+                    v = vbroadcast(planes, s0 + o)
+                    a00, a01 = vfma(v, w0, a00), vfma(v, w1, a01)
+                    v = vbroadcast(planes, s1 + o)
+                    a10, a11 = vfma(v, w0, a10), vfma(v, w1, a11)
+                    v = vbroadcast(planes, s2 + o)
+                    a20, a21 = vfma(v, w0, a20), vfma(v, w1, a21)
+                    v = vbroadcast(planes, s3 + o)
+                    a30, a31 = vfma(v, w0, a30), vfma(v, w1, a31)
+                    v = vbroadcast(planes, s4 + o)
+                    a40, a41 = vfma(v, w0, a40), vfma(v, w1, a41)
+                    v = vbroadcast(planes, s5 + o)
+                    a50, a51 = vfma(v, w0, a50), vfma(v, w1, a51)
+                vstore(buffer[0], 0, a00), vstore(buffer[0], LANES, a01)
+                vstore(buffer[1], 0, a10), vstore(buffer[1], LANES, a11)
+                vstore(buffer[2], 0, a20), vstore(buffer[2], LANES, a21)
+                vstore(buffer[3], 0, a30), vstore(buffer[3], LANES, a31)
+                vstore(buffer[4], 0, a40), vstore(buffer[4], LANES, a41)
+                vstore(buffer[5], 0, a50), vstore(buffer[5], LANES, a51)
+                for r in range(min(TILE, positions - p0)):
+                    q = targets[p0 + r]
+                    for lane in range(min(BLOCK, per_group - kb * BLOCK)):
+                        k = g * per_group + kb * BLOCK + lane
+                        out[n, k, q] = buffer[r, lane] + (b[k] if has_bias else zero)
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero):
+def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, totals, accs):
     """dw (K, C/G, KH, KW) += sum over samples and positions of dy_pixels (N, P, G*K') (pixel-major,
     K' channels per group, zero past K/G) times the input pixels each tap reads in grid (N, C, L):
     tap (i, j) of position p at starts[p] + i * dilation_h * wp + j * dilation_w.
@@ -88,7 +91,9 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero):
     A task is WGRAD_CHANNELS input channels x WGRAD_BLOCK output channels of one group. Samples are
     the outer loop, so one sample's dy rows and input planes stay in L1 while every tap reads them;
     the 12 accumulators of a pass (3 taps of a row x 4 vectors) wait in ``acc`` between passes, and
-    every ``group`` samples their float32 sums go into float64."""
+    every ``group`` samples their float32 sums go into float64 ``total``. Worker w keeps them in
+    totals[w] (WGRAD_CHANNELS, KH, KW, WGRAD_BLOCK) float64 and accs[w] (WGRAD_CHANNELS, KH,
+    KW/3, 3 WGRAD_BLOCK)."""
     k_out, channels, kh, kw = dw.shape
     n_batch, positions, k_padded = dy_pixels.shape
     groups = grid.shape[1] // channels
@@ -96,60 +101,67 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero):
     blocks, cblocks, jblocks = padded_group // WGRAD_BLOCK, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
     # About 256 products per lane in float32 before they go into float64, as a blocked GEMM sums.
     group = max(1, GROUP_PRODUCTS // positions)
-    for task in prange(groups * cblocks * blocks):
-        g, cb, kb = task // (cblocks * blocks), (task // blocks) % cblocks, task % blocks
-        c0, c1 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels)
-        k0 = g * padded_group + kb * WGRAD_BLOCK
-        total = np.zeros((WGRAD_CHANNELS, kh, kw, WGRAD_BLOCK))
-        acc = np.empty((WGRAD_CHANNELS, kh, jblocks, 3 * WGRAD_BLOCK), dtype=dy_pixels.dtype)
-        for n0 in range(0, n_batch, group):
-            acc[:] = 0
-            for n in range(n0, min(n0 + group, n_batch)):
-                dy = dy_pixels[n].reshape(-1)
-                for c in range(c0, c1):
-                    plane = grid[n, g * channels + c]
+    workers, tasks = totals.shape[0], groups * cblocks * blocks
+    for worker in prange(workers):
+        total, acc = totals[worker], accs[worker]
+        for task in range(worker * tasks // workers, (worker + 1) * tasks // workers):
+            g, cb, kb = task // (cblocks * blocks), (task // blocks) % cblocks, task % blocks
+            c0, c1 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels)
+            k0 = g * padded_group + kb * WGRAD_BLOCK
+            total[:] = 0
+            for n0 in range(0, n_batch, group):
+                acc[:] = 0
+                for n in range(n0, min(n0 + group, n_batch)):
+                    dy = dy_pixels[n].reshape(-1)
+                    for c in range(c0, c1):
+                        plane = grid[n, g * channels + c]
+                        for i in range(kh):
+                            for jb in range(jblocks):
+                                a = acc[c - c0, i, jb]
+                                a00, a01, a02, a03 = (
+                                    vload(a, 0),
+                                    vload(a, LANES),
+                                    vload(a, 2 * LANES),
+                                    vload(a, 3 * LANES),
+                                )
+                                a10, a11 = vload(a, 4 * LANES), vload(a, 5 * LANES)
+                                a12, a13 = vload(a, 6 * LANES), vload(a, 7 * LANES)
+                                a20, a21 = vload(a, 8 * LANES), vload(a, 9 * LANES)
+                                a22, a23 = vload(a, 10 * LANES), vload(a, 11 * LANES)
+                                shift = i * dilation_h * wp + 3 * jb * dilation_w
+                                for p in range(positions):
+                                    # Three broadcasts, then one dy vector at a time: 12 accumulators,
+                                    # 3 broadcasts and 1 dy vector fill the 16 ymm registers exactly.
+                                    at, row = starts[p] + shift, p * k_padded + k0
+                                    v0 = vbroadcast(plane, at)
+                                    v1 = vbroadcast(plane, at + dilation_w)
+                                    v2 = vbroadcast(plane, at + 2 * dilation_w)
+                                    d = vload(dy, row)
+                                    a00, a10, a20 = vfma(v0, d, a00), vfma(v1, d, a10), vfma(v2, d, a20)
+                                    d = vload(dy, row + LANES)
+                                    a01, a11, a21 = vfma(v0, d, a01), vfma(v1, d, a11), vfma(v2, d, a21)
+                                    d = vload(dy, row + 2 * LANES)
+                                    a02, a12, a22 = vfma(v0, d, a02), vfma(v1, d, a12), vfma(v2, d, a22)
+                                    d = vload(dy, row + 3 * LANES)
+                                    a03, a13, a23 = vfma(v0, d, a03), vfma(v1, d, a13), vfma(v2, d, a23)
+                                vstore(a, 0, a00), vstore(a, LANES, a01)
+                                vstore(a, 2 * LANES, a02), vstore(a, 3 * LANES, a03)
+                                vstore(a, 4 * LANES, a10), vstore(a, 5 * LANES, a11)
+                                vstore(a, 6 * LANES, a12), vstore(a, 7 * LANES, a13)
+                                vstore(a, 8 * LANES, a20), vstore(a, 9 * LANES, a21)
+                                vstore(a, 10 * LANES, a22), vstore(a, 11 * LANES, a23)
+                # Each group's sums go into float64: long reductions keep their precision.
+                for c in range(c1 - c0):
                     for i in range(kh):
                         for jb in range(jblocks):
-                            a = acc[c - c0, i, jb]
-                            a00, a01, a02, a03 = vload(a, 0), vload(a, LANES), vload(a, 2 * LANES), vload(a, 3 * LANES)
-                            a10, a11 = vload(a, 4 * LANES), vload(a, 5 * LANES)
-                            a12, a13 = vload(a, 6 * LANES), vload(a, 7 * LANES)
-                            a20, a21 = vload(a, 8 * LANES), vload(a, 9 * LANES)
-                            a22, a23 = vload(a, 10 * LANES), vload(a, 11 * LANES)
-                            shift = i * dilation_h * wp + 3 * jb * dilation_w
-                            for p in range(positions):
-                                # Three broadcasts, then one dy vector at a time: 12 accumulators,
-                                # 3 broadcasts and 1 dy vector fill the 16 ymm registers exactly.
-                                at, row = starts[p] + shift, p * k_padded + k0
-                                v0 = vbroadcast(plane, at)
-                                v1 = vbroadcast(plane, at + dilation_w)
-                                v2 = vbroadcast(plane, at + 2 * dilation_w)
-                                d = vload(dy, row)
-                                a00, a10, a20 = vfma(v0, d, a00), vfma(v1, d, a10), vfma(v2, d, a20)
-                                d = vload(dy, row + LANES)
-                                a01, a11, a21 = vfma(v0, d, a01), vfma(v1, d, a11), vfma(v2, d, a21)
-                                d = vload(dy, row + 2 * LANES)
-                                a02, a12, a22 = vfma(v0, d, a02), vfma(v1, d, a12), vfma(v2, d, a22)
-                                d = vload(dy, row + 3 * LANES)
-                                a03, a13, a23 = vfma(v0, d, a03), vfma(v1, d, a13), vfma(v2, d, a23)
-                            vstore(a, 0, a00), vstore(a, LANES, a01)
-                            vstore(a, 2 * LANES, a02), vstore(a, 3 * LANES, a03)
-                            vstore(a, 4 * LANES, a10), vstore(a, 5 * LANES, a11)
-                            vstore(a, 6 * LANES, a12), vstore(a, 7 * LANES, a13)
-                            vstore(a, 8 * LANES, a20), vstore(a, 9 * LANES, a21)
-                            vstore(a, 10 * LANES, a22), vstore(a, 11 * LANES, a23)
-            # Each group's sums go into float64: long reductions keep their precision.
-            for c in range(c1 - c0):
-                for i in range(kh):
-                    for jb in range(jblocks):
-                        for dj in range(min(3, kw - 3 * jb)):
-                            for r in range(WGRAD_BLOCK):
-                                total[c, i, 3 * jb + dj, r] += acc[c, i, jb, dj * WGRAD_BLOCK + r]
-        for c in range(c0, c1):
-            for r in range(min(WGRAD_BLOCK, per_group - kb * WGRAD_BLOCK)):
-                for i in range(kh):
-                    for j in range(kw):
-                        dw[g * per_group + kb * WGRAD_BLOCK + r, c, i, j] += total[c - c0, i, j, r]
+                            for dj in range(min(3, kw - 3 * jb)):
+                                for r in range(WGRAD_BLOCK):
+                                    total[c, i, 3 * jb + dj, r] += acc[c, i, jb, dj * WGRAD_BLOCK + r]
+            for c in range(c0, c1):
+                for r in range(min(WGRAD_BLOCK, per_group - kb * WGRAD_BLOCK)):
+                    for i in range(kh):
+                        for j in range(kw):
+                            dw[g * per_group + kb * WGRAD_BLOCK + r, c, i, j] += total[c - c0, i, j, r]
 
 
 @njit(parallel=True, cache=True)
@@ -182,10 +194,11 @@ def _gather(out, grid, w, b, groups, plan, transpose):
     pack_weights(packed, w, groups, plan.taps_i, plan.taps_j, transpose)
     has_bias = b is not None
     out_flat = out.reshape(n_batch, out.shape[1], -1)
+    _, buffers = worker_scratch("conv_chanvec.tiles", n_batch * packed.shape[0], (TILE, BLOCK), grid.dtype)
     _tiles(
         out_flat, grid.reshape(n_batch, -1), packed.reshape(packed.shape[0], -1), plan.offsets, plan.starts,
         plan.targets, groups, inputs * plan.length, b if has_bias else out_flat[0, 0, :1], has_bias,
-        grid.dtype.type(0),
+        grid.dtype.type(0), buffers,
     )  # fmt: skip
 
 
@@ -207,7 +220,13 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         padded_group = -(-(k_out // groups) // WGRAD_BLOCK) * WGRAD_BLOCK
         dy_pixels = scratch("conv_chanvec.dy", (n_batch, plan.starts.size, groups * padded_group), x.dtype)
         _to_pixels(dy_pixels, dy, groups)
-        _weight_grad(dw, dy_pixels, grid, plan.starts, plan.width, dilation[0], dilation[1], x.dtype.type(0))
+        kh, kw = w.shape[2], w.shape[3]
+        tasks = groups * -(-w.shape[1] // WGRAD_CHANNELS) * (padded_group // WGRAD_BLOCK)
+        workers, totals = worker_scratch("conv_chanvec.total", tasks, (WGRAD_CHANNELS, kh, kw, WGRAD_BLOCK), np.float64)
+        accs = scratch("conv_chanvec.acc", (workers, WGRAD_CHANNELS, kh, -(-kw // 3), 3 * WGRAD_BLOCK), x.dtype)
+        _weight_grad(
+            dw, dy_pixels, grid, plan.starts, plan.width, dilation[0], dilation[1], x.dtype.type(0), totals, accs
+        )
     if dx is not None:
         plans = input_grad_plans(x.shape[1:], w.shape, dy.shape[2:], *geometry)
         if sum(plan.starts.size for plan in plans) < dx.shape[2] * dx.shape[3]:

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ..workspace import scratch
+from ..workspace import scratch, worker_scratch
 from .conv_grid import bias_grad
 from .gemm import pack_columns
 from .microkernel import COLUMNS, ROWS, dot_4x3, gemm_6x2v_rows
@@ -42,33 +42,37 @@ def usable(x, w, stride, padding, groups):
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _products(out, packed, src, b, has_bias, zero):
-    """out (N, M, P) (+ b (M,)) = the packed rows (M/6, D, 6) @ src[n] (D, P), sample by sample."""
+def _products(out, packed, src, b, has_bias, zero, tiles, tails):
+    """out (N, M, P) (+ b (M,)) = the packed rows (M/6, D, 6) @ src[n] (D, P), sample by sample. A
+    task is one sample x one panel; worker w sums a block in tiles[w] (6, COLUMNS) and reads the
+    positions past the last whole block through tails[w] (D, COLUMNS), zero-padded."""
     n_batch, m, positions = out.shape
     panels, depth = packed.shape[0], packed.shape[1]
     whole = positions // COLUMNS * COLUMNS
-    for task in prange(n_batch * panels):
-        n, panel = task // panels, task % panels
-        i0 = panel * ROWS
-        rows = min(ROWS, m - i0)
-        weights, planes = packed[panel], src[n].reshape(-1)
-        tile = np.empty((ROWS, COLUMNS), dtype=out.dtype)
-        tail = np.zeros((depth, COLUMNS), dtype=out.dtype)
-        for q0 in range(0, positions, COLUMNS):
-            tile[:] = 0
-            if q0 < whole:
-                gemm_6x2v_rows(tile, weights, planes, q0, positions, depth)
-            else:  # the last positions, through a zero-padded copy
-                for k in range(depth):
-                    for q in range(positions - q0):
-                        tail[k, q] = planes[k * positions + q0 + q]
-                gemm_6x2v_rows(tile, weights, tail, 0, COLUMNS, depth)
-            count = min(COLUMNS, positions - q0)
-            for r in range(rows):
-                bias = b[i0 + r] if has_bias else zero
-                dst, row = out[n, i0 + r, q0 : q0 + count], tile[r]
-                for q in range(count):
-                    dst[q] = row[q] + bias
+    workers, tasks = tiles.shape[0], n_batch * panels
+    for worker in prange(workers):
+        tile, tail = tiles[worker], tails[worker]
+        tail[:] = 0  # every task copies the same columns into it: the others stay zero
+        for task in range(worker * tasks // workers, (worker + 1) * tasks // workers):
+            n, panel = task // panels, task % panels
+            i0 = panel * ROWS
+            rows = min(ROWS, m - i0)
+            weights, planes = packed[panel], src[n].reshape(-1)
+            for q0 in range(0, positions, COLUMNS):
+                tile[:] = 0
+                if q0 < whole:
+                    gemm_6x2v_rows(tile, weights, planes, q0, positions, depth)
+                else:  # the last positions, through a zero-padded copy
+                    for k in range(depth):
+                        for q in range(positions - q0):
+                            tail[k, q] = planes[k * positions + q0 + q]
+                    gemm_6x2v_rows(tile, weights, tail, 0, COLUMNS, depth)
+                count = min(COLUMNS, positions - q0)
+                for r in range(rows):
+                    bias = b[i0 + r] if has_bias else zero
+                    dst, row = out[n, i0 + r, q0 : q0 + count], tile[r]
+                    for q in range(count):
+                        dst[q] = row[q] + bias
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -127,7 +131,10 @@ def _product(out, w_rows, src, b, transpose, name):
     pack_columns(packed, w_rows if transpose else w_rows.T)
     has_bias = b is not None
     out_planes = out.reshape(out.shape[0], m, -1)
-    _products(out_planes, packed, _planes(src), b if has_bias else out_planes[0, 0, :1], has_bias, src.dtype.type(0))
+    workers, tiles = worker_scratch("conv_pointwise.tiles", out.shape[0] * packed.shape[0], (ROWS, COLUMNS), src.dtype)
+    tails = scratch("conv_pointwise.tails", (workers, depth, COLUMNS), src.dtype)
+    bias = b if has_bias else out_planes[0, 0, :1]
+    _products(out_planes, packed, _planes(src), bias, has_bias, src.dtype.type(0), tiles, tails)
 
 
 def conv2d_forward(out, x, w, b):

@@ -180,6 +180,13 @@ def _taps(size, flip):
     return np.arange(size - 1, -1, -1) if flip else np.arange(size)
 
 
+@functools.lru_cache(maxsize=64)
+def _tap_offsets(channels, length, kh, kw, wp):
+    """Where tap (c, i, j) reads a sample's flat planes (C, length) of rows of width wp, in the
+    order of the packed weights (cached: a warm step builds no arrays)."""
+    return (np.arange(channels)[:, None, None] * length + np.arange(kh)[:, None] * wp + np.arange(kw)).ravel()
+
+
 def _convolve(out, x, grid, w, b, padding, transpose_flip):
     """out (N, K, OH, OW) = the stride-1 convolution of x (N, C, H, W) with w (+ b), or of its
     flat grid ``grid`` when given (then x only gives the sizes): the kernel of both passes."""
@@ -196,9 +203,7 @@ def _convolve(out, x, grid, w, b, padding, transpose_flip):
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:1]
     zero = x.dtype.type(0)
-    # Tap (c, i, j) of a sample's flat planes, in the order of the packed weights.
-    rows = grid.shape[2]
-    offsets = (np.arange(channels)[:, None, None] * rows + np.arange(kh)[:, None] * wp + np.arange(kw)).ravel()
+    offsets = _tap_offsets(channels, grid.shape[2], kh, kw, wp)
     _convolve_samples(
         out, src, grid, padding[0], padding[1], packed, offsets, bias, has_bias, wp, zero, planes_buf, y_buf
     )

@@ -8,10 +8,9 @@ summed whole over K in 12 vector registers. Every element of C is one task's sum
 order whatever the thread count.
 """
 
-import numpy as np
 from numba import njit, prange
 
-from ..workspace import scratch
+from ..workspace import scratch, worker_scratch
 from .microkernel import COLUMNS, ROWS, gemm_6x2v
 
 
@@ -29,36 +28,41 @@ def pack_columns(packed, b):
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _products(c, a, packed, accumulate):
-    """c (M, N) (+)= a (M, K) @ the packed columns (N/COLUMNS, K, COLUMNS)."""
+def _products(c, a, packed, panels, tiles, accumulate):
+    """c (M, N) (+)= a (M, K) @ the packed columns (N/COLUMNS, K, COLUMNS). A task is 6 rows of
+    a; worker w packs them in panels[w] (K, 6) and sums each block of c in tiles[w] (6, COLUMNS)."""
     m, depth = a.shape
     n = c.shape[1]
-    blocks = packed.shape[0]
-    for task in prange(-(-m // ROWS)):
-        i0 = task * ROWS
-        rows = min(ROWS, m - i0)
-        panel = np.zeros((depth, ROWS), dtype=c.dtype)
-        for k in range(depth):
-            for r in range(rows):
-                panel[k, r] = a[i0 + r, k]
-        tile = np.empty((ROWS, COLUMNS), dtype=c.dtype)
-        for block in range(blocks):
-            tile[:] = 0
-            gemm_6x2v(tile, panel, packed[block], depth)
-            j0 = block * COLUMNS
-            for r in range(rows):
-                for q in range(min(COLUMNS, n - j0)):
-                    if accumulate:
-                        c[i0 + r, j0 + q] += tile[r, q]
-                    else:
-                        c[i0 + r, j0 + q] = tile[r, q]
+    blocks, workers, tasks = packed.shape[0], panels.shape[0], -(-m // ROWS)
+    for worker in prange(workers):
+        panel, tile = panels[worker], tiles[worker]
+        for task in range(worker * tasks // workers, (worker + 1) * tasks // workers):
+            i0 = task * ROWS
+            rows = min(ROWS, m - i0)
+            panel[:] = 0
+            for k in range(depth):
+                for r in range(rows):
+                    panel[k, r] = a[i0 + r, k]
+            for block in range(blocks):
+                tile[:] = 0
+                gemm_6x2v(tile, panel, packed[block], depth)
+                j0 = block * COLUMNS
+                for r in range(rows):
+                    for q in range(min(COLUMNS, n - j0)):
+                        if accumulate:
+                            c[i0 + r, j0 + q] += tile[r, q]
+                        else:
+                            c[i0 + r, j0 + q] = tile[r, q]
 
 
 def matmul(c, a, b, accumulate=False):
     """c (M, N) = a (M, K) @ b (K, N), or c += a @ b with ``accumulate``; a and b any 2-D views."""
     packed = scratch("gemm.b", (-(-b.shape[1] // COLUMNS), b.shape[0], COLUMNS), c.dtype)
     pack_columns(packed, b)
-    _products(c, a, packed, accumulate)
+    tasks = -(-a.shape[0] // ROWS)
+    workers, panels = worker_scratch("gemm.panels", tasks, (a.shape[1], ROWS), c.dtype)
+    tiles = scratch("gemm.tiles", (workers, ROWS, COLUMNS), c.dtype)
+    _products(c, a, packed, panels, tiles, accumulate)
 
 
 __all__ = ["matmul", "pack_columns"]

@@ -8,6 +8,8 @@ the accumulators in vector registers and emits packed FMAs (``vfmadd...ps`` on y
 ``LANES`` follows the instruction set numba *compiles for* (``NUMBA_CPU_NAME`` and
 ``NUMBA_CPU_FEATURES`` when set, else the host): 16 with AVX-512, 8 with AVX/AVX2, 4 otherwise.
 Code compiled for AVX2 on an AVX-512 machine so gets 8-lane vectors that fit its 16 registers.
+``NUMBACNN_LANES=4|8|16`` forces the width whatever the target: LLVM splits a vector wider than
+the registers into several, so every width runs (and is tested) on any x86-64 CPU, only slower.
 
 The operations (any float dtype; ``offset`` counts elements of a C-contiguous array, any shape):
 
@@ -22,6 +24,8 @@ The operations (any float dtype; ``offset`` counts elements of a C-contiguous ar
 None of them checks bounds: the caller guarantees ``offset + LANES <= a.size``.
 """
 
+import os
+
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
@@ -30,6 +34,7 @@ from numba.extending import intrinsic, models, register_model
 
 __all__ = [
     "LANES",
+    "LANES_ENV",
     "FloatVector",
     "lanes_for",
     "vadd",
@@ -93,7 +98,21 @@ def lanes_for(cpu_name, features):
     return 16 if name.startswith(_AVX512_CPUS) else 8 if name.startswith(_AVX_CPUS) else 4
 
 
-def _target_lanes():
+LANES_ENV = "NUMBACNN_LANES"
+LANE_CHOICES = (4, 8, 16)
+
+
+def forced_lanes():
+    """The width NUMBACNN_LANES forces, or None; any other value is refused by name."""
+    value = os.environ.get(LANES_ENV, "").strip()
+    if not value:
+        return None
+    if value not in {str(n) for n in LANE_CHOICES}:
+        raise ValueError(f"{LANES_ENV}={value!r}: the SIMD width must be one of 4, 8 or 16 (or unset)")
+    return int(value)
+
+
+def target_lanes():
     """Lanes for the target numba compiles for in this process."""
     name = config.CPU_NAME or llvm.get_host_cpu_name()
     if config.CPU_FEATURES is not None:
@@ -104,7 +123,7 @@ def _target_lanes():
     return lanes_for(name, ",".join(("+" if on else "-") + f for f, on in host.items()))
 
 
-LANES = _target_lanes()
+LANES = forced_lanes() or target_lanes()
 
 
 class FloatVector(types.Type):

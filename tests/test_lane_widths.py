@@ -1,0 +1,48 @@
+"""Every SIMD width on any CPU: the kernel, allocation and dispatch tests again with the width
+forced to 4, 8 and 16 lanes (``NUMBACNN_LANES``; LLVM splits vectors wider than the registers).
+
+An AVX2 machine alone would never compile the 16-lane kernels that an AVX-512 machine runs (a
+warm step once allocated scratch sized by the width there and nowhere else), and an AVX-512
+machine would never compile the 4- and 8-lane ones. Each width runs in a process of its own
+because the width is fixed when the kernels are compiled; its JIT cache entries are its own.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+# What the width changes: the SIMD layer, every kernel written on it (convolutions, GEMM and the
+# layers on them), the dispatch between them, and the scratch they take from the workspace.
+WIDTH_TESTS = (
+    "test_simd.py",
+    "test_conv.py",
+    "test_conv_simd.py",
+    "test_conv_chanvec.py",
+    "test_conv_pointwise.py",
+    "test_linear.py",
+    "test_allocation.py",
+)
+
+
+def _run(env, *args, timeout=900):
+    return subprocess.run([sys.executable, *args], env=env, cwd=TESTS, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("lanes", [4, 8, 16])
+def test_kernels_pass_at_every_width(lanes):
+    env = dict(os.environ, NUMBACNN_LANES=str(lanes))
+    probe = _run(env, "-c", "from numbacnn.kernels.cpu.simd import LANES; print(LANES)")
+    assert probe.returncode == 0 and probe.stdout.split() == [str(lanes)], probe.stdout + probe.stderr
+    # "not slow": the slow tests there compile for older CPUs in processes of their own.
+    done = _run(env, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *WIDTH_TESTS)
+    assert done.returncode == 0, f"at {lanes} lanes:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+
+
+def test_an_unknown_width_is_refused_by_name():
+    env = dict(os.environ, NUMBACNN_LANES="12")
+    done = _run(env, "-c", "import numbacnn.kernels.cpu")
+    assert done.returncode != 0
+    assert "NUMBACNN_LANES='12'" in done.stderr and "4, 8 or 16" in done.stderr
