@@ -16,18 +16,27 @@ import numpy as np
 EXIT_USAGE, EXIT_DATA, EXIT_CHECKPOINT, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 3, 4, 5, 130, 143
 
 
+_progress_line_open = False  # a progress line on stderr waits for its end (no newline yet)
+
+
 def fail(message, code):
     from ..distributed import launched_rank
 
+    global _progress_line_open
     if launched_rank() == 0:  # under mpiexec every rank fails alike; one says why
+        if _progress_line_open:  # the error goes on a line of its own
+            click.echo("", err=True)
+            _progress_line_open = False
         click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
 def _data_progress(what, done, total):
     """Progress of downloading or decoding a data set, on one rewritten line of stderr."""
+    global _progress_line_open
     if total:
         click.echo(f"\r{what}: {100 * done // total}%", err=True, nl=done >= total)
+        _progress_line_open = done < total
 
 
 def load_data_or_exit(config):

@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 
 from ..errors import DataError
+from .folders import file_problem
 from .images import MAX_PIXELS
 
 PILLOW_HINT = "reading image files needs Pillow: pip install 'numbacnn[images]'"
@@ -64,6 +65,9 @@ def _unreadable(path, error):
 def decode_image(path, size, channels):
     """The image file at ``path`` as uint8 (channels, size, size); DataError naming the file."""
     image_module = pillow()
+    problem = file_problem(path)
+    if problem is not None:
+        raise DataError(problem)
     try:
         with image_module.open(path) as image:
             if image.size[0] * image.size[1] > MAX_PIXELS:
@@ -93,6 +97,10 @@ def _scan_chunk(paths):
     image_module = pillow()
     results = []
     for path in paths:
+        problem = file_problem(path)
+        if problem is not None:
+            results.append((None, problem))
+            continue
         try:
             with image_module.open(path) as image:
                 results.append((_is_grey(image), None))

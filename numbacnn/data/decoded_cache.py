@@ -1,9 +1,11 @@
-"""The decoded-image cache: an image folder is decoded once, and later runs memory-map the result.
+"""The decoded-image cache: an image folder is decoded once, and a CSV parsed once; later runs
+memory-map the result.
 
 An entry lives in ``<user cache>/numbacnn/decoded/<key>/`` (images.npy, labels.npy, meta.json).
 The key hashes the file list (paths, labels, sizes, modification times) and the preprocessing
 (size, channels, whether bad images are skipped), so a changed, added or removed file, or another
---image-size, gives another entry. An entry is built in a temporary folder beside it and renamed
+--image-size, gives another entry; a CSV's key is its path, size and modification time. An
+entry is built in a temporary folder beside it and renamed
 into place when complete: a crash or Ctrl-C leaves no half-written entry.
 """
 
@@ -17,28 +19,34 @@ import shutil
 import numpy as np
 
 from ..errors import DataError
+from .arrays import read_csv_images
 from .decode import decode_files, grey_flags
+from .folders import file_problem
 from .sources import cache_dir
 
 FORMAT_VERSION = 1
 
-__all__ = ["cache_root", "decode_cached"]
+__all__ = ["cache_root", "csv_cached", "decode_cached"]
 
 
 def cache_root():
     return cache_dir() / "decoded"
 
 
-def _stat(path):
-    try:
+def _stat(path, skip_bad):
+    """(size, mtime) of a regular file; (None, None) for one that cannot be read when ``skip_bad``
+    (the decoder then counts it), else DataError naming it."""
+    problem = file_problem(path)
+    if problem is None:
         st = os.stat(path)
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
-    return st.st_size, st.st_mtime_ns
+        return st.st_size, st.st_mtime_ns
+    if skip_bad:
+        return None, None
+    raise DataError(f"{problem}; --skip-bad-images skips and counts such files")
 
 
 def _key(paths, labels, size, channels, skip_bad):
-    files = [[p, int(label), *_stat(p)] for p, label in zip(paths, labels)]
+    files = [[p, int(label), *_stat(p, skip_bad)] for p, label in zip(paths, labels)]
     text = json.dumps(
         {"version": FORMAT_VERSION, "size": size, "channels": channels, "skip_bad": skip_bad, "files": files}
     )
@@ -96,32 +104,72 @@ def _build(folder, paths, labels, size, channels, skip_bad, progress):
     return meta
 
 
+def _entry(key, build):
+    """(images, labels, meta) of the cache entry ``key``, first built by ``build(folder)`` (which
+    writes images.npy, labels.npy and meta.json there) when it is missing or damaged. A build goes
+    into a temporary folder renamed into place when complete: nothing is ever half-written."""
+    root = cache_root()
+    entry = root / key
+    loaded = _load(entry)
+    if loaded is not None:
+        return loaded
+    shutil.rmtree(entry, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    partial = root / f".partial-{key}-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        build(partial)
+        try:
+            os.replace(partial, entry)
+        except OSError:  # another process finished the same entry first
+            pass
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    loaded = _load(entry)
+    if loaded is None:
+        raise DataError(f"the decoded-image cache {entry} could not be written or read back")
+    return loaded
+
+
 def decode_cached(paths, labels, size, channels=None, skip_bad=False, progress=None):
     """(images uint8 (M, C, size, size) memory-mapped, labels (M,), kept indices (M,), bad
     [(index, message)]) for the image files ``paths`` with ``labels``; ``channels`` None picks 1
     when every image is grey, else 3. M < N only when ``skip_bad`` drops unreadable files."""
-    root = cache_root()
-    entry = root / _key(paths, labels, size, channels, skip_bad)
-    loaded = _load(entry)
+    key = _key(paths, labels, size, channels, skip_bad)
+    loaded = _load(cache_root() / key)
     if loaded is None and channels is not None:  # an entry whose channels were picked by its images
-        auto = _load(root / _key(paths, labels, size, None, skip_bad))
+        auto = _load(cache_root() / _key(paths, labels, size, None, skip_bad))
         loaded = auto if auto is not None and auto[2].get("channels") == channels else None
     if loaded is None:
-        shutil.rmtree(entry, ignore_errors=True)
-        root.mkdir(parents=True, exist_ok=True)
-        partial = root / f".partial-{entry.name}-{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        try:
-            _build(partial, list(paths), labels, size, channels, skip_bad, progress)
-            try:
-                os.replace(partial, entry)
-            except OSError:  # another process finished the same entry first
-                pass
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-        loaded = _load(entry)
-        if loaded is None:
-            raise DataError(f"the decoded-image cache {entry} could not be written or read back")
+        loaded = _entry(key, lambda folder: _build(folder, list(paths), labels, size, channels, skip_bad, progress))
     images, labels, meta = loaded
     return images, labels, np.asarray(meta["kept"], np.int64), [tuple(f) for f in meta["bad"]]
+
+
+def _parse_csv(folder, path):
+    images, labels = read_csv_images(path)
+    np.save(folder / "images.npy", images)
+    np.save(folder / "labels.npy", labels)
+    with open(folder / "meta.json", "w") as f:
+        json.dump({"count": len(images), "csv": path}, f)
+
+
+def csv_cached(path, progress=None):
+    """(images uint8 (N, C, S, S) memory-mapped, labels (N,)) of the Kaggle-layout CSV at ``path``
+    (arrays.read_csv_images), parsed once: later runs map the arrays, keyed by the file's path,
+    size and modification time. ``progress(label, done, total)`` before and after a parse."""
+    path = os.path.abspath(path)
+    st = os.stat(path)
+    text = json.dumps({"version": FORMAT_VERSION, "csv": path, "size": st.st_size, "mtime": st.st_mtime_ns})
+
+    def build(folder):
+        label = f"parsing {os.path.basename(path)} ({st.st_size / 1e6:.0f} MB, once: later runs read the cache)"
+        if progress:
+            progress(label, 0, 1)
+        _parse_csv(folder, path)
+        if progress:
+            progress(label, 1, 1)
+
+    images, labels, _ = _entry("csv-" + hashlib.sha256(text.encode()).hexdigest()[:40], build)
+    return images, labels

@@ -5,6 +5,7 @@ files are found in each class folder and below it, by extension, in sorted order
 from __future__ import annotations
 
 import os
+import stat
 
 import numpy as np
 
@@ -12,7 +13,24 @@ from ..errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pnm", ".tif", ".tiff", ".webp")
 
-__all__ = ["IMAGE_EXTENSIONS", "image_files", "scan_folder", "stratified_split"]
+__all__ = ["IMAGE_EXTENSIONS", "file_problem", "image_files", "scan_folder", "stratified_split"]
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))  # fmt: skip
+
+
+def file_problem(path):
+    """None when ``path`` is a regular file (after symbolic links), else why it cannot be read as
+    an image: a message naming it. Only regular files are opened: a FIFO would block the reader
+    forever, a device would stream without end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:  # a dangling link, a loop of links, no permission
+        return f"{path}: cannot read ({e.strerror or e})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"{path}: {kind}, not an image file (only regular files are read)"
 
 
 def _subfolders(path):

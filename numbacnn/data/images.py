@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 
 from ..errors import ImageError
+from .folders import file_problem
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The largest image any reader decodes when the caller names no expected size.
@@ -35,16 +36,19 @@ def read_image(path, shape=None):
     repetition; alpha dropped).
     """
     path = os.fspath(path)
-    expected_hw = None if shape is None else tuple(int(s) for s in shape[1:])
     lower = path.lower()
+    if not lower.endswith((".npy", ".pgm", ".ppm", ".pnm", ".png")):
+        raise ImageError(f"{path}: unsupported image type (use .png, .pgm/.ppm or .npy)")
+    problem = file_problem(path)
+    if problem is not None:
+        raise ImageError(problem)
+    expected_hw = None if shape is None else tuple(int(s) for s in shape[1:])
     if lower.endswith(".npy"):
         img = read_npy(path, shape)
-    elif lower.endswith((".pgm", ".ppm", ".pnm")):
-        img = read_pnm(path, expected_hw)
     elif lower.endswith(".png"):
         img = read_png(path, expected_hw)
     else:
-        raise ImageError(f"{path}: unsupported image type (use .png, .pgm/.ppm or .npy)")
+        img = read_pnm(path, expected_hw)
     return img if shape is None else to_layout(img, shape, path)
 
 

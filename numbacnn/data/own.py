@@ -13,11 +13,11 @@ import os
 import numpy as np
 
 from ..errors import DataError
-from .arrays import LUMA, read_csv_images, read_npz_dataset
+from .arrays import LUMA, read_npz_dataset
 from .datasets import DATASET_NAMES, Dataset, canonical_name
 from .decode import pillow
-from .decoded_cache import decode_cached
-from .folders import scan_folder, stratified_split
+from .decoded_cache import csv_cached, decode_cached
+from .folders import file_problem, scan_folder, stratified_split
 
 __all__ = ["dataset_key", "export_images", "is_own_dataset", "load_own", "normalisation"]
 
@@ -89,6 +89,11 @@ def _prepare(images, image_size, channels, where):
 
 def _check_labels(train_labels, test_labels, where):
     classes = int(train_labels.max()) + 1
+    if classes > len(train_labels):
+        raise DataError(
+            f"{where}: training label {classes - 1} means {classes:,} classes, more than the "
+            f"{len(train_labels):,} training images: labels must be class indices 0..K-1"
+        )
     if len(test_labels) and test_labels.max() >= classes:
         raise DataError(
             f"{where}: test label {int(test_labels.max())} is out of range: the training labels are 0..{classes - 1}"
@@ -96,15 +101,23 @@ def _check_labels(train_labels, test_labels, where):
     return tuple(str(k) for k in range(classes))
 
 
-def _from_arrays(path, options):
+def _check_file(path):
+    """DataError unless ``path`` is a regular file (a FIFO named data.csv would block the reader)."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise DataError(problem)
+
+
+def _from_arrays(path, options, progress):
     if path.lower().endswith(".npz"):
         (x_train, y_train), (x_test, y_test) = read_npz_dataset(path)
         source = {"npz": path}
     else:
-        x_train, y_train = read_csv_images(path)
+        x_train, y_train = csv_cached(path, progress)
         source = {"csv": path}
         if options.get("test_data"):
-            x_test, y_test = read_csv_images(options["test_data"])
+            _check_file(options["test_data"])
+            x_test, y_test = csv_cached(options["test_data"], progress)
             source["test_csv"] = options["test_data"]
         else:
             train, test = stratified_split(y_train, options.get("val_split") or 0.1, options.get("seed", 0))
@@ -156,7 +169,8 @@ def load_own(path, progress=None, **options):
     elif not os.path.exists(path):
         raise DataError(f"{path}: no such file or folder")
     elif path.lower().endswith((".npz", ".csv")):
-        parts = _from_arrays(path, options)
+        _check_file(path)
+        parts = _from_arrays(path, options, progress)
     else:
         raise DataError(f"{path}: not a data set (give an image folder, a .npz or a .csv file)")
     x_train, y_train, x_test, y_test, classes, source = parts
