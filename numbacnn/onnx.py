@@ -99,21 +99,42 @@ def _key(prefix, name):
     return f"{prefix}.{name}" if prefix else name
 
 
-# Conv2d's padding modes as ONNX Pad modes (opset 17 has no "wrap": circular needs opset 19).
+# Conv2d's padding modes as ONNX Pad modes; "circular" (a wrap, which Pad has only from opset 19)
+# is built from Slice and Concat.
 _PAD_MODES = {"reflect": "reflect", "replicate": "edge"}
+
+
+def _slice(g, x, axis, start, end, where):
+    starts, ends, axes = (g.weight(g.fresh(f"{where}/{n}"), np.array([v], np.int64)) for n, v in
+                          (("starts", start), ("ends", end), ("axes", axis)))  # fmt: skip
+    return g.node("Slice", [x, starts, ends, axes], where)
+
+
+def _wrap(g, x, pads, where):
+    """x (N, C, H, W) padded circularly by pads (top, bottom, left, right): along each axis the
+    last ``before`` rows, the input, then its first ``after`` rows, joined by Concat."""
+    shape = g.shapes[x]
+    for axis, (before, after) in ((2, pads[:2]), (3, pads[2:])):
+        if before == after == 0:
+            continue
+        size = shape[axis]
+        parts = ([_slice(g, x, axis, size - before, size, where)] if before else []) + [x]
+        parts += [_slice(g, x, axis, 0, after, where)] if after else []
+        x = g.node("Concat", parts, where, axis=axis)
+        shape = shape[:axis] + (size + before + after,) + shape[axis + 1 :]
+        g.shapes[x] = shape
+    return x
 
 
 def _conv(layer, g, x, where):
     top, bottom, left, right = layer._pads
     pads = [top, left, bottom, right]
     if layer.padding_mode != "zeros" and max(pads) > 0:
-        if layer.padding_mode not in _PAD_MODES:
-            raise ValueError(
-                f"ONNX export: layer '{where}' uses padding_mode={layer.padding_mode!r}, which opset {OPSET} "
-                f"cannot express (its Pad op has no wrap mode)"
-            )
-        amounts = g.weight(f"{where}/pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
-        x = g.node("Pad", [x, amounts], where, mode=_PAD_MODES[layer.padding_mode])
+        if layer.padding_mode == "circular":
+            x = _wrap(g, x, (top, bottom, left, right), where)
+        else:
+            amounts = g.weight(f"{where}/pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+            x = g.node("Pad", [x, amounts], where, mode=_PAD_MODES[layer.padding_mode])
         pads = [0, 0, 0, 0]
     inputs = [x, g.weight(_key(where, "weight"))]
     if layer.bias is not None:
@@ -144,21 +165,41 @@ def _batchnorm(layer, g, x, where):
 
 
 def _pool(op):
+    """MaxPool / AveragePool. ONNX's ceil_mode keeps a last window that starts in the end padding,
+    which PyTorch (and numbacnn) drop, so ceil_mode is exported as explicit end pads: each axis is
+    padded past its end just as far as numbacnn's last window reaches (never as far as a kernel).
+    Averages count only what numbacnn counts: with count_include_pad, the padding inside the
+    layer's own pads becomes zeros of a Pad op and the rest is excluded (count_include_pad=0)."""
+
     def emit(layer, g, x, where):
-        (ph, pw) = layer.padding
+        (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
         extra = {"count_include_pad": int(layer.count_include_pad)} if op == "AveragePool" else {}
-        return g.node(
-            op,
-            [x],
-            where,
-            kernel_shape=list(layer.kernel_size),
-            strides=list(layer.stride),
-            pads=[ph, pw, ph, pw],
-            ceil_mode=int(layer.ceil_mode),
-            **extra,
-        )
+        pads = [ph, pw, ph, pw]
+        if layer.ceil_mode:
+            _, _, height, width = g.shapes[x]
+            oh, ow = layer.output_shape(g.shapes[x])[2:]
+            if extra.get("count_include_pad") and (ph or pw):
+                amounts = np.array([0, 0, ph, pw, 0, 0, ph, pw], np.int64)
+                x = g.node("Pad", [x, g.weight(g.fresh(f"{where}/pads"), amounts)], where)
+                height, width, ph, pw = height + 2 * ph, width + 2 * pw, 0, 0
+                g.shapes[x] = g.shapes[x][:2] + (height, width)
+            # End pads reaching just past numbacnn's last window: ONNX's floor rule then counts it.
+            ends = [max(0, (oh - 1) * sh + kh - height - ph), max(0, (ow - 1) * sw + kw - width - pw)]
+            pads = [ph, pw, *ends]
+            extra = {"count_include_pad": 0} if extra else {}
+        return g.node(op, [x], where, kernel_shape=[kh, kw], strides=[sh, sw], pads=pads, ceil_mode=0, **extra)
 
     return emit
+
+
+def _bins(size, out):
+    """(out, size) averaging matrix of adaptive pooling: row i averages [floor(i size/out),
+    ceil((i+1) size/out)), as numbacnn and PyTorch bin."""
+    matrix = np.zeros((out, size), np.float32)
+    for i in range(out):
+        start, end = i * size // out, -(-(i + 1) * size // out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
 
 
 def _adaptive_avg(layer, g, x, where):
@@ -166,13 +207,13 @@ def _adaptive_avg(layer, g, x, where):
     oh, ow = layer.output_shape((1, 1, h, w))[2:]
     if (oh, ow) == (1, 1):
         return g.node("GlobalAveragePool", [x], where)
-    if h % oh or w % ow:
-        raise ValueError(
-            f"ONNX export: layer '{where}' pools {h}x{w} to {oh}x{ow}, whose adaptive bins differ in size; "
-            f"ONNX has no adaptive pooling (sizes that divide evenly export as AveragePool)"
-        )
-    size = [h // oh, w // ow]
-    return g.node("AveragePool", [x], where, kernel_shape=size, strides=size)
+    if h % oh == 0 and w % ow == 0:
+        size = [h // oh, w // ow]
+        return g.node("AveragePool", [x], where, kernel_shape=size, strides=size)
+    # Bins of unequal size: the input's shape is fixed at export, so the pooling is exact as two
+    # products, x (N, C, H, W) @ Bw' (W, OW), then Bh (OH, H) @ that (MatMul broadcasts over N, C).
+    columns = g.node("MatMul", [x, g.weight(g.fresh(f"{where}/bins_w"), _bins(w, ow).T)], where)
+    return g.node("MatMul", [g.weight(g.fresh(f"{where}/bins_h"), _bins(h, oh)), columns], where)
 
 
 def _prelu(layer, g, x, where):

@@ -131,10 +131,71 @@ def test_the_toolbox_layers_export(tmp_path, rng):
     _assert_runtime_agrees(model, path, (3, 10, 8), rng)
 
 
-def test_what_opset_17_cannot_express_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r"layer '0' uses padding_mode='circular'"):
-        nc.onnx.export(
-            L.Sequential(L.Conv2d(1, 1, 3, padding=1, padding_mode="circular")), tmp_path / "c.onnx", (1, 5, 5)
-        )
-    with pytest.raises(ValueError, match="adaptive bins differ in size"):
-        nc.onnx.export(L.Sequential(L.AdaptiveAvgPool2d(2)), tmp_path / "a.onnx", (1, 5, 5))
+def _pool_cases():
+    """Every ceil_mode geometry of a small grid: sizes, kernels, strides, paddings up to k/2."""
+    for size in (5, 6, 7, 9):
+        for kernel in (2, 3):
+            for stride in (1, 2, 3):
+                for padding in range(kernel // 2 + 1):
+                    if nc.kernels.shapes.pool2d_output_size(size, kernel, stride, padding, True) >= 1:
+                        yield size, kernel, stride, padding
+
+
+POOL_CASES = list(_pool_cases())
+
+
+@pytest.mark.parametrize("kind", ["max", "avg", "avg_no_pad_count"])
+@pytest.mark.parametrize("ceil_mode", [True, False])
+def test_pools_export_every_geometry_as_numbacnn_computes_it(tmp_path, rng, kind, ceil_mode):
+    """ONNX's own ceil_mode would keep a last window that starts in the padding (2x2 stride 3 on
+    6x6: 3 outputs, numbacnn and PyTorch 2); the export must give numbacnn's sizes and values,
+    divisors included. One graph holds a branch per geometry (a Concat of flattened outputs)."""
+    for size in sorted({case[0] for case in POOL_CASES}):
+        branches = []
+        for _, kernel, stride, padding in (c for c in POOL_CASES if c[0] == size):
+            if kind == "max":
+                pool = L.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)
+            else:
+                pool = L.AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad=kind == "avg")
+            branches.append(L.Sequential(pool, L.Flatten()))
+        model = L.Sequential(L.Concat(*branches)).eval()
+        # Concat joins along axis 1, which Flatten's outputs are.
+        path = nc.onnx.export(model, tmp_path / f"{kind}{size}.onnx", (2, size, size))
+        _assert_runtime_agrees(model, path, (2, size, size), rng, batches=(3,))
+
+
+def test_the_issue_example_ceil_pool_on_6x6_exports(tmp_path, rng):
+    for pool in (L.MaxPool2d(2, stride=3, ceil_mode=True), L.AvgPool2d(2, stride=3, ceil_mode=True)):
+        model = L.Sequential(pool).eval()
+        path = nc.onnx.export(model, tmp_path / "p.onnx", (1, 6, 6))
+        assert _session(path).run(None, {"input": np.zeros((1, 1, 6, 6), np.float32)})[0].shape == (1, 1, 2, 2)
+        _assert_runtime_agrees(model, path, (1, 6, 6), rng)
+
+
+@pytest.mark.parametrize("pads", [1, 2, (2, 1), (0, 3)])
+def test_circular_padding_exports_as_slices_and_concats(tmp_path, rng, pads):
+    model = L.Sequential(L.Conv2d(2, 3, 3, padding=pads, padding_mode="circular"), L.ReLU()).eval()
+    path = nc.onnx.export(model, tmp_path / "c.onnx", (2, 5, 6))
+    ops = [n.op_type for n in onnx.load(path).graph.node]
+    assert "Slice" in ops and "Concat" in ops and "Pad" not in ops
+    _assert_runtime_agrees(model, path, (2, 5, 6), rng)
+    same = L.Sequential(L.Conv2d(2, 2, 4, padding="same", padding_mode="circular")).eval()  # asymmetric pads
+    _assert_runtime_agrees(same, nc.onnx.export(same, tmp_path / "s.onnx", (2, 7, 5)), (2, 7, 5), rng)
+
+
+@pytest.mark.parametrize("size, out", [(7, 3), (5, 2), ((7, 9), (3, 4)), (6, (4, 6)), (3, 5)])
+def test_adaptive_pooling_with_unequal_bins_exports_exactly(tmp_path, rng, size, out):
+    h, w = (size, size) if isinstance(size, int) else size
+    model = L.Sequential(L.AdaptiveAvgPool2d(out)).eval()
+    path = nc.onnx.export(model, tmp_path / "a.onnx", (3, h, w))
+    assert "MatMul" in [n.op_type for n in onnx.load(path).graph.node]
+    _assert_runtime_agrees(model, path, (3, h, w), rng)
+
+
+def test_every_layer_class_has_an_onnx_form():
+    """README and DESIGN say every layer exports; a new layer without an exporter fails here."""
+    import inspect
+
+    classes = [c for c in vars(L).values() if inspect.isclass(c) and issubclass(c, L.Module) and c is not L.Module]
+    missing = [c.__name__ for c in classes if not any(k in nc.onnx._EXPORTERS for k in c.__mro__)]
+    assert classes and missing == []
