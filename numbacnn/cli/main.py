@@ -6,6 +6,8 @@ import time
 
 import click
 
+from .pipes import GuardedGroup
+
 EPILOG_SUMMARY = """\b
 Examples:
   numbacnn summary lenet5
@@ -31,7 +33,7 @@ def process_started_at():
         return _IMPORTED_AT
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="numbacnn")
 def main():
     """numbacnn: a CNN engine written from scratch with Numba (CPU @njit and CUDA kernels)."""
