@@ -109,8 +109,8 @@ def quick_start_on(tmp_path, monkeypatch):
     path = str(tmp_path / "quick-start-keys.json")
     monkeypatch.setattr(quick_start, "warm_keys_path", lambda: path)
     yield path
-    if quick_start._active is not None:  # a test that failed half-way: leave routing off
-        quick_start._active.close()
+    if quick_start.state.active is not None:  # a test that failed half-way: leave routing off
+        quick_start.state.active.close()
     quick_start.shutdown()
 
 

@@ -6,24 +6,28 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
 from numbacnn import layers as L
-from numbacnn.runtime import quick_start
+from numbacnn.runtime import quick_start, warm_keys
 from numbacnn.runtime.device import CPU
 
 
 @pytest.fixture
 def cold_cache(tmp_path, monkeypatch):
-    """Quick start on (conftest turns it off), with an empty cache of its own."""
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    """Quick start on (conftest turns it off), with a warm-keys file of its own that starts empty:
+    every signature counts as cold. (numba's cache folder itself cannot move in this process: each
+    kernel binds its cache folder when its module is first imported.)"""
+    path = str(tmp_path / "cache" / "quick-start-keys.json")
+    monkeypatch.setattr(quick_start, "warm_keys_path", lambda: path)
     monkeypatch.setenv(quick_start.ENV, "1")
     yield tmp_path / "cache"
-    if quick_start._active is not None:  # a test that failed half-way: leave routing off
-        quick_start._active.close()
+    if quick_start.state.active is not None:  # a test that failed half-way: leave routing off
+        quick_start.state.active.close()
     quick_start.shutdown()
 
 
@@ -87,30 +91,10 @@ def test_switched_off_it_compiles_here_and_records_what_it_compiled(cold_cache, 
     CPU.ops.relu_forward(out, x)
     assert warmup.numpy_calls == 0 and warmup.report()["signatures"] == 1
     assert warmup.settle() and CPU.ops_override is None
-    key, _ = quick_start.signature_key("numbacnn.kernels.cpu:relu_forward", (out, x))
-    assert key in quick_start.read_warm_keys(quick_start.warm_keys_path())
+    key, _ = warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out, x))
+    assert key in warm_keys.read_warm_keys(warmup.keys.path)
     # Another batch size is the same signature: the batch dimension is not part of the key.
-    assert quick_start.signature_key("numbacnn.kernels.cpu:relu_forward", (out[:1], x[:1]))[0] == key
-
-
-def test_keys_follow_what_numba_specialises_on():
-    a = np.zeros((2, 3), np.float32)
-    key, _ = quick_start.signature_key("t", (a, 0.1, 3, (1, 1)))
-    assert quick_start.signature_key("t", (np.ones((2, 3), np.float32), 0.5, 3, (1, 1)))[0] == key  # a float
-    assert quick_start.signature_key("t", (a, 0.1, 7, (1, 1)))[0] != key  # an integer hyper-parameter
-    assert quick_start.signature_key("t", (a, 0.1, 3, (2, 2)))[0] != key  # a pair of them
-    assert quick_start.signature_key("t", (a.astype(np.float64), 0.1, 3, (1, 1)))[0] != key  # dtype
-    assert quick_start.signature_key("t", (a.T, 0.1, 3, (1, 1)))[0] != key  # layout
-    assert quick_start.signature_key("t", (np.zeros((2, 4), np.float32), 0.1, 3, (1, 1)))[0] != key  # shape
-    assert quick_start.signature_key("t", (np.zeros((5, 3), np.float32), 0.1, 3, (1, 1)))[0] == key  # batch
-    assert quick_start.signature_key("t", (a, np.float32(0.1), 3, (1, 1)))[0] != key  # scalar type
-    assert quick_start.signature_key("t", (a, 0.1, 3, None))[0] != key  # an optional argument
-    # A seed or a step count is new at every call and chooses no code: keyed by type.
-    names = ("x", "p", "seed", "size")
-    assert (
-        quick_start.signature_key("t", (a, 0.1, 3, (1, 1)), names=names)[0]
-        == (quick_start.signature_key("t", (a, 0.1, 12345, (1, 1)), names=names)[0])
-    )
+    assert warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out[:1], x[:1]))[0] == key
 
 
 @pytest.mark.parametrize(
@@ -148,7 +132,7 @@ def test_each_model_family_trains_on_numpy_kernels_then_compiled(name, quick_sta
     assert trainer.fit(1) == "finished"
     report = trainer.warmup_report
     assert report["numpy_calls"] > 0 and report["signatures"] > 5
-    assert report["compiled_in_process"] == 0 and report["failed"] == []
+    assert report["compiled_in_process"] == 0 and report["failed"] == [], report
     assert np.isfinite(trainer.history[0]["train_loss"])
 
 
@@ -163,8 +147,9 @@ def _train(env, out):
 @pytest.mark.slow
 def test_a_cold_first_run_trains_at_once_and_leaves_the_cache_warm(tmp_path):
     """The newcomer's first run: no kernel compiled in the training process before or during the
-    NumPy steps; the compiler process fills the cache, and the next run loads everything from it
-    and is bit for bit a run without quick start."""
+    NumPy steps; the compiler process fills the cache, and the next run loads everything from it,
+    on the NumPy twins only while numba's target starts. Runs without quick start are bit for bit
+    one another (resumed ones too: test_a_resumed_run_never_starts_a_warm_signature_on_numpy)."""
     cache = tmp_path / "cache"
     # A registry of running trainings of its own (core_share.py): another numbacnn training on
     # this machine would change the thread count, and with it the order of some sums.
@@ -177,24 +162,77 @@ def test_a_cold_first_run_trains_at_once_and_leaves_the_cache_warm(tmp_path):
 
     def keys_written():
         files = glob.glob(str(cache / "numbacnn" / "quick-start-*.json"))
-        return files and len(quick_start.read_warm_keys(files[0])) >= report["signatures"]
+        return files and len(warm_keys.read_warm_keys(files[0])) >= report["signatures"]
 
     _wait(keys_written, seconds=600)  # the compiler goes on after the run ends
     warm = _train(env, tmp_path / "warm")
-    assert warm["quick_start"]["numpy_calls"] == 0 and warm["quick_start"]["compiled_in_process"] == 0
-    plain = _train(dict(env, **{quick_start.ENV: "0"}), tmp_path / "plain")
-    assert plain["quick_start"]["numpy_calls"] == 0
-    assert warm["history"][0]["train_loss"] == plain["history"][0]["train_loss"]
-    assert warm["history"][0]["val_loss"] == plain["history"][0]["val_loss"]
-    np.testing.assert_allclose(cold["history"][0]["train_loss"], warm["history"][0]["train_loss"], rtol=1e-5)
+    report = warm["quick_start"]
+    assert report["signatures"] == 0 and report["compiled_in_process"] == 0
+    assert report["numpy_calls"] == report["numpy_calls_while_numba_started"]  # twins only while starting
+    plain = [_train(dict(env, **{quick_start.ENV: "0"}), tmp_path / f"plain{i}") for i in range(2)]
+    assert plain[0]["quick_start"]["numpy_calls"] == 0
+    assert plain[0]["history"][0]["train_loss"] == plain[1]["history"][0]["train_loss"]
+    assert plain[0]["history"][0]["val_loss"] == plain[1]["history"][0]["val_loss"]
+    for run in (cold, warm):
+        np.testing.assert_allclose(run["history"][0]["train_loss"], plain[0]["history"][0]["train_loss"], rtol=1e-5)
 
 
-def test_an_edit_or_upgrade_starts_a_new_warm_keys_file(monkeypatch):
-    """The record of compiled signatures is kept per kernel-source fingerprint and numba version,
-    as the cache itself is (jit_cache.py): after an edit nothing counts as warm until compiled."""
-    from numbacnn.runtime import jit_cache
+@pytest.fixture
+def numba_starting(monkeypatch):
+    """A QuickStart of its own whose numba start-up waits until the test sets the event (in this
+    process numba has long started: the real thread would be done at once)."""
+    release = threading.Event()
+    monkeypatch.setattr(quick_start, "_start_numba", lambda: release.wait(60))
+    monkeypatch.setattr(quick_start, "state", quick_start.QuickStart())
+    yield release
+    release.set()
 
-    before = quick_start.warm_keys_path()
-    monkeypatch.setattr(jit_cache, "fingerprint", lambda *args: "0123456789abcdef")
-    assert quick_start.warm_keys_path() != before
-    assert "0123456789abcdef" in quick_start.warm_keys_path()
+
+def _warm_relu():
+    """A relu signature compiled in this process and recorded warm, as a previous run leaves it."""
+    from numbacnn.kernels import cpu
+
+    x = np.linspace(-1, 1, 30).reshape(3, 2, 5)
+    out = np.empty_like(x)
+    cpu.relu_forward(out, x)
+    key, _ = warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out, x), names=("out", "x"))
+    warm_keys.add_warm_keys(quick_start.warm_keys_path(), [key])
+    return out, x
+
+
+def test_a_warm_signature_runs_on_numpy_only_while_numba_starts(cold_cache, monkeypatch, numba_starting):
+    out, x = _warm_relu()
+    warmup = quick_start.begin()
+    CPU.ops.relu_forward(out, x)  # numba's target still starting: the twin runs
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+    assert warmup.numpy_calls == warmup.starting_calls == 1 and warmup.signatures == set()
+    assert not warmup.settle()  # routing stays until numba has started
+    numba_starting.set()
+    warmup.starting.join()
+    CPU.ops.relu_forward(out, -x)
+    assert warmup.numpy_calls == 1 and warmup.report()["compiled_in_process"] == 0
+    assert warmup.settle() and CPU.ops_override is None
+
+
+def test_a_resumed_run_never_starts_a_warm_signature_on_numpy(cold_cache, monkeypatch):
+    """A resumed run must continue bit for bit: numba starts before its first call (here, where it
+    has started long ago, at once), and the signatures the cache holds run compiled."""
+    monkeypatch.setattr(quick_start, "state", quick_start.QuickStart())
+    out, x = _warm_relu()
+    warmup = quick_start.begin(resumed=True)
+    assert warmup.starting is None and not quick_start.state.numba_start().is_alive()
+    CPU.ops.relu_forward(out, x)
+    assert warmup.numpy_calls == 0
+    warmup.close()
+
+
+def test_a_resumed_trainer_asks_for_no_twins(monkeypatch, tmp_path):
+    from numbacnn.training.config import build_trainer, load_data, resolve_config
+
+    asked = []
+    monkeypatch.setattr(quick_start, "begin", lambda **options: asked.append(options))
+    config = resolve_config("lenet5", dataset="synthetic", synthetic_size=64, batch_size=32, epochs=2)
+    trainer = build_trainer(config, load_data(config), out_dir=str(tmp_path / "run"), progress=False)
+    assert trainer.fit(2, max_steps=1) == "interrupted"
+    trainer.fit(2, max_steps=1)
+    assert [a["resumed"] for a in asked] == [False, True]

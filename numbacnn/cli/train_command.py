@@ -268,6 +268,7 @@ def _open_run_folder_on_main(world, out, model, resume, force):
 
 def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, options):
     from ..errors import CheckpointError, RunFolderError, TrainingDiverged
+    from ..runtime import quick_start
     from ..runtime.device import DeviceError
     from ..training.config import (
         build_trainer,
@@ -279,6 +280,8 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
     )
     from . import plots as plotting
 
+    if quick_start.enabled():  # numba's target starts while the data loads (quick_start.py)
+        quick_start.state.numba_start()
     for option in ("adv_eps", "adv_ratio"):
         if options[option] is not None and not options["adversarial"]:
             raise click.UsageError(f"--{option.replace('_', '-')} needs --adversarial fgsm")
@@ -355,13 +358,15 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
         if not quiet:
             say(f"first training step done {first_step_s:.2f} s after the process started", err=True)
             warm = trainer.warmup_report
-            if warm and warm["numpy_calls"]:
+            if warm and warm["signatures"]:
                 say(
                     f"(the JIT cache was cold: {warm['numpy_calls']} kernel calls ran on NumPy while "
                     f"{warm['compiled_in_background']} of {warm['signatures']} kernel signatures compiled "
                     "in the background)",
                     err=True,
                 )
+            elif warm and warm["numpy_calls"]:
+                say(f"({warm['numpy_calls']} kernel calls ran on NumPy while numba started)", err=True)
     if as_json:
         say(
             json.dumps(

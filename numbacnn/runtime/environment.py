@@ -40,8 +40,9 @@ def facts() -> dict:
     out["jit_cache"] = cache["path"]
     out["jit_cache_warm"] = f"{cache['cached']} of {cache['functions']} kernels compiled for these sources"
     from . import quick_start
+    from .warm_keys import read_warm_keys, warm_keys_path
 
-    known = len(quick_start.read_warm_keys(quick_start.warm_keys_path()))
+    known = len(read_warm_keys(warm_keys_path()))
     out["quick_start"] = (
         f"on: kernel signatures not yet compiled start on NumPy ({known} known compiled)"
         if quick_start.enabled()

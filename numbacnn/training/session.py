@@ -8,9 +8,9 @@ import contextlib
 import signal
 import threading
 
+from ..runtime import quick_start
 from ..runtime.core_share import CoreShare
 from ..runtime.device import CPU
-from ..runtime.quick_start import begin as begin_warmup
 from .runs import check_writable
 
 
@@ -30,7 +30,9 @@ def fit_session(trainer):
     trainer.world.broadcast_state(trainer.model, trainer.optimizer)
     # Several ranks keep the compiled kernels: their steps should round alike.
     if on_cpu and trainer.world.size == 1:
-        trainer._warmup = begin_warmup(numpy=trainer.quick_start)
+        # A resumed run never starts on the twins (quick_start.py): it continues bit for bit.
+        resumed = (trainer.epoch, trainer.batch) != (0, 0)
+        trainer._warmup = quick_start.begin(numpy=trainer.quick_start, resumed=resumed)
     try:
         yield
     finally:
