@@ -14,81 +14,86 @@ Every public kernel follows the same rules, on both backends:
 * Optional arrays (a conv without bias, a first layer that needs no input gradient, a frozen
   weight that needs no gradient) are passed as ``None``; the work that would fill them is skipped.
 
-``KERNEL_NAMES`` lists the public names; each backend module exports exactly these.
+``KERNELS_BY_MODULE`` lists the public names by module and ``KERNEL_NAMES`` all of them; each
+backend exports exactly these, bound by ``bind_kernels``.
 """
 
-KERNEL_NAMES = (
-    # batch.py
-    "gather_batch",
-    # conv.py
-    "conv2d_forward",
-    "conv2d_backward",
-    # pool.py
-    "maxpool2d_forward",
-    "maxpool2d_backward",
-    "avgpool2d_forward",
-    "avgpool2d_backward",
-    "global_avgpool2d_forward",
-    "global_avgpool2d_backward",
-    "adaptive_avgpool2d_forward",
-    "adaptive_avgpool2d_backward",
-    # pad.py
-    "pad2d_forward",
-    "pad2d_backward",
-    # channels.py
-    "concat_channels_forward",
-    "concat_channels_backward",
-    "scale_channels",
-    "maxout_forward",
-    "maxout_backward",
-    "prelu_forward",
-    "prelu_backward",
-    # linear.py
-    "linear_forward",
-    "linear_backward",
-    # elementwise.py
-    "relu_forward",
-    "relu_backward",
-    "leaky_relu_forward",
-    "leaky_relu_backward",
-    "elu_forward",
-    "elu_backward",
-    "sigmoid_forward",
-    "sigmoid_backward",
-    "tanh_forward",
-    "tanh_backward",
-    "add_forward",
-    "add_relu_forward",
-    "add_relu_backward",
-    "dropout_forward",
-    "dropout_backward",
-    "copy",
-    "fill",
-    # norm.py
-    "batchnorm2d_forward_train",
-    "batchnorm2d_forward_eval",
-    "batchnorm2d_backward",
-    "batchnorm2d_moments",
-    "batchnorm2d_backward_synced",
-    "batchnorm2d_relu_forward_train",
-    "batchnorm2d_relu_forward_eval",
-    "batchnorm2d_relu_backward",
-    # loss.py
-    "softmax_cross_entropy_forward",
-    "softmax_cross_entropy_backward",
-    "mse_forward",
-    "mse_backward",
-    # softmax.py
-    "softmax_forward",
-    "softmax_backward",
-    # optim.py
-    "sgd_step",
-    "adam_step",
-)
+# Every public kernel, by the module of each backend (cpu/, cuda/, npy/) that defines it.
+KERNELS_BY_MODULE = {
+    "batch": ("gather_batch",),
+    "conv": ("conv2d_forward", "conv2d_backward"),
+    "pool": (
+        "maxpool2d_forward",
+        "maxpool2d_backward",
+        "avgpool2d_forward",
+        "avgpool2d_backward",
+        "global_avgpool2d_forward",
+        "global_avgpool2d_backward",
+        "adaptive_avgpool2d_forward",
+        "adaptive_avgpool2d_backward",
+    ),
+    "pad": ("pad2d_forward", "pad2d_backward"),
+    "channels": (
+        "concat_channels_forward",
+        "concat_channels_backward",
+        "scale_channels",
+        "maxout_forward",
+        "maxout_backward",
+        "prelu_forward",
+        "prelu_backward",
+    ),
+    "linear": ("linear_forward", "linear_backward"),
+    "elementwise": (
+        "relu_forward",
+        "relu_backward",
+        "leaky_relu_forward",
+        "leaky_relu_backward",
+        "elu_forward",
+        "elu_backward",
+        "sigmoid_forward",
+        "sigmoid_backward",
+        "tanh_forward",
+        "tanh_backward",
+        "add_forward",
+        "add_relu_forward",
+        "add_relu_backward",
+        "dropout_forward",
+        "dropout_backward",
+        "copy",
+        "fill",
+    ),
+    "norm": (
+        "batchnorm2d_forward_train",
+        "batchnorm2d_forward_eval",
+        "batchnorm2d_backward",
+        "batchnorm2d_moments",
+        "batchnorm2d_backward_synced",
+        "batchnorm2d_relu_forward_train",
+        "batchnorm2d_relu_forward_eval",
+        "batchnorm2d_relu_backward",
+    ),
+    "loss": ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "mse_forward", "mse_backward"),
+    "softmax": ("softmax_forward", "softmax_backward"),
+    "optim": ("sgd_step", "adam_step"),
+}
+KERNEL_NAMES = tuple(name for names in KERNELS_BY_MODULE.values() for name in names)
 
 # Integer arguments that change from call to call (a dropout seed, an optimizer's step count) and
 # never choose a kernel's compiled code. Every other integer argument may (quick start keys calls
 # by those values).
 PER_CALL_SCALARS = ("seed", "step")
 
-__all__ = ["KERNEL_NAMES", "PER_CALL_SCALARS"]
+
+def bind_kernels(namespace, package):
+    """Import every kernel of KERNELS_BY_MODULE from ``package``'s modules into ``namespace`` (a
+    backend's globals); the backend's ``__all__`` (its return value) is exactly KERNEL_NAMES."""
+    import importlib
+
+    for module, names in KERNELS_BY_MODULE.items():
+        source = importlib.import_module(f"{package}.{module}")
+        for name in names:
+            namespace[name] = getattr(source, name)
+    return list(KERNEL_NAMES)
+
+
+__all__ = ["KERNELS_BY_MODULE", "KERNEL_NAMES", "PER_CALL_SCALARS", "bind_kernels"]
