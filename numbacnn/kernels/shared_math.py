@@ -1,13 +1,36 @@
-"""Scalar helpers written once in plain Python and compiled per target.
+"""Formulas written once in plain Python and compiled per target: every formula that the CPU and
+CUDA kernels share (activations, the dropout hash, softmax and cross-entropy rows, pooling windows,
+optimizer updates), so both backends compute the same thing, bit for bit where the order of
+operations allows. The kernels keep only their loops (``prange`` against grid-stride).
 
 ``kernels.cpu`` compiles them with ``njit(inline="always")`` and ``kernels.cuda`` with
-``cuda.jit(device=True)``, so both backends compute bit-for-bit the same dropout mask and the
-same activation formulas. Use only ``math`` and numpy scalar casts here: both targets support them.
+``cuda.jit(device=True)``, through ``compiled``, in which a helper that calls another calls its
+compiled form. Use only ``math`` and numpy scalar casts here: both targets support them.
 """
 
 import math
+import types
 
 import numpy as np
+
+_compiled = {}
+
+
+def compiled(target, jit):
+    """Every helper of this module compiled by ``jit`` for ``target`` ("cpu" or "cuda"), as the
+    attributes of one namespace (made once per target)."""
+    if target not in _compiled:
+        namespace = dict(globals())
+        helpers = {}
+        for name, value in globals().items():
+            if isinstance(value, types.FunctionType) and value.__module__ == __name__ and name != "compiled":
+                # A copy whose globals are the namespace: calls to other helpers find their
+                # compiled forms there (a plain function is invisible to jitted code).
+                copy = types.FunctionType(value.__code__, namespace, name, value.__defaults__, value.__closure__)
+                copy.__doc__ = value.__doc__
+                helpers[name] = namespace[name] = jit(copy)
+        _compiled[target] = types.SimpleNamespace(**helpers)
+    return _compiled[target]
 
 
 def sigmoid(v, one):
@@ -75,3 +98,89 @@ def pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad):
     if include_pad:
         return (y1 - y0) * (x1 - x0)
     return (min(y1, height) - max(y0, 0)) * (min(x1, width) - max(x0, 0))
+
+
+def window_mean(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, include_pad):
+    """The average-pooling output (oy, ox) of plane (n, c) of x (N, C, H, W): the window's sum
+    (float64, as the CPU and CUDA kernels both accumulate) over its pool_divisor."""
+    height, width = x.shape[2], x.shape[3]
+    acc = 0.0
+    for i in range(kh):
+        iy = oy * sh - ph + i
+        if iy < 0 or iy >= height:
+            continue
+        for j in range(kw):
+            ix = ox * sw - pw + j
+            if ix >= 0 and ix < width:
+                acc += x[n, c, iy, ix]
+    return acc / pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
+
+
+def cross_entropy_row(losses, probs, logits, targets, smoothing, n):
+    """losses[n] = the label-smoothed cross-entropy of softmax(logits[n]) (N, K) against
+    targets[n]; probs[n] = that softmax (saved for the backward)."""
+    n_classes = logits.shape[1]
+    m, total = row_max_and_exp_sum(logits, n)
+    log_total = math.log(total)
+    mean_neg_logp = 0.0
+    for k in range(n_classes):
+        logp = logits[n, k] - m - log_total
+        probs[n, k] = math.exp(logp)
+        mean_neg_logp -= logp
+    mean_neg_logp /= n_classes
+    neg_logp_target = -(logits[n, targets[n]] - m - log_total)
+    losses[n] = (1.0 - smoothing) * neg_logp_target + smoothing * mean_neg_logp
+
+
+def cross_entropy_logit_grad(probs, targets, smoothing, scale, n, k):
+    """d loss / d logits[n, k] = scale (probs[n, k] - the smoothed one-hot target)."""
+    target = smoothing / probs.shape[1] + (1.0 - smoothing if k == targets[n] else 0.0)
+    return scale * (probs[n, k] - target)
+
+
+def softmax_row(out, x, n):
+    """out[n] = softmax(x[n]) (N, K), stable (the row's maximum subtracted)."""
+    m, total = row_max_and_exp_sum(x, n)
+    for k in range(x.shape[1]):
+        out[n, k] = math.exp(x[n, k] - m) / total
+
+
+def softmax_grad_row(dx, dy, y, n):
+    """dx[n] = y[n] * (dy[n] - sum_k dy[n, k] y[n, k]), y the softmax's output."""
+    dot = 0.0
+    for k in range(y.shape[1]):
+        dot += dy[n, k] * y[n, k]
+    for k in range(y.shape[1]):
+        dx[n, k] = y[n, k] * (dy[n, k] - dot)
+
+
+def sgd_element(param, grad, velocity, lr, momentum, weight_decay, nesterov):
+    """(param, velocity) of one element after PyTorch's SGD step (dampening 0): v = momentum v + g;
+    p -= lr (g + momentum v if nesterov else v). Without momentum the velocity is unchanged (the
+    caller need not store it)."""
+    g = grad + weight_decay * param
+    if momentum != 0:
+        velocity = momentum * velocity + g
+        g = g + momentum * velocity if nesterov else velocity
+    return param - lr * g, velocity
+
+
+def adam_element(param, grad, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
+                 weight_decay, decay_factor, bias_correction2_sqrt):  # fmt: skip
+    """(param, m, v) of one element after an Adam/AdamW step, its scalars from adam_scalars (in the
+    array dtype: a literal 1 here would widen float32 arithmetic to float64)."""
+    g = grad + weight_decay * param
+    param = param * decay_factor
+    m = beta1 * m + one_minus_beta1 * g
+    v = beta2 * v + one_minus_beta2 * g * g
+    return param - step_size * m / (math.sqrt(v) / bias_correction2_sqrt + eps), m, v
+
+
+def adam_scalars(lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """The host-side scalars of adam_element for ``step`` (1-based): Adam folds the decay into the
+    gradient (L2), AdamW (``decoupled``) shrinks the weights directly. Plain Python floats."""
+    step_size = lr / (1.0 - beta1**step)
+    bias_correction2_sqrt = math.sqrt(1.0 - beta2**step)
+    l2 = 0.0 if decoupled else weight_decay
+    decay_factor = 1.0 - lr * weight_decay if decoupled else 1.0
+    return (step_size, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, l2, decay_factor, bias_correction2_sqrt)

@@ -11,8 +11,9 @@ from numba import njit, prange
 
 from .. import shared_math
 
-_sigmoid = njit(inline="always")(shared_math.sigmoid)
-_uniform_hash = njit(inline="always")(shared_math.uniform_hash)
+_math = shared_math.compiled("cpu", njit(inline="always"))
+_sigmoid = _math.sigmoid
+_uniform_hash = _math.uniform_hash
 
 
 def _flat(*arrays):

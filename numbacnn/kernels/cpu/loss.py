@@ -4,39 +4,28 @@ Shapes: logits, probs, dlogits (N, K); targets (N,) int64 class indices; losses 
 With label smoothing e the target distribution is (1 - e) * onehot + e / K (PyTorch's definition).
 """
 
-import math
-
 from numba import njit, prange
 
 from .. import shared_math
 
-_row_max_and_exp_sum = njit(inline="always")(shared_math.row_max_and_exp_sum)
+_math = shared_math.compiled("cpu", njit(inline="always"))
+_cross_entropy_row = _math.cross_entropy_row
+_cross_entropy_logit_grad = _math.cross_entropy_logit_grad
 
 
 @njit(parallel=True, cache=True)
 def _ce_forward(losses, probs, logits, targets, smoothing):
-    n_batch, n_classes = logits.shape
+    n_batch = logits.shape[0]
     for n in prange(n_batch):
-        m, total = _row_max_and_exp_sum(logits, n)
-        log_total = math.log(total)
-        mean_neg_logp = 0.0
-        for k in range(n_classes):
-            logp = logits[n, k] - m - log_total
-            probs[n, k] = math.exp(logp)
-            mean_neg_logp -= logp
-        mean_neg_logp /= n_classes
-        neg_logp_target = -(logits[n, targets[n]] - m - log_total)
-        losses[n] = (1.0 - smoothing) * neg_logp_target + smoothing * mean_neg_logp
+        _cross_entropy_row(losses, probs, logits, targets, smoothing, n)
 
 
 @njit(parallel=True, cache=True)
 def _ce_backward(dlogits, probs, targets, smoothing, scale):
     n_batch, n_classes = probs.shape
-    off = smoothing / n_classes
     for n in prange(n_batch):
         for k in range(n_classes):
-            target = off + (1.0 - smoothing if k == targets[n] else 0.0)
-            dlogits[n, k] = scale * (probs[n, k] - target)
+            dlogits[n, k] = _cross_entropy_logit_grad(probs, targets, smoothing, scale, n, k)
 
 
 @njit(cache=True)

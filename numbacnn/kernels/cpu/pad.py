@@ -9,7 +9,8 @@ from numba import njit, prange
 
 from .. import shared_math
 
-_source = njit(inline="always")(shared_math.pad_source)
+_math = shared_math.compiled("cpu", njit(inline="always"))
+_source = _math.pad_source
 
 
 @njit(parallel=True, cache=True)

@@ -12,7 +12,9 @@ from numba import njit, prange
 
 from .. import shared_math
 
-_pool_divisor = njit(inline="always")(shared_math.pool_divisor)
+_math = shared_math.compiled("cpu", njit(inline="always"))
+_pool_divisor = _math.pool_divisor
+_window_mean = _math.window_mean
 
 
 @njit(parallel=True, cache=True)
@@ -169,16 +171,7 @@ def _avg_fwd(out, x, kernel, stride, padding, include_pad):
         c = plane % channels
         for oy in range(oh):
             for ox in range(ow):
-                acc = 0.0
-                for i in range(kh):
-                    iy = oy * sh - ph + i
-                    if iy < 0 or iy >= height:
-                        continue
-                    for j in range(kw):
-                        ix = ox * sw - pw + j
-                        if ix >= 0 and ix < width:
-                            acc += x[n, c, iy, ix]
-                out[n, c, oy, ox] = acc / _pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
+                out[n, c, oy, ox] = _window_mean(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, include_pad)
 
 
 @njit(parallel=True, cache=True)

@@ -4,33 +4,27 @@ softmax cross-entropy in ``loss.py``).
 Shapes: x, out, y, dy, dx (N, K). NaN in a row gives NaN in that row's output, as in PyTorch.
 """
 
-import math
-
 from numba import njit, prange
 
 from .. import shared_math
 
-_row_max_and_exp_sum = njit(inline="always")(shared_math.row_max_and_exp_sum)
+_math = shared_math.compiled("cpu", njit(inline="always"))
+_softmax_row = _math.softmax_row
+_softmax_grad_row = _math.softmax_grad_row
 
 
 @njit(parallel=True, cache=True)
 def _softmax_fwd(out, x):
-    n_batch, n_classes = x.shape
+    n_batch = x.shape[0]
     for n in prange(n_batch):
-        m, total = _row_max_and_exp_sum(x, n)
-        for k in range(n_classes):
-            out[n, k] = math.exp(x[n, k] - m) / total
+        _softmax_row(out, x, n)
 
 
 @njit(parallel=True, cache=True)
 def _softmax_bwd(dx, dy, y):
-    n_batch, n_classes = y.shape
+    n_batch = y.shape[0]
     for n in prange(n_batch):
-        dot = 0.0
-        for k in range(n_classes):
-            dot += dy[n, k] * y[n, k]
-        for k in range(n_classes):
-            dx[n, k] = y[n, k] * (dy[n, k] - dot)
+        _softmax_grad_row(dx, dy, y, n)
 
 
 def softmax_forward(out, x):

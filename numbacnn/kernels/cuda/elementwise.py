@@ -16,8 +16,9 @@ from numba import cuda
 from .. import shared_math
 from .launch import flat, launch_1d, require_device
 
-_sigmoid = cuda.jit(device=True)(shared_math.sigmoid)
-_uniform_hash = cuda.jit(device=True)(shared_math.uniform_hash)
+_math = shared_math.compiled("cuda", cuda.jit(device=True))
+_sigmoid = _math.sigmoid
+_uniform_hash = _math.uniform_hash
 
 
 @cuda.jit

@@ -5,41 +5,30 @@ Cross-entropy runs one thread per sample (K is small: a classifier's classes); M
 block reduction in a fixed order.
 """
 
-import math
-
 from numba import cuda, float64
 
 from .. import shared_math
 from .launch import REDUCE_THREADS, flat, launch_1d, require_device
 from .reduce import block_sum
 
-_row_max_and_exp_sum = cuda.jit(device=True)(shared_math.row_max_and_exp_sum)
+_math = shared_math.compiled("cuda", cuda.jit(device=True))
+_cross_entropy_row = _math.cross_entropy_row
+_cross_entropy_logit_grad = _math.cross_entropy_logit_grad
 
 
 @cuda.jit
 def _ce_forward(losses, probs, logits, targets, smoothing):
-    n_batch, n_classes = logits.shape
+    n_batch = logits.shape[0]
     for n in range(cuda.grid(1), n_batch, cuda.gridsize(1)):
-        m, total = _row_max_and_exp_sum(logits, n)
-        log_total = math.log(total)
-        mean_neg_logp = 0.0
-        for k in range(n_classes):
-            logp = logits[n, k] - m - log_total
-            probs[n, k] = math.exp(logp)
-            mean_neg_logp -= logp
-        mean_neg_logp /= n_classes
-        neg_logp_target = -(logits[n, targets[n]] - m - log_total)
-        losses[n] = (1.0 - smoothing) * neg_logp_target + smoothing * mean_neg_logp
+        _cross_entropy_row(losses, probs, logits, targets, smoothing, n)
 
 
 @cuda.jit
 def _ce_backward(dlogits, probs, targets, smoothing, scale):
-    n_batch, n_classes = probs.shape
-    off = smoothing / n_classes
+    n_classes = probs.shape[1]
     for e in range(cuda.grid(1), probs.size, cuda.gridsize(1)):
         n, k = e // n_classes, e % n_classes
-        target = off + (1.0 - smoothing if k == targets[n] else 0.0)
-        dlogits[n, k] = scale * (probs[n, k] - target)
+        dlogits[n, k] = _cross_entropy_logit_grad(probs, targets, smoothing, scale, n, k)
 
 
 @cuda.jit

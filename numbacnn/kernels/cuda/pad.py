@@ -6,7 +6,8 @@ from numba import cuda
 from .. import shared_math
 from .launch import launch_1d, require_device
 
-_source = cuda.jit(device=True)(shared_math.pad_source)
+_math = shared_math.compiled("cuda", cuda.jit(device=True))
+_source = _math.pad_source
 
 
 @cuda.jit

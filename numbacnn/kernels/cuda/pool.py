@@ -11,7 +11,9 @@ from numba import cuda
 from .. import shared_math
 from .launch import launch_1d, require_device
 
-_pool_divisor = cuda.jit(device=True)(shared_math.pool_divisor)
+_math = shared_math.compiled("cuda", cuda.jit(device=True))
+_pool_divisor = _math.pool_divisor
+_window_mean = _math.window_mean
 
 
 @cuda.jit(device=True)
@@ -81,16 +83,7 @@ def _avg_fwd(out, x, kh, kw, sh, sw, ph, pw, include_pad):
         oy = (e // ow) % oh
         c = (e // (ow * oh)) % channels
         n = e // (ow * oh * channels)
-        acc = 0.0
-        for i in range(kh):
-            iy = oy * sh - ph + i
-            if iy < 0 or iy >= height:
-                continue
-            for j in range(kw):
-                ix = ox * sw - pw + j
-                if ix >= 0 and ix < width:
-                    acc += x[n, c, iy, ix]
-        out[n, c, oy, ox] = acc / _pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
+        out[n, c, oy, ox] = _window_mean(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, include_pad)
 
 
 @cuda.jit

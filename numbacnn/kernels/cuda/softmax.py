@@ -3,34 +3,28 @@
 Shapes as in ``kernels/cpu/softmax.py``: x, out, y, dy, dx (N, K).
 """
 
-import math
-
 from numba import cuda
 
 from .. import shared_math
 from .launch import launch_1d, require_device
 
-_row_max_and_exp_sum = cuda.jit(device=True)(shared_math.row_max_and_exp_sum)
+_math = shared_math.compiled("cuda", cuda.jit(device=True))
+_softmax_row = _math.softmax_row
+_softmax_grad_row = _math.softmax_grad_row
 
 
 @cuda.jit
 def _softmax_fwd(out, x):
-    n_batch, n_classes = x.shape
+    n_batch = x.shape[0]
     for n in range(cuda.grid(1), n_batch, cuda.gridsize(1)):
-        m, total = _row_max_and_exp_sum(x, n)
-        for k in range(n_classes):
-            out[n, k] = math.exp(x[n, k] - m) / total
+        _softmax_row(out, x, n)
 
 
 @cuda.jit
 def _softmax_bwd(dx, dy, y):
-    n_batch, n_classes = y.shape
+    n_batch = y.shape[0]
     for n in range(cuda.grid(1), n_batch, cuda.gridsize(1)):
-        dot = 0.0
-        for k in range(n_classes):
-            dot += dy[n, k] * y[n, k]
-        for k in range(n_classes):
-            dx[n, k] = y[n, k] * (dy[n, k] - dot)
+        _softmax_grad_row(dx, dy, y, n)
 
 
 def softmax_forward(out, x):
