@@ -115,6 +115,17 @@ def quick_start_on(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def decoded_cache_dir(tmp_path, monkeypatch):
+    """Decoded images and parsed CSVs go to this test's folder, not the user's cache (numba's
+    cache stays put)."""
+    from numbacnn.data import decoded_cache
+
+    root = tmp_path / "decoded-cache"
+    monkeypatch.setattr(decoded_cache, "cache_root", lambda: root)
+    return root
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

@@ -17,14 +17,7 @@ from numbacnn.data import arrays, decoded_cache, load_own
 from numbacnn.errors import DataError
 
 PIL = pytest.importorskip("PIL.Image", reason="image folders need Pillow (pip install 'numbacnn[images]')")
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    """Decoded images and parsed CSVs go to this test's folder, not the user's cache."""
-    root = tmp_path / "decoded-cache"
-    monkeypatch.setattr(decoded_cache, "cache_root", lambda: root)
-    return root
+pytestmark = pytest.mark.usefixtures("decoded_cache_dir")  # not the user's cache
 
 
 @pytest.fixture
@@ -165,7 +158,7 @@ def test_quoted_csv_cells_read_as_the_csv_module_reads_them(tmp_path):
         arrays.read_csv_images(tmp_path / "bad.csv")
 
 
-def test_a_csv_is_parsed_once_then_mapped_and_parsed_again_when_it_changes(tmp_path, monkeypatch, _own_cache):
+def test_a_csv_is_parsed_once_then_mapped_and_parsed_again_when_it_changes(tmp_path, monkeypatch, decoded_cache_dir):
     rows = [[k % 3, k, 255 - k, 7, 0] for k in range(30)]
     path = tmp_path / "data.csv"
     path.write_text(_csv_text(rows, quote=False))
@@ -176,8 +169,8 @@ def test_a_csv_is_parsed_once_then_mapped_and_parsed_again_when_it_changes(tmp_p
     second = load_own(path, seed=0)
     assert len(parses) == 1  # the second run read the cache
     assert np.array_equal(first.train_images, second.train_images) and first.classes == second.classes
-    assert not list(_own_cache.glob(".partial-*"))  # built aside and renamed into place
-    entry = next(_own_cache.glob("csv-*"))
+    assert not list(decoded_cache_dir.glob(".partial-*"))  # built aside and renamed into place
+    entry = next(decoded_cache_dir.glob("csv-*"))
     assert isinstance(np.load(entry / "images.npy", mmap_mode="r"), np.memmap)
     rows[0][1] = 200
     path.write_text(_csv_text(rows, quote=False))

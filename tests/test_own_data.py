@@ -14,14 +14,7 @@ from numbacnn.data import decode, decoded_cache, load_own
 from numbacnn.errors import DataError
 
 PIL = pytest.importorskip("PIL.Image", reason="image folders need Pillow (pip install 'numbacnn[images]')")
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    """Decoded images go to this test's folder (not the user's cache; numba's cache stays put)."""
-    root = tmp_path / "decoded-cache"
-    monkeypatch.setattr(decoded_cache, "cache_root", lambda: root)
-    return root
+pytestmark = pytest.mark.usefixtures("decoded_cache_dir")  # not the user's cache
 
 
 def small_set(classes=3, per_class=(16, 6), size=20, channels=1, seed=0):
@@ -118,7 +111,7 @@ def test_the_second_load_skips_decoding_and_a_changed_file_is_decoded_again(spli
     assert calls == [1, 1]
 
 
-def test_an_interrupted_decode_leaves_nothing_in_the_cache(split_folder, monkeypatch, _own_cache):
+def test_an_interrupted_decode_leaves_nothing_in_the_cache(split_folder, monkeypatch, decoded_cache_dir):
     folder, _ = split_folder
 
     def interrupted(*args, **kwargs):
@@ -127,7 +120,7 @@ def test_an_interrupted_decode_leaves_nothing_in_the_cache(split_folder, monkeyp
     monkeypatch.setattr(decoded_cache, "decode_files", interrupted)
     with pytest.raises(KeyboardInterrupt):
         load_own(folder, image_size=28)
-    assert list(_own_cache.iterdir()) == []
+    assert list(decoded_cache_dir.iterdir()) == []
 
 
 def test_decoding_in_worker_processes_gives_the_same_arrays(flat_folder, monkeypatch):
@@ -181,7 +174,7 @@ def _fails(cli, *args, message):
     return result
 
 
-def test_bad_images_are_named_or_skipped_and_counted(cli, split_folder, tmp_path, _own_cache):
+def test_bad_images_are_named_or_skipped_and_counted(cli, split_folder, tmp_path, decoded_cache_dir):
     folder, _ = split_folder
     victim = sorted((folder / "train" / "class2").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:60])  # truncated PNG
@@ -189,11 +182,11 @@ def test_bad_images_are_named_or_skipped_and_counted(cli, split_folder, tmp_path
     run = ("train", "lenet5", "--dataset", folder, "--epochs", 1, "--out", tmp_path / "run", "--quiet")
     # Headers are read first: the file that is no image at all is named before anything is decoded.
     _fails(cli, *run, message="notes.png: cannot read the image (not an image format Pillow recognises)")
-    assert [p.name for p in _own_cache.iterdir()] == []  # nothing half-written
+    assert [p.name for p in decoded_cache_dir.iterdir()] == []  # nothing half-written
     (folder / "train" / "class1" / "notes.png").rename(folder / "notes.txt")
     result = _fails(cli, *run, message=f"{victim}: cannot read the image (image file is truncated")
     assert "--skip-bad-images" in result.output
-    assert [p.name for p in _own_cache.iterdir()] == []
+    assert [p.name for p in decoded_cache_dir.iterdir()] == []
     (folder / "notes.txt").rename(folder / "train" / "class1" / "notes.png")
     result = cli(*run, "--skip-bad-images")
     assert result.exit_code == 0, result.output
