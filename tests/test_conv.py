@@ -14,7 +14,7 @@ CASES = [
     (2, 4, 9, 8, 6, (3, 2), (2, 1), (1, 0), (1, 1), 2, False),
     (1, 4, 9, 9, 4, (3, 3), (1, 2), (2, 2), (2, 2), 4, True),  # depthwise, dilated
     (3, 2, 6, 7, 3, (1, 1), (2, 2), (0, 0), (1, 1), 1, True),  # 1x1 projection
-    (3, 5, 4, 6, 7, (1, 1), (1, 1), (0, 0), (1, 1), 1, True),  # 1x1 stride 1: conv_pointwise.py
+    (3, 5, 4, 6, 7, (1, 1), (1, 1), (0, 0), (1, 1), 1, True),  # 1x1 stride 1: the pointwise entry
     (2, 6, 5, 5, 6, (5, 5), (1, 1), (2, 2), (1, 1), 3, True),
 ]
 
@@ -113,8 +113,8 @@ def test_input_grad_can_be_skipped_without_changing_weight_grads():
     np.testing.assert_array_equal(layer.weight.grad, full)
 
 
-# First layers (input_grad=False) with few taps and stride 1: LeNet-5's conv1, a ResNet stem on
-# gray images, a dilated one.
+# First layers (input_grad=False: no input gradient asked for) with few taps and stride 1: LeNet-5's
+# conv1, a ResNet stem on gray images, a dilated one.
 FIRST_LAYER_CASES = [
     (2, 1, 8, 9, 3, (5, 5), (1, 1), (2, 2), (1, 1), 1, True),
     (3, 1, 7, 7, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1, False),
@@ -123,7 +123,7 @@ FIRST_LAYER_CASES = [
 
 
 @pytest.mark.parametrize("case", FIRST_LAYER_CASES, ids=str)
-def test_first_layer_path(case):
+def test_a_first_layer_skips_the_input_gradient_and_keeps_its_weight_gradient(case):
     layer, x = make(case, np.float64)
     b = None if layer.bias is None else layer.bias.data
     ref = conv2d_ref(x, layer.weight.data, b, layer.stride, layer.padding, layer.dilation, layer.groups)
@@ -139,8 +139,8 @@ def test_first_layer_path(case):
         layer(x)
         layer.backward(dy)
         grads.append([p.grad.copy() for _, p in layer.named_parameters()])
-    for direct, gemm in zip(*grads):
-        np.testing.assert_allclose(direct, gemm, rtol=1e-12, atol=1e-12)
+    for without_dx, with_dx in zip(*grads):
+        np.testing.assert_allclose(without_dx, with_dx, rtol=1e-12, atol=1e-12)
 
 
 # 1x1 layers with a stride (ResNet's projection shortcuts) run as the stride-1 layer on a copy of
@@ -154,10 +154,10 @@ STRIDED_1X1 = [
 
 @pytest.mark.parametrize("case", STRIDED_1X1, ids=str)
 def test_strided_1x1_subsamples(case, monkeypatch, capsys):
-    from numbacnn.kernels.cpu import conv as cpu_conv
+    from numbacnn.kernels import verbose
 
     monkeypatch.setenv("NUMBACNN_VERBOSE", "1")
-    monkeypatch.setattr(cpu_conv, "_reported", set())
+    monkeypatch.setattr(verbose, "_reported", set())
     layer, x = make(case, np.float64)
     b = None if layer.bias is None else layer.bias.data
     ref = conv2d_ref(x, layer.weight.data, b, layer.stride, layer.padding, layer.dilation, layer.groups)

@@ -219,7 +219,7 @@ def _bound(config, dataset, want):
 # change of the first layer's weights makes one process end: the bound is that distance (measured
 # in the test, with a 4x margin) or 1e-5, whichever is larger. A wrong all-reduce or shard ends
 # 1e-2 or more apart. (lr 0.005 kept the distance under 1e-6 with conv_pool's strided layers;
-# with conv_chanvec's it is 2e-5: benchmarks/NOTES.md, entries 37 and 39.)
+# with direct_channels' it is 2e-5: benchmarks/NOTES.md, entries 37 and 39.)
 CASES = {
     "lenet5": dict(model="lenet5", sync_bn=False),
     "resnet8-sync-bn": dict(model="resnet8", sync_bn=True, lr=0.005),

@@ -24,7 +24,7 @@ def _backward_both_ways(make_layer, shape, rng):
     "make_layer,shape",
     [
         (lambda: L.Conv2d(4, 8, 3, padding=1), (2, 4, 6, 6)),  # one-pool path
-        (lambda: L.Conv2d(4, 6, 3, groups=2, dilation=2), (2, 4, 7, 7)),  # conv_chanvec, grouped and dilated
+        (lambda: L.Conv2d(4, 6, 3, groups=2, dilation=2), (2, 4, 7, 7)),  # direct_channels, grouped and dilated
         (lambda: L.Linear(5, 3), (4, 5)),
         (lambda: L.BatchNorm2d(3), (4, 3, 2, 2)),
     ],

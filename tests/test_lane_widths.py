@@ -19,9 +19,10 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 WIDTH_TESTS = (
     "test_simd.py",
     "test_conv.py",
-    "test_conv_simd.py",
-    "test_conv_chanvec.py",
+    "test_conv_dispatch.py",
     "test_conv_pointwise.py",
+    "test_conv_direct_positions.py",
+    "test_conv_direct_channels.py",
     "test_linear.py",
     "test_allocation.py",
 )

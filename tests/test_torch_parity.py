@@ -1,5 +1,5 @@
 """Layers against PyTorch (when installed), forward and every gradient, in float64: each convolution
-path (1x1 products, strided 1x1, conv_simd, conv_chanvec with strides, dilation, groups and padding
+entry of the table (pointwise, subsample, direct_positions, direct_channels with strides, dilation, groups and padding
 past the kernel), Linear on our GEMM, and a ReLU before max pooling (run inside the pooling)."""
 
 import numpy as np
@@ -12,12 +12,12 @@ torch = pytest.importorskip("torch")
 
 # (N, C, K, H, W, kernel, stride, padding, dilation, groups): the path each one takes
 CONVS = [
-    (2, 5, 7, 9, 9, 1, 1, 0, 1, 1),  # conv_pointwise
+    (2, 5, 7, 9, 9, 1, 1, 0, 1, 1),  # pointwise
     (2, 5, 7, 9, 8, 1, 2, 0, 1, 1),  # subsample
-    (2, 6, 16, 14, 14, 5, 1, 0, 1, 1),  # conv_simd, LeNet's conv2
-    (2, 8, 8, 6, 6, 3, 1, 1, 1, 1),  # conv_chanvec, small planes
-    (2, 16, 32, 9, 9, 3, 2, 1, 1, 1),  # conv_chanvec, ResNet's downsampling
-    (2, 6, 6, 9, 10, 3, (2, 1), 2, 2, 3),  # conv_chanvec, dilated and grouped
+    (2, 6, 16, 14, 14, 5, 1, 0, 1, 1),  # direct_positions, LeNet's conv2
+    (2, 8, 8, 6, 6, 3, 1, 1, 1, 1),  # direct_channels, small planes
+    (2, 16, 32, 9, 9, 3, 2, 1, 1, 1),  # direct_channels, ResNet's downsampling
+    (2, 6, 6, 9, 10, 3, (2, 1), 2, 2, 3),  # direct_channels, dilated and grouped
     (1, 4, 4, 7, 7, 3, 1, 3, 1, 4),  # depthwise, padding past the kernel
 ]
 

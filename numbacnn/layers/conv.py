@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import init
 from ..kernels import shared_math
+from ..kernels.conv_padding import explicit_padding, report_explicit_padding
 from ..kernels.shapes import conv2d_output_size
 from .module import Module
 from .validate import pair
@@ -63,7 +64,7 @@ class Conv2d(Module):
             raise ValueError("Conv2d: kernel_size, stride and dilation must be >= 1 and padding >= 0")
         top, bottom, left, right = self._pads
         # Symmetric zero padding goes to the convolution kernel itself; anything else is padded first.
-        self._explicit = (padding_mode != "zeros" and max(self._pads) > 0) or (top, left) != (bottom, right)
+        self._explicit = explicit_padding(padding_mode, self._pads)
         self._conv_padding = (0, 0) if self._explicit else (top, left)
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = self._new_parameter(init.kaiming_uniform(shape))
@@ -112,6 +113,7 @@ class Conv2d(Module):
         out = self._work("out", self.output_shape(x.shape))
         self._x = x
         if self._explicit:
+            report_explicit_padding(self._explicit, x.shape[1:], self.weight.shape)
             x = self._pad(x)
         self.device.ops.conv2d_forward(
             out,

@@ -1,5 +1,7 @@
-"""1x1 convolutions (stride 1, no padding, groups 1) as matrix products on the NCHW planes, on our
-micro-kernel (microkernel.py), in numba's one thread pool: no library GEMM.
+"""1x1 convolutions (no padding, groups 1) as matrix products on the NCHW planes, on our
+micro-kernel (microkernel.py), in numba's one thread pool: no library GEMM. Two entries of the
+table: "pointwise" (stride 1) and "subsample" (a stride: ResNet's projection shortcuts, run as the
+stride-1 layer on a copy of every stride-th pixel).
 
 A 1x1 convolution is out[n] (K, P) = W (K, C) @ x[n] (C, P) with P = H*W: the planes already are
 the product's right operand, read in place (``gemm_6x2v_rows``), so nothing is copied but the
@@ -19,26 +21,40 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ..workspace import scratch, worker_scratch
-from .conv_grid import bias_grad
-from .gemm import pack_columns
-from .microkernel import COLUMNS, ROWS, dot_4x3, gemm_6x2v_rows
-from .simd import LANES, vload, vsum
-
-# Module switch for A/B measurements (False: the layers go to the direct convolutions).
-ENABLED = True
+from ...workspace import scratch, worker_scratch
+from ..gemm import pack_columns
+from ..microkernel import COLUMNS, ROWS, dot_4x3, gemm_6x2v_rows, samples_per_fold
+from ..simd import LANES, vload, vsum
+from .bias import bias_grad
 
 
-def usable(x, w, stride, padding, groups):
-    return (
-        ENABLED
-        and w.shape[2] == 1
-        and w.shape[3] == 1
-        and tuple(stride) == (1, 1)
-        and tuple(padding) == (0, 0)
-        and groups == 1
-        and x.dtype in (np.float32, np.float64)
-    )
+def _one_by_one(g):
+    """None for a 1x1 layer without padding or groups, else why not."""
+    if (g.kh, g.kw) != (1, 1):
+        return f"a {g.kh}x{g.kw} kernel: it needs 1x1"
+    if g.padding != (0, 0):
+        return f"padding {g.padding}: it needs none"
+    if g.groups != 1:
+        return f"groups {g.groups}: it needs groups 1"
+    return None
+
+
+def accepts(g):
+    """None for a 1x1, stride-1 layer without padding or groups, else why not."""
+    reason = _one_by_one(g)
+    if reason is None and g.stride != (1, 1):
+        reason = f"stride {g.stride}: it needs stride 1 (a stride is 'subsample')"
+    return reason
+
+
+def accepts_strided(g):
+    """None for a strided 1x1 layer without padding, dilation or groups, else why not."""
+    reason = _one_by_one(g)
+    if reason is None and g.stride == (1, 1):
+        reason = "stride 1: nothing to subsample"
+    if reason is None and g.dilation != (1, 1):
+        reason = f"dilation {g.dilation}: it needs dilation 1"
+    return reason
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -89,7 +105,7 @@ def _weight_grad(dw, dy, x, acc, total, workers, zero):
     whole = positions // LANES * LANES
     cblocks = -(-channels // 3)
     tasks = acc.shape[0]
-    group = max(1, 1024 // max(1, positions // LANES))
+    group = samples_per_fold(positions // LANES)
     for worker in prange(workers):
         for task in range(worker, tasks, workers):
             acc[task] = 0
@@ -131,27 +147,53 @@ def _product(out, w_rows, src, b, transpose, name):
     pack_columns(packed, w_rows if transpose else w_rows.T)
     has_bias = b is not None
     out_planes = out.reshape(out.shape[0], m, -1)
-    workers, tiles = worker_scratch("conv_pointwise.tiles", out.shape[0] * packed.shape[0], (ROWS, COLUMNS), src.dtype)
-    tails = scratch("conv_pointwise.tails", (workers, depth, COLUMNS), src.dtype)
+    workers, tiles = worker_scratch("pointwise.tiles", out.shape[0] * packed.shape[0], (ROWS, COLUMNS), src.dtype)
+    tails = scratch("pointwise.tails", (workers, depth, COLUMNS), src.dtype)
     bias = b if has_bias else out_planes[0, 0, :1]
     _products(out_planes, packed, _planes(src), bias, has_bias, src.dtype.type(0), tiles, tails)
 
 
-def conv2d_forward(out, x, w, b):
+def forward(out, x, w, b, g):
     """out (N, K, H, W) = conv1x1(x (N, C, H, W), w (K, C, 1, 1)) + b (K,) or None."""
-    _product(out, w.reshape(w.shape[0], w.shape[1]), x, b, False, "conv_pointwise.w")
+    _product(out, w.reshape(w.shape[0], w.shape[1]), x, b, False, "pointwise.w")
 
 
-def conv2d_backward(dx, dw, db, dy, x, w):
+def backward(dx, dw, db, dy, x, w, g):
     """dx (overwritten), dw and db (accumulated) of a 1x1 convolution; each skipped if None."""
     w_kc = w.reshape(w.shape[0], w.shape[1])
     if db is not None:
         bias_grad(db, dy)
     if dw is not None:
         tasks = -(-w_kc.shape[0] // 4) * -(-w_kc.shape[1] // 3)
-        acc = scratch("conv_pointwise.acc", (tasks, 12 * LANES), x.dtype)
-        total = scratch("conv_pointwise.total", (tasks, 12), np.float64)
+        acc = scratch("pointwise.acc", (tasks, 12 * LANES), x.dtype)
+        total = scratch("pointwise.total", (tasks, 12), np.float64)
         workers = max(1, min(numba.get_num_threads(), tasks))
         _weight_grad(dw.reshape(w_kc.shape), _planes(dy), _planes(x), acc, total, workers, x.dtype.type(0))
     if dx is not None:
-        _product(dx, w_kc, dy, None, True, "conv_pointwise.wt")
+        _product(dx, w_kc, dy, None, True, "pointwise.wt")
+
+
+def _subsampled(x, stride, name):
+    """x[:, :, ::sh, ::sw] as a C-contiguous copy in workspace ``name``."""
+    sub = x[:, :, :: stride[0], :: stride[1]]
+    out = scratch(name, sub.shape, x.dtype)
+    np.copyto(out, sub)
+    return out
+
+
+def forward_strided(out, x, w, b, g):
+    """The strided 1x1 layer: the stride-1 one on every stride-th pixel of x."""
+    forward(out, _subsampled(x, g.stride, "subsample.x"), w, b, g)
+
+
+def backward_strided(dx, dw, db, dy, x, w, g):
+    """Its gradients: those of the stride-1 layer; dx is zero at the pixels the forward skipped."""
+    sub = _subsampled(x, g.stride, "subsample.x")
+    d_sub = None if dx is None else scratch("subsample.dx", sub.shape, x.dtype)
+    backward(d_sub, dw, db, dy, sub, w, g)
+    if dx is not None:
+        dx[...] = 0
+        dx[:, :, :: g.stride[0], :: g.stride[1]] = d_sub
+
+
+__all__ = ["accepts", "accepts_strided", "backward", "backward_strided", "forward", "forward_strided"]

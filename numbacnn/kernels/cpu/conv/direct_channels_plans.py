@@ -1,4 +1,4 @@
-"""Where conv_chanvec.py's gathers read and write: the flat grid, taps and positions of each pass.
+"""Where direct_channels.py's gathers read and write: the flat grid, taps and positions of each pass.
 
 A plan describes one gather: the source planes sit on a zero-padded flat grid (``top`` rows and
 ``left`` columns of zeros before them, rows ``width`` long, planes ``length`` apart); output
@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .simd import LANES
+from ..simd import LANES
 
 
 class Plan(NamedTuple):

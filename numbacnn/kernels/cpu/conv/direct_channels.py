@@ -1,18 +1,19 @@
-"""Direct convolution vectorised over output channels: any stride, padding, dilation and groups.
+"""Direct convolution vectorised over output channels (the table's "direct_channels"): any stride,
+padding, dilation and groups.
 
 The vector runs over output channels, so no position is wasted whatever the plane's size or
 stride. Every pass is one gather on a zero-padded flat grid of planes: output position p reads
 tap t at ``starts[p] + offsets[t]`` and lands at ``targets[p]`` of its output plane
-(conv_chanvec_plans.py builds these). A tile is 6 output positions x 2 vectors of output channels
-(12 accumulators); per tap it loads 2 weight vectors, broadcasts the 6 input pixels the tap reads
-and issues 12 FMAs.
+(direct_channels_plans.py builds these). A tile (microkernel.gather_6x2v) is 6 output positions x
+2 vectors of output channels (12 accumulators); per tap it loads 2 weight vectors, broadcasts the
+6 input pixels the tap reads and issues 12 FMAs.
   * forward: the gather on the padded input;
   * input gradient: a gather on padded dy with the weights transposed, once per stride phase of
     dx (the taps that reach dx pixels of one phase form a stride-1 convolution of dy);
   * weight gradient: vectorised over output channels too: dy is laid out pixel-major, and a task
     (4 input channels x 4 vectors of output channels of one group) sums 3 taps of a kernel row at
-    a time (12 accumulators) over every sample and position, inside the task, so the result does
-    not depend on the thread count.
+    a time (microkernel.outer_3x4v, 12 accumulators) over every sample and position, inside the
+    task, so the result does not depend on the thread count.
 
 Shapes: x (N, C, H, W), w (K, C/G, KH, KW), b (K,) or None, out (N, K, OH, OW), G = groups.
 """
@@ -20,16 +21,21 @@ Shapes: x (N, C, H, W), w (K, C/G, KH, KW), b (K,) or None, out (N, K, OH, OW), 
 import numpy as np
 from numba import njit, prange
 
-from ..workspace import scratch, worker_scratch
-from .conv_chanvec_plans import forward_plan, input_grad_plans
-from .conv_grid import bias_grad, pack_weights, to_flat_grid
-from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
+from ...workspace import scratch, worker_scratch
+from ..microkernel import WGRAD_CHANNELS, gather_6x2v, outer_3x4v, samples_per_fold
+from ..simd import LANES
+from .bias import bias_grad
+from .direct_channels_plans import forward_plan, input_grad_plans
+from .grids import pack_weights, to_flat_grid
 
 TILE = 6  # output positions per tile
 BLOCK = 2 * LANES  # output channels per tile
 WGRAD_BLOCK = 4 * LANES  # output channels per weight-gradient task
-WGRAD_CHANNELS = 4  # input channels per weight-gradient task
-GROUP_PRODUCTS = 256
+
+
+def accepts(g):
+    """None: every layer (any stride, padding, dilation and groups) with output positions."""
+    return None if g.positions >= 1 else "no output positions"
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -52,29 +58,7 @@ def _tiles(out, grid, packed, offsets, starts, targets, groups, group_stride, b,
                 s0, s1 = base + starts[p0], base + starts[min(p0 + 1, positions - 1)]
                 s2, s3 = base + starts[min(p0 + 2, positions - 1)], base + starts[min(p0 + 3, positions - 1)]
                 s4, s5 = base + starts[min(p0 + 4, positions - 1)], base + starts[min(p0 + 5, positions - 1)]
-                a00 = a01 = a10 = a11 = a20 = a21 = vsplat(zero)
-                a30 = a31 = a40 = a41 = a50 = a51 = vsplat(zero)
-                for t in range(offsets.shape[0]):
-                    o = offsets[t]
-                    w0, w1 = vload(weights, t * BLOCK), vload(weights, t * BLOCK + LANES)
-                    v = vbroadcast(planes, s0 + o)
-                    a00, a01 = vfma(v, w0, a00), vfma(v, w1, a01)
-                    v = vbroadcast(planes, s1 + o)
-                    a10, a11 = vfma(v, w0, a10), vfma(v, w1, a11)
-                    v = vbroadcast(planes, s2 + o)
-                    a20, a21 = vfma(v, w0, a20), vfma(v, w1, a21)
-                    v = vbroadcast(planes, s3 + o)
-                    a30, a31 = vfma(v, w0, a30), vfma(v, w1, a31)
-                    v = vbroadcast(planes, s4 + o)
-                    a40, a41 = vfma(v, w0, a40), vfma(v, w1, a41)
-                    v = vbroadcast(planes, s5 + o)
-                    a50, a51 = vfma(v, w0, a50), vfma(v, w1, a51)
-                vstore(buffer[0], 0, a00), vstore(buffer[0], LANES, a01)
-                vstore(buffer[1], 0, a10), vstore(buffer[1], LANES, a11)
-                vstore(buffer[2], 0, a20), vstore(buffer[2], LANES, a21)
-                vstore(buffer[3], 0, a30), vstore(buffer[3], LANES, a31)
-                vstore(buffer[4], 0, a40), vstore(buffer[4], LANES, a41)
-                vstore(buffer[5], 0, a50), vstore(buffer[5], LANES, a51)
+                gather_6x2v(buffer, planes, weights, offsets, s0, s1, s2, s3, s4, s5, zero)
                 for r in range(min(TILE, positions - p0)):
                     q = targets[p0 + r]
                     for lane in range(min(BLOCK, per_group - kb * BLOCK)):
@@ -99,8 +83,7 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
     groups = grid.shape[1] // channels
     per_group, padded_group = k_out // groups, k_padded // groups
     blocks, cblocks, jblocks = padded_group // WGRAD_BLOCK, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
-    # About 256 products per lane in float32 before they go into float64, as a blocked GEMM sums.
-    group = max(1, GROUP_PRODUCTS // positions)
+    group = samples_per_fold(positions)
     workers, tasks = totals.shape[0], groups * cblocks * blocks
     for worker in prange(workers):
         total, acc = totals[worker], accs[worker]
@@ -117,39 +100,8 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
                         plane = grid[n, g * channels + c]
                         for i in range(kh):
                             for jb in range(jblocks):
-                                a = acc[c - c0, i, jb]
-                                a00, a01, a02, a03 = (
-                                    vload(a, 0),
-                                    vload(a, LANES),
-                                    vload(a, 2 * LANES),
-                                    vload(a, 3 * LANES),
-                                )
-                                a10, a11 = vload(a, 4 * LANES), vload(a, 5 * LANES)
-                                a12, a13 = vload(a, 6 * LANES), vload(a, 7 * LANES)
-                                a20, a21 = vload(a, 8 * LANES), vload(a, 9 * LANES)
-                                a22, a23 = vload(a, 10 * LANES), vload(a, 11 * LANES)
                                 shift = i * dilation_h * wp + 3 * jb * dilation_w
-                                for p in range(positions):
-                                    # Three broadcasts, then one dy vector at a time: 12 accumulators,
-                                    # 3 broadcasts and 1 dy vector fill the 16 ymm registers exactly.
-                                    at, row = starts[p] + shift, p * k_padded + k0
-                                    v0 = vbroadcast(plane, at)
-                                    v1 = vbroadcast(plane, at + dilation_w)
-                                    v2 = vbroadcast(plane, at + 2 * dilation_w)
-                                    d = vload(dy, row)
-                                    a00, a10, a20 = vfma(v0, d, a00), vfma(v1, d, a10), vfma(v2, d, a20)
-                                    d = vload(dy, row + LANES)
-                                    a01, a11, a21 = vfma(v0, d, a01), vfma(v1, d, a11), vfma(v2, d, a21)
-                                    d = vload(dy, row + 2 * LANES)
-                                    a02, a12, a22 = vfma(v0, d, a02), vfma(v1, d, a12), vfma(v2, d, a22)
-                                    d = vload(dy, row + 3 * LANES)
-                                    a03, a13, a23 = vfma(v0, d, a03), vfma(v1, d, a13), vfma(v2, d, a23)
-                                vstore(a, 0, a00), vstore(a, LANES, a01)
-                                vstore(a, 2 * LANES, a02), vstore(a, 3 * LANES, a03)
-                                vstore(a, 4 * LANES, a10), vstore(a, 5 * LANES, a11)
-                                vstore(a, 6 * LANES, a12), vstore(a, 7 * LANES, a13)
-                                vstore(a, 8 * LANES, a20), vstore(a, 9 * LANES, a21)
-                                vstore(a, 10 * LANES, a22), vstore(a, 11 * LANES, a23)
+                                outer_3x4v(acc[c - c0, i, jb], plane, dy, starts, shift, dilation_w, k_padded, k0)
                 # Each group's sums go into float64: long reductions keep their precision.
                 for c in range(c1 - c0):
                     for i in range(kh):
@@ -190,11 +142,11 @@ def _gather(out, grid, w, b, groups, plan, transpose):
     """out (N, K', OH', OW') at the plan's targets (+ b) = the plan's gather on grid (N, C', L)."""
     n_batch, channels = grid.shape[0], grid.shape[1]
     inputs, per_group = channels // groups, out.shape[1] // groups
-    packed = scratch("conv_chanvec.w", (groups * -(-per_group // BLOCK), inputs, *plan.taps, BLOCK), grid.dtype)
+    packed = scratch("direct_channels.w", (groups * -(-per_group // BLOCK), inputs, *plan.taps, BLOCK), grid.dtype)
     pack_weights(packed, w, groups, plan.taps_i, plan.taps_j, transpose)
     has_bias = b is not None
     out_flat = out.reshape(n_batch, out.shape[1], -1)
-    _, buffers = worker_scratch("conv_chanvec.tiles", n_batch * packed.shape[0], (TILE, BLOCK), grid.dtype)
+    _, buffers = worker_scratch("direct_channels.tiles", n_batch * packed.shape[0], (TILE, BLOCK), grid.dtype)
     _tiles(
         out_flat, grid.reshape(n_batch, -1), packed.reshape(packed.shape[0], -1), plan.offsets, plan.starts,
         plan.targets, groups, inputs * plan.length, b if has_bias else out_flat[0, 0, :1], has_bias,
@@ -202,28 +154,31 @@ def _gather(out, grid, w, b, groups, plan, transpose):
     )  # fmt: skip
 
 
-def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
+def forward(out, x, w, b, g):
     """out (N, K, OH, OW) = conv(x, w) + b."""
-    plan = forward_plan(x.shape[1:], w.shape, out.shape[2:], tuple(stride), tuple(padding), tuple(dilation), groups)
-    _gather(out, _on_grid(x, plan, "conv_chanvec.x"), w, b, groups, plan, False)
+    plan = forward_plan(x.shape[1:], w.shape, out.shape[2:], g.stride, g.padding, g.dilation, g.groups)
+    _gather(out, _on_grid(x, plan, "direct_channels.x"), w, b, g.groups, plan, False)
 
 
-def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
-    """The gradients of conv2d_forward: dx overwritten, dw and db accumulated; None skips one."""
-    geometry = (tuple(stride), tuple(padding), tuple(dilation), groups)
+def backward(dx, dw, db, dy, x, w, g):
+    """The gradients of forward: dx overwritten, dw and db accumulated; None skips one."""
+    dilation, groups = g.dilation, g.groups
+    geometry = (g.stride, g.padding, g.dilation, g.groups)
     if db is not None:
         bias_grad(db, dy)
     if dw is not None:
         plan = forward_plan(x.shape[1:], w.shape, dy.shape[2:], *geometry)
-        grid = _on_grid(x, plan, "conv_chanvec.x")
+        grid = _on_grid(x, plan, "direct_channels.x")
         n_batch, k_out = dy.shape[0], dy.shape[1]
         padded_group = -(-(k_out // groups) // WGRAD_BLOCK) * WGRAD_BLOCK
-        dy_pixels = scratch("conv_chanvec.dy", (n_batch, plan.starts.size, groups * padded_group), x.dtype)
+        dy_pixels = scratch("direct_channels.dy", (n_batch, plan.starts.size, groups * padded_group), x.dtype)
         _to_pixels(dy_pixels, dy, groups)
         kh, kw = w.shape[2], w.shape[3]
         tasks = groups * -(-w.shape[1] // WGRAD_CHANNELS) * (padded_group // WGRAD_BLOCK)
-        workers, totals = worker_scratch("conv_chanvec.total", tasks, (WGRAD_CHANNELS, kh, kw, WGRAD_BLOCK), np.float64)
-        accs = scratch("conv_chanvec.acc", (workers, WGRAD_CHANNELS, kh, -(-kw // 3), 3 * WGRAD_BLOCK), x.dtype)
+        workers, totals = worker_scratch(
+            "direct_channels.total", tasks, (WGRAD_CHANNELS, kh, kw, WGRAD_BLOCK), np.float64
+        )
+        accs = scratch("direct_channels.acc", (workers, WGRAD_CHANNELS, kh, -(-kw // 3), 3 * WGRAD_BLOCK), x.dtype)
         _weight_grad(
             dw, dy_pixels, grid, plan.starts, plan.width, dilation[0], dilation[1], x.dtype.type(0), totals, accs
         )
@@ -231,9 +186,9 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
         plans = input_grad_plans(x.shape[1:], w.shape, dy.shape[2:], *geometry)
         if sum(plan.starts.size for plan in plans) < dx.shape[2] * dx.shape[3]:
             dx[...] = 0  # pixels no tap reads (a stride larger than the kernel) get no gradient
-        grid = _on_grid(dy, plans[0], "conv_chanvec.dy_grid") if plans else None  # one for every phase
+        grid = _on_grid(dy, plans[0], "direct_channels.dy_grid") if plans else None  # one for every phase
         for plan in plans:
             _gather(dx, grid, w, None, groups, plan, True)
 
 
-__all__ = ["conv2d_backward", "conv2d_forward"]
+__all__ = ["accepts", "backward", "forward"]

@@ -1,15 +1,12 @@
-"""What the direct convolutions share: planes laid on flat zero-padded grids, packed weights and
-the bias gradient.
+"""What the direct convolutions share: planes laid on flat zero-padded grids, and weights packed
+in blocks of output channels.
 
 A flat grid holds each plane's rows, ``wp`` values apart, with ``top`` rows and ``left`` columns of
-zeros before them: the taps of every output position are then constant offsets (conv_simd.py,
-conv_chanvec.py).
+zeros before them: the taps of every output position are then constant offsets
+(direct_positions.py, direct_channels.py).
 """
 
-import numpy as np
 from numba import njit, prange
-
-from .simd import LANES, vadd, vload, vsplat, vsum
 
 
 @njit(inline="always")
@@ -41,33 +38,6 @@ def to_flat_grid(dst, src, top, left, wp):
             dst[n, c] = 0
 
 
-@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _bias_grad(db, dy, zero):
-    """db (K,) += the sums of dy (N, K, P) over samples and positions. A plane is summed in two
-    vectors of float32 lanes (a lane sums P / 2 LANES values; one float64 chain would wait on
-    every add), the planes' sums in float64."""
-    n_batch, k_out, positions = dy.shape
-    whole = positions // (2 * LANES) * (2 * LANES)
-    for k in prange(k_out):
-        total = 0.0
-        for n in range(n_batch):
-            plane = dy[n, k]
-            a0 = a1 = vsplat(zero)
-            for q in range(0, whole, 2 * LANES):
-                a0, a1 = vadd(a0, vload(plane, q)), vadd(a1, vload(plane, q + LANES))
-            rest = zero
-            for q in range(whole, positions):
-                rest += plane[q]
-            total += vsum(vadd(a0, a1)) + rest
-        db[k] += total
-
-
-def bias_grad(db, dy):
-    """db (K,) += the sums of dy (N, K, OH, OW) over samples and positions."""
-    dy = np.ascontiguousarray(dy)
-    _bias_grad(db, dy.reshape(dy.shape[0], dy.shape[1], -1), dy.dtype.type(0))
-
-
 @njit(parallel=True, cache=True)
 def pack_weights(packed, w, groups, taps_i, taps_j, transpose):
     """packed (G*B, Cin, I, J, BLOCK) <- the taps (taps_i x taps_j) of w (K, C/G, KH, KW), BLOCK
@@ -93,4 +63,4 @@ def pack_weights(packed, w, groups, taps_i, taps_j, transpose):
                         packed[row, c, a, bj, r] = value
 
 
-__all__ = ["bias_grad", "pack_weights", "to_flat_grid", "to_grid_plane"]
+__all__ = ["pack_weights", "to_flat_grid", "to_grid_plane"]

@@ -1,4 +1,5 @@
-"""The weight gradient of the direct stride-1 convolution (conv_simd.py) on explicit vectors.
+"""The weight gradient of the direct stride-1 convolution vectorised over positions
+(direct_positions.py), on explicit vectors.
 
 Both operands lie on flat grids with rows of the padded input's width wp: the input planes xp
 (zero-padded), and dy with zeros in its junk columns, so that tap (i, j) of the weight pairs dy
@@ -9,12 +10,9 @@ loads of one plane.
 import numpy as np
 from numba import njit, prange
 
-from ..workspace import scratch, worker_scratch
-from .microkernel import dot_4x3
-from .simd import LANES, vload, vsum
-
-# Input channels per task: their planes and 4 of dy, for one sample, fit in L1.
-WGRAD_CHANNELS = 4
+from ...workspace import scratch, worker_scratch
+from ..microkernel import WGRAD_CHANNELS, dot_4x3, samples_per_fold
+from ..simd import LANES, vload, vsum
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -33,9 +31,7 @@ def _weight_grad(dw, dy_grid, dy_offset, lq, xp, wp, zero, totals, accs):
     k_out, channels, kh, kw = dw.shape
     n_batch, k4 = dy_grid.shape[0], dy_grid.shape[1]
     blocks, cblocks, jblocks = k4 // 4, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
-    # About 1024 products per lane summed in float32 before float64 (a library GEMM sums all of
-    # them in float32); fewer folds than 256 cost (benchmarks/NOTES.md, entry 41).
-    group = max(1, 1024 // (lq // LANES))
+    group = samples_per_fold(lq // LANES)
     workers, tasks = totals.shape[0], cblocks * blocks
     for worker in prange(workers):
         total, acc = totals[worker], accs[worker]
@@ -81,6 +77,6 @@ def weight_grad(dw, dy_grid, dy_offset, lq, xp, wp, zero):
     planes of xp (N, C, L), over the first ``lq`` positions (see ``_weight_grad``)."""
     k_out, channels, kh, kw = dw.shape
     tasks = -(-channels // WGRAD_CHANNELS) * (dy_grid.shape[1] // 4)
-    workers, totals = worker_scratch("conv_simd_weights.total", tasks, (WGRAD_CHANNELS, 4, kh, kw), np.float64)
-    accs = scratch("conv_simd_weights.acc", (workers, WGRAD_CHANNELS, kh, -(-kw // 3), 12 * LANES), xp.dtype)
+    workers, totals = worker_scratch("direct_positions.wgrad_total", tasks, (WGRAD_CHANNELS, 4, kh, kw), np.float64)
+    accs = scratch("direct_positions.wgrad_acc", (workers, WGRAD_CHANNELS, kh, -(-kw // 3), 12 * LANES), xp.dtype)
     _weight_grad(dw, dy_grid, dy_offset, lq, xp, wp, zero, totals, accs)
