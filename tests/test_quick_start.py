@@ -39,21 +39,21 @@ def _wait(condition, seconds=300):
 
 
 def test_a_cold_kernel_runs_on_numpy_until_compiled_then_compiled(cold_cache):
-    warmup = quick_start.begin()
-    assert warmup is not None and CPU.ops is not None
+    routing = quick_start.begin()
+    assert routing is not None and CPU.ops is not None
     x = np.linspace(-1, 1, 24).reshape(2, 3, 4)  # float64 3-D: a signature of its own
     out = np.empty_like(x)
     CPU.ops.relu_forward(out, x)
     np.testing.assert_array_equal(out, np.maximum(x, 0))
-    assert warmup.numpy_calls == 1 and warmup.poll() == 1  # sent to the compiler
-    _wait(lambda: warmup.poll() == 0)
+    assert routing.numpy_calls == 1 and routing.poll() == 1  # sent to the compiler
+    _wait(lambda: routing.poll() == 0)
     CPU.ops.relu_forward(out, -x)
     np.testing.assert_array_equal(out, np.maximum(-x, 0))
-    assert warmup.numpy_calls == 1  # the compiled kernel ran
-    report = warmup.report()
+    assert routing.numpy_calls == 1  # the compiled kernel ran
+    report = routing.report()
     assert report["signatures"] == 1 and report["compiled_in_background"] == 1 and report["failed"] == []
-    assert warmup.settle() and CPU.ops_override is None
-    # The next process (here: the next Warmup) knows it is compiled and never routes it to NumPy.
+    assert routing.settle() and CPU.ops_override is None
+    # The next process (here: the next Routing) knows it is compiled and never routes it to NumPy.
     again = quick_start.begin()
     CPU.ops.relu_forward(out, x)
     assert again.numpy_calls == 0
@@ -61,38 +61,38 @@ def test_a_cold_kernel_runs_on_numpy_until_compiled_then_compiled(cold_cache):
 
 
 def test_a_compiler_that_dies_leaves_the_kernel_to_this_process(cold_cache):
-    warmup = quick_start.begin(command=[sys.executable, "-c", "pass"])
+    routing = quick_start.begin(command=[sys.executable, "-c", "pass"])
     x = np.ones((3, 2, 2))
     out = np.empty_like(x)
     CPU.ops.relu_forward(out, x)
-    _wait(lambda: warmup.poll() == 0)
+    _wait(lambda: routing.poll() == 0)
     CPU.ops.relu_forward(out, x)
-    assert warmup.numpy_calls == 1
-    warmup.close()
+    assert routing.numpy_calls == 1
+    routing.close()
 
 
 def test_without_a_compiler_process_kernels_compile_here(cold_cache):
-    warmup = quick_start.begin(command=[str(cold_cache / "no-such-compiler")])
+    routing = quick_start.begin(command=[str(cold_cache / "no-such-compiler")])
     x = np.ones((2, 2, 3))
     out = np.empty_like(x)
     CPU.ops.relu_forward(out, x)
     np.testing.assert_array_equal(out, x)
-    assert warmup.numpy_calls == 0 and "compiler process" in warmup.report()["failed"][0]
-    warmup.close()
+    assert routing.numpy_calls == 0 and "compiler process" in routing.report()["failed"][0]
+    routing.close()
 
 
 def test_switched_off_it_compiles_here_and_records_what_it_compiled(cold_cache, monkeypatch):
     """NUMBACNN_QUICK_START=0 (as `numbacnn compile` does): every call runs compiled, and the
     signatures it compiled are written down, so that a later quick start knows them warm."""
     monkeypatch.setenv(quick_start.ENV, "0")
-    warmup = quick_start.begin()
+    routing = quick_start.begin()
     x = np.ones((4, 2, 5))
     out = np.empty_like(x)
     CPU.ops.relu_forward(out, x)
-    assert warmup.numpy_calls == 0 and warmup.report()["signatures"] == 1
-    assert warmup.settle() and CPU.ops_override is None
+    assert routing.numpy_calls == 0 and routing.report()["signatures"] == 1
+    assert routing.settle() and CPU.ops_override is None
     key, _ = warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out, x))
-    assert key in warm_keys.read_warm_keys(warmup.keys.path)
+    assert key in warm_keys.read_warm_keys(routing.keys.path)
     # Another batch size is the same signature: the batch dimension is not part of the key.
     assert warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out[:1], x[:1]))[0] == key
 
@@ -109,15 +109,15 @@ def test_a_layer_that_differs_only_in_hyper_parameters_does_not_compile_in_train
     the same shapes: the second is a signature of its own, so it runs on NumPy while the compiler
     process builds it, instead of compiling inside the training process (the stall quick start
     exists to prevent)."""
-    warmup = quick_start.begin(command=[sys.executable, "-c", "import time; time.sleep(600)"])
+    routing = quick_start.begin(command=[sys.executable, "-c", "import time; time.sleep(600)"])
     x = np.random.default_rng(0).standard_normal((2, 2, 8, 8)).astype(np.float32)
     warm.forward(x)  # on NumPy; then count its signatures compiled, as a warm cache would
-    warmup.ready |= warmup.signatures
-    before = warmup.numpy_calls
+    routing.ready |= routing.signatures
+    before = routing.numpy_calls
     cold.forward(x)
-    assert warmup.numpy_calls > before
-    assert warmup.report()["compiled_in_process"] == 0
-    warmup.close()
+    assert routing.numpy_calls > before
+    assert routing.report()["compiled_in_process"] == 0
+    routing.close()
 
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet8", "vgg11_small", "alexnet_small", "inception_small"])
@@ -130,7 +130,7 @@ def test_each_model_family_trains_on_numpy_kernels_then_compiled(name, quick_sta
     dataset = load_data(config)
     trainer = build_trainer(config, dataset, progress=False)
     assert trainer.fit(1) == "finished"
-    report = trainer.warmup_report
+    report = trainer.quick_start_report
     assert report["numpy_calls"] > 0 and report["signatures"] > 5
     assert report["compiled_in_process"] == 0 and report["failed"] == [], report
     assert np.isfinite(trainer.history[0]["train_loss"])
@@ -202,16 +202,16 @@ def _warm_relu():
 
 def test_a_warm_signature_runs_on_numpy_only_while_numba_starts(cold_cache, monkeypatch, numba_starting):
     out, x = _warm_relu()
-    warmup = quick_start.begin()
+    routing = quick_start.begin()
     CPU.ops.relu_forward(out, x)  # numba's target still starting: the twin runs
     np.testing.assert_array_equal(out, np.maximum(x, 0))
-    assert warmup.numpy_calls == warmup.starting_calls == 1 and warmup.signatures == set()
-    assert not warmup.settle()  # routing stays until numba has started
+    assert routing.numpy_calls == routing.starting_calls == 1 and routing.signatures == set()
+    assert not routing.settle()  # routing stays until numba has started
     numba_starting.set()
-    warmup.starting.join()
+    routing.starting.join()
     CPU.ops.relu_forward(out, -x)
-    assert warmup.numpy_calls == 1 and warmup.report()["compiled_in_process"] == 0
-    assert warmup.settle() and CPU.ops_override is None
+    assert routing.numpy_calls == 1 and routing.report()["compiled_in_process"] == 0
+    assert routing.settle() and CPU.ops_override is None
 
 
 def test_a_resumed_run_never_starts_a_warm_signature_on_numpy(cold_cache, monkeypatch):
@@ -219,11 +219,11 @@ def test_a_resumed_run_never_starts_a_warm_signature_on_numpy(cold_cache, monkey
     has started long ago, at once), and the signatures the cache holds run compiled."""
     monkeypatch.setattr(quick_start, "state", quick_start.QuickStart())
     out, x = _warm_relu()
-    warmup = quick_start.begin(resumed=True)
-    assert warmup.starting is None and not quick_start.state.numba_start().is_alive()
+    routing = quick_start.begin(resumed=True)
+    assert routing.starting is None and not quick_start.state.numba_start().is_alive()
     CPU.ops.relu_forward(out, x)
-    assert warmup.numpy_calls == 0
-    warmup.close()
+    assert routing.numpy_calls == 0
+    routing.close()
 
 
 def test_a_resumed_trainer_asks_for_no_twins(monkeypatch, tmp_path):

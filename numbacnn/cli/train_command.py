@@ -357,7 +357,7 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
         first_step_s = round(trainer.first_step_done_at - process_started_at(), 3)
         if not quiet:
             say(f"first training step done {first_step_s:.2f} s after the process started", err=True)
-            warm = trainer.warmup_report
+            warm = trainer.quick_start_report
             if warm and warm["signatures"]:
                 say(
                     f"(the JIT cache was cold: {warm['numpy_calls']} kernel calls ran on NumPy while "
@@ -375,7 +375,7 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
                     "history": trainer.history,
                     "checkpoint": trainer.checkpoint_path,
                     "first_step_s": first_step_s,
-                    "quick_start": trainer.warmup_report,
+                    "quick_start": trainer.quick_start_report,
                     "run_folder": out,
                     "world_size": world.size,
                 }

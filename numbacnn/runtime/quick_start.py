@@ -3,7 +3,7 @@
 Compiling numbacnn's kernels takes tens of seconds the first time (``benchmarks/NOTES.md``, entry
 20); afterwards they load from the cache, but the first load in a process also starts numba's
 compiler target, which alone takes longer than a LeNet-5 step on the NumPy twins (entry 46). While
-a :class:`Warmup` is active, every CPU kernel call goes through a router that looks at the call's
+a :class:`Routing` is active, every CPU kernel call goes through a router that looks at the call's
 signature (``warm_keys.signature_key``):
 
 * a signature the cache holds (the warm-keys file lists them) runs the compiled kernel, once
@@ -39,7 +39,7 @@ from .device import CPU
 from .warm_keys import WarmKeys, add_warm_keys, signature_key, warm_keys_path
 
 ENV = "NUMBACNN_QUICK_START"
-__all__ = ["ENV", "QuickStart", "Warmup", "begin", "enabled", "numpy_kernels", "shutdown", "state"]
+__all__ = ["ENV", "QuickStart", "Routing", "begin", "enabled", "numpy_kernels", "shutdown", "state"]
 
 
 def enabled() -> bool:
@@ -48,10 +48,10 @@ def enabled() -> bool:
 
 
 class _Router:
-    """What ``CPU.ops`` returns while a Warmup is active: kernels.cpu's names, routed."""
+    """What ``CPU.ops`` returns while a Routing is active: kernels.cpu's names, routed."""
 
-    def __init__(self, warmup):
-        self._warmup = warmup
+    def __init__(self, routing):
+        self._routing = routing
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -63,7 +63,7 @@ class _Router:
         names = tuple(inspect.signature(twin).parameters)
 
         def route(*args, **kwargs):
-            return self._warmup.call(target, compiled, twin, args, kwargs, names)
+            return self._routing.call(target, compiled, twin, args, kwargs, names)
 
         route.__name__ = name
         setattr(self, name, route)  # later look-ups skip __getattr__
@@ -132,7 +132,7 @@ def _start_numba():
         target.refresh()
 
 
-class Warmup:
+class Routing:
     """Routes CPU kernels between their NumPy twins and their compiled forms (module docstring).
 
     ``numpy=False``: no twins; cold signatures compile here and are recorded. ``twins_while_starting``
@@ -153,7 +153,7 @@ class Warmup:
         self.compiled_here = set()  # cold signatures that ran compiled in this process
         self.numpy_calls = 0  # calls that ran on a NumPy twin
         self.starting_calls = 0  # of those, calls of cached signatures while numba started
-        self.signatures = set()  # the cold signatures this Warmup met
+        self.signatures = set()  # the cold signatures this Routing met
         self.compiled_in_background = set()  # those the compiler has answered
         self._previous_ops = None
         self._compiles = _CompileCounter()  # what this process compiled while routing
@@ -191,7 +191,7 @@ class Warmup:
         return twin(*args, **kwargs)
 
     def poll(self):
-        """Take in what the compiler has finished. Returns how many of this Warmup's signatures
+        """Take in what the compiler has finished. Returns how many of this Routing's signatures
         are still pending."""
         for key, compiled in self.compiler.poll(self.keys.current):
             self.ready.add(key)
@@ -234,8 +234,8 @@ class Warmup:
 
 
 class QuickStart:
-    """Quick start's state in this process: the Warmup routing CPU kernels (one at a time), the
-    compiler of each cache (shared by successive Warmups, so a second fit() does not ask for the
+    """Quick start's state in this process: the Routing of CPU kernels (one at a time), the
+    compiler of each cache (shared by successive Routings, so a second fit() does not ask for the
     same kernels again) and the thread that starts numba's target (once per process)."""
 
     def __init__(self):
@@ -258,14 +258,14 @@ class QuickStart:
         return self._numba_start
 
     def begin(self, command=None, numpy=True, resumed=False):
-        """An active Warmup, unless another is active (None then). ``numpy=False``, or quick start
+        """An active Routing, unless another is active (None then). ``numpy=False``, or quick start
         switched off (``NUMBACNN_QUICK_START=0``), gives one that runs every kernel compiled and
         only records which signatures it compiled, so that a later quick start knows them warm.
         ``resumed``: cached signatures never run on the twins (a resumed run continues exactly)."""
         if self.active is not None or CPU.ops_override is not None:
             return None
         numpy = numpy and enabled()
-        return Warmup(self, command, numpy=numpy, twins_while_starting=not resumed).activate()
+        return Routing(self, command, numpy=numpy, twins_while_starting=not resumed).activate()
 
     def shutdown(self):
         """Stop the compilers this process started, now (tests; a process that just exits lets
@@ -279,7 +279,7 @@ state = QuickStart()
 
 
 def begin(command=None, numpy=True, resumed=False):
-    """``state.begin``: an active Warmup, or None when one is active already."""
+    """``state.begin``: an active Routing, or None when one is active already."""
     return state.begin(command, numpy, resumed)
 
 

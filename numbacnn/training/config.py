@@ -364,7 +364,7 @@ def precompile(model_name, input_shape=None):
     import numpy as np
 
     from ..layers import Softmax
-    from ..runtime.quick_start import begin as begin_warmup
+    from ..runtime import quick_start
 
     started = time.perf_counter()
     c, h, _ = input_shape or (1, 28, 28)  # the default data set's images
@@ -372,12 +372,12 @@ def precompile(model_name, input_shape=None):
     dataset = load_dataset("synthetic", train_size=4, test_size=2, channels=c, size=h, seed=0)
     trainer = build_trainer(dict(config, augment=True), dataset, progress=False)
     # Compile everything here, and record the signatures, so that quick start knows them warm.
-    warmup = begin_warmup(numpy=False)
+    routing = quick_start.begin(numpy=False)
     try:
         trainer.fit(1, max_steps=1)
         x, _ = next(iter(evaluation_loader(config, dataset, batch_size=2).epoch(0)))
         Softmax()(trainer.model.eval().forward(np.ascontiguousarray(x)))
     finally:
-        if warmup is not None:
-            warmup.close()
+        if routing is not None:
+            routing.close()
     return time.perf_counter() - started

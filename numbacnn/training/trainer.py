@@ -24,7 +24,7 @@ from ..formats.checkpoint import save_checkpoint
 from .evaluation import Uploader, evaluate
 from .progress import Progress, bar
 from .run_log import append_row, write_log
-from .session import fit_session
+from .session import FitSession
 
 if TYPE_CHECKING:
     from ..data import DataLoader
@@ -80,8 +80,7 @@ class Trainer:
         # background (runtime/quick_start.py); False compiles in this process first (bitwise the run a
         # warm cache gives).
         self.quick_start = quick_start
-        self.warmup_report = None  # what quick start did in the latest fit(), when it ran
-        self._warmup = None
+        self.quick_start_report = None  # what quick start did in the latest fit(), when it ran
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ValueError(f"Trainer: checkpoint_every must be >= 1 steps, got {checkpoint_every!r}")
         self.checkpoint_every = checkpoint_every
@@ -90,7 +89,6 @@ class Trainer:
         self.stopped_by = None  # "SIGINT" or "SIGTERM" when a signal stopped fit()
         # Share the cores with other numbacnn trainings running at the same time (core_share.py).
         self.share_cores = True
-        self._share = None
         self._running = _fresh_running()
         self._stop_requested = False  # a signal reached this process
         self._stop_agreed = False  # some rank got one: every rank stops after this step
@@ -169,7 +167,14 @@ class Trainer:
             write_log(os.path.join(self.out_dir, "log.jsonl"), self.history)
 
     # ------------------------------------------------------------------ the loop
-    def _on_signal(self, signum, frame):
+    @property
+    def resumed(self):
+        """Whether the next step is not the run's first (a resume, or a second fit())."""
+        return (self.epoch, self.batch) != (0, 0)
+
+    def on_signal(self, signum, frame):
+        """The SIGINT/SIGTERM handler fit() installs: the step in flight finishes, then fit()
+        saves a checkpoint and returns "interrupted"."""
         self._stop_requested = True
         self.stopped_by = signal.Signals(signum).name
         # A second Ctrl-C (or SIGTERM) aborts at once.
@@ -184,10 +189,14 @@ class Trainer:
         loss, validation loss or parameter (no checkpoint is written then; the last good one is
         named), and RunFolderError before the first step when the run folder is not writable.
         """
-        with fit_session(self):
-            return self._fit(epochs, max_steps)
+        session = FitSession(self)
+        try:
+            with session:
+                return self._fit(epochs, max_steps, session)
+        finally:
+            self.quick_start_report = session.quick_start_report
 
-    def _fit(self, epochs, max_steps):
+    def _fit(self, epochs, max_steps, session):
         model = self.model
         model.train()
         steps = 0
@@ -195,13 +204,13 @@ class Trainer:
             n_batches = len(self.train_loader)
             t0 = time.perf_counter() - self._running["time"]
             for x, y in self.train_loader.epoch(self.epoch, self.batch):
-                if self._share is not None:
-                    self._share.rebalance(force=steps == 0)
+                if session.share is not None:
+                    session.share.rebalance(force=steps == 0)
                 self._step(self._upload(x), y)
                 if self.first_step_done_at is None:
                     self.first_step_done_at = time.time()
-                if self._warmup is not None:
-                    self._advance_warmup(x, first=steps == 0)
+                if session.routing is not None:
+                    self._advance_quick_start(session, x, first=steps == 0)
                 self.batch += 1
                 steps += 1
                 if self.checkpoint_every and (self.epoch * n_batches + self.batch) % self.checkpoint_every == 0:
@@ -225,24 +234,18 @@ class Trainer:
             self._end_epoch(epochs)
         return "finished"
 
-    def _advance_warmup(self, x, first):
-        """After a step on a cold cache: after the first, an eval-mode forward of the same batch
-        meets the evaluation's kernels early, so they compile in the background too; then quick
-        start steps aside as soon as everything met is compiled."""
-        if first and self._warmup.signatures:  # (a warm cache needs no early look)
+    def _advance_quick_start(self, session, x, first):
+        """After a step while quick start routes the kernels: after the first, an eval-mode
+        forward of the same batch meets the evaluation's kernels early, so they compile in the
+        background too; then quick start steps aside as soon as everything met is compiled."""
+        if first and session.routing.signatures:  # (a warm cache needs no early look)
             self.model.eval()
             try:
                 self.model.forward(x)
             finally:
                 self.model.train()
-        if self._warmup.settle():
-            self._end_warmup()
-
-    def _end_warmup(self):
-        if self._warmup is not None:
-            self.warmup_report = self._warmup.report()
-            self._warmup.close()
-            self._warmup = None
+        if session.routing.settle():
+            session.end_routing()
 
     def _step(self, x, y):
         if self.adversary is not None:
