@@ -15,7 +15,19 @@ from .runtime import jit_cache  # noqa: E402
 
 jit_cache.install()
 
-from . import adversarial, data, distributed, init, inspect, layers, losses, models, onnx, optim  # noqa: E402
+from . import (  # noqa: E402
+    adversarial,
+    data,
+    distributed,
+    formats,  # noqa: E402, F401  (registers Module.save and Module.load: formats/module_files.py)
+    init,
+    inspect,
+    layers,
+    losses,
+    models,
+    onnx,
+    optim,
+)
 from .init import manual_seed  # noqa: E402
 from .layers.params import Parameter  # noqa: E402
 from .runtime.device import Device, DeviceError  # noqa: E402

@@ -130,3 +130,16 @@ def test_the_resolver_sees_relative_imports():
     names = _imports(PACKAGE / "kernels" / "cpu" / "conv" / "direct_channels.py")
     assert "numbacnn.kernels.workspace" in names
     assert "numbacnn.errors" in _imports(PACKAGE / "kernels" / "cuda" / "launch.py")
+
+
+def test_layers_import_nothing_that_reads_or_writes_files_or_trains():
+    """layers/ sits below formats/, data/, models/, training/, tools/ and cli/: Module.save and
+    Module.load delegate to formats/module_files.py, which registers itself."""
+    above = ("formats", "data", "models", "training", "tools", "cli", "onnx", "adversarial", "inspect", "distributed")
+    offenders = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in sorted((PACKAGE / "layers").rglob("*.py"))
+        for name in _imports(path)
+        if name.split(".")[:2] in [["numbacnn", part] for part in above]
+    ]
+    assert offenders == []

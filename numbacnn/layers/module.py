@@ -127,7 +127,7 @@ class Module:
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
-    # ----------------------------------------------------------------- freezing (transfer learning)
+    # ----------------------------------------------------------------- transfer learning: freezing, a new head
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze (True) every parameter of this module and its children, as
         PyTorch's ``requires_grad_``; returns self. Frozen parameters get no gradient computed and
@@ -141,10 +141,6 @@ class Module:
 
     def unfreeze(self) -> Module:
         return self.requires_grad_(True)
-
-    def _grad_of(self, param):
-        """``param.grad``, or None for a frozen (or absent) parameter: kernels then skip it."""
-        return param.grad if param is not None and param.requires_grad else None
 
     def reset_classifier(self, num_classes: int) -> Module:
         """Replace the last layer that can be rebuilt with another number of outputs (a Linear
@@ -176,6 +172,10 @@ class Module:
             self.device.ops.fill(p.grad, 0)
 
     # ----------------------------------------------------------------- forward / backward
+    def _grad_of(self, param):
+        """``param.grad``, or None for a frozen (or absent) parameter: kernels then skip it."""
+        return param.grad if param is not None and param.requires_grad else None
+
     def __call__(self, x):
         return self.forward(x)
 
@@ -307,32 +307,19 @@ class Module:
                 self.device.ops.copy(dest, self.device.asarray(value.astype(dest.dtype)))
         return self
 
+    # (save, load) of weight files, registered by formats/module_files.py (layers import nothing
+    # above them); numbacnn imports it, so these methods always work.
+    weight_files = None
+
     def save(self, path) -> str:
-        """Write the weights (``state_dict()``: PyTorch key names, the model's dtype) to ``path``.
-
-        ``.safetensors`` is the format (readable by ``safetensors.torch.load_file`` and then
-        ``torch.nn.Module.load_state_dict``); returns the path.
-        """
-        from ..formats.safetensors import save_safetensors
-
-        if not str(path).endswith(".safetensors"):
-            raise ValueError(f"save: {path} should end in .safetensors (the weights format numbacnn writes)")
-        return save_safetensors(path, self.state_dict(), {"format": "pt", "producer": "numbacnn"})
+        """Write the weights to ``path`` (.safetensors, PyTorch's key names); returns the path
+        (formats/module_files.py: ``save_module``)."""
+        return self.weight_files[0](self, path)
 
     def load(self, path, strict: bool = True) -> Module:
-        """Load weights from a ``.safetensors`` file (as :meth:`save` or PyTorch writes them) or a
-        numbacnn checkpoint (``.npz``); returns self. Missing, unexpected and mis-shaped keys are
-        reported as by :meth:`load_state_dict` (KeyError / ValueError, the path first)."""
-        from ..formats.safetensors import load_state
-
-        try:
-            state = load_state(path)
-        except ValueError as e:
-            raise ValueError(f"load: {e}") from None
-        try:
-            return self.load_state_dict(state, strict=strict)
-        except (KeyError, ValueError, TypeError) as e:
-            raise type(e)(f"{path}: {e.args[0]}") from None
+        """Load weights from a .safetensors file or a numbacnn checkpoint; returns self
+        (formats/module_files.py: ``load_module``)."""
+        return self.weight_files[1](self, path, strict)
 
     def _named_buffer_owners(self):
         for mod_name, mod in self.named_modules():
