@@ -24,10 +24,9 @@ def configure():
       first loads: import numbacnn before numpy, as the CLI does).
 
     If an OpenMP runtime is already loaded (``import torch`` first), these settings come too late
-    for it. That once cost 20x, when its spinning threads fought OpenBLAS's inside every training
-    step, and numbacnn switched numba to its slower workqueue threads. No step calls OpenBLAS now,
-    and numba's OpenMP threads run as fast with torch imported first (benchmarks/NOTES.md, entry
-    44), so numba keeps them.
+    for it. That once mattered, when its spinning threads fought OpenBLAS's inside every training
+    step (benchmarks/NOTES.md, entries 18 and 44); no step calls OpenBLAS now, so numba keeps its
+    OpenMP threads either way.
     """
     for name, value in DEFAULTS:
         os.environ.setdefault(name, value)

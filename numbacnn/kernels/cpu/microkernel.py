@@ -25,8 +25,8 @@ ROWS, COLUMNS = 6, 2 * LANES
 # Input channels per weight-gradient task: their planes and 4 of dy, for one sample, fit in L1.
 WGRAD_CHANNELS = 4
 # Products per float32 lane summed before they fold into float64, for every weight gradient (a
-# library GEMM sums them all in float32): 4x fewer folds measured no faster within the noise, and
-# doubled the error (benchmarks/NOTES.md, entries 41 and 47).
+# library GEMM sums them all in float32): folding less often was no faster within the noise and
+# less precise (benchmarks/NOTES.md, entries 41 and 47).
 FOLD_PRODUCTS = 256
 
 

@@ -25,7 +25,8 @@ def _max_fwd_2x2(out, indices, x):
     strictly greater (ties keep the first in scan order), with selects on 32-bit tap codes, so the
     loop vectorises. A row that held a NaN is then done again by the general rule (as in PyTorch,
     a NaN wins and then stays: a candidate v replaces the best m when m is not NaN and v > m or v
-    is NaN). Selects with NaN tests and 64-bit indices on every window cost 7x more.
+    is NaN). Selects with NaN tests and 64-bit indices on every window would not vectorise
+    (benchmarks/NOTES.md, entry 40).
     """
     n_batch, channels, height, width = x.shape
     oh, ow = out.shape[2], out.shape[3]
