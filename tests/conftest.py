@@ -114,6 +114,13 @@ def quick_start_on(tmp_path, monkeypatch):
     quick_start.shutdown()
 
 
+@pytest.fixture(scope="session")
+def cuda():
+    """The CUDA device (a real GPU, or numba's simulator); tests that take it skip without either
+    (tests/cuda_parity.py: needs_cuda)."""
+    return nc.get_device("cuda")
+
+
 @pytest.fixture
 def decoded_cache_dir(tmp_path, monkeypatch):
     """Decoded images and parsed CSVs go to this test's folder, not the user's cache (numba's

@@ -6,10 +6,10 @@ results independent of the thread count."""
 
 import numpy as np
 import pytest
-from conv_cases import GEOMETRIES, accepted, case_id, check_against_references, check_skipped_gradients, run_all_passes
 
 from numbacnn.kernels.cpu.conv.direct_channels_plans import input_grad_plans
 
+from conv_cases import GEOMETRIES, accepted, case_id, check_against_references, check_skipped_gradients, run_all_passes
 from helpers import at_all_threads_and_one
 
 NAME = "direct_channels"

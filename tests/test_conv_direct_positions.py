@@ -5,8 +5,8 @@ and float64; skipped gradients; results independent of the thread count."""
 
 import numpy as np
 import pytest
-from conv_cases import accepted, case_id, check_against_references, check_skipped_gradients, run_all_passes
 
+from conv_cases import accepted, case_id, check_against_references, check_skipped_gradients, run_all_passes
 from helpers import at_all_threads_and_one
 
 NAME = "direct_positions"

@@ -8,13 +8,13 @@ import re
 
 import numpy as np
 import pytest
-from conv_cases import GEOMETRIES, accepted, geometry
 
 import numbacnn as nc
 from numbacnn.kernels import verbose
 from numbacnn.kernels.cpu.conv import dispatch
 from numbacnn.kernels.cpu.simd import LANES
 
+from conv_cases import GEOMETRIES, accepted, geometry
 from helpers import conv2d_grads_ref, conv2d_ref
 
 DESIGN = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "DESIGN.md")

@@ -7,10 +7,10 @@ thread count."""
 
 import numpy as np
 import pytest
-from conv_cases import accepted, case_id, check_against_references, check_skipped_gradients
 
 import numbacnn as nc
 
+from conv_cases import accepted, case_id, check_against_references, check_skipped_gradients
 from helpers import at_all_threads_and_one
 
 CASES = [
@@ -82,9 +82,9 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch):
 @pytest.mark.parametrize("case", accepted("subsample"), ids=case_id)
 def test_subsample_leaves_zero_gradient_where_no_window_reads(case, rng):
     """A stride larger than the 1x1 kernel skips pixels: their input gradient is 0."""
-    from conv_cases import arrays, geometry
-
     from numbacnn.kernels.cpu.conv.dispatch import BY_NAME
+
+    from conv_cases import arrays, geometry
 
     x, w, _ = arrays(case, np.float32, rng)
     sh, sw = case[6]

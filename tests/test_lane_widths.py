@@ -18,6 +18,8 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 # layers on them), the dispatch between them, and the scratch they take from the workspace.
 WIDTH_TESTS = (
     "test_simd.py",
+    "test_microkernel.py",
+    "test_gemm.py",
     "test_conv.py",
     "test_conv_dispatch.py",
     "test_conv_pointwise.py",

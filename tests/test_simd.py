@@ -1,9 +1,8 @@
-"""The SIMD layer (kernels/cpu/simd.py) and the GEMM micro-kernel on it: every operation against
-NumPy in float32 and float64, the micro-kernel against a float64 matrix product, its assembly
-(packed FMAs, no scalar ones), and the vector width following the target numba compiles for."""
+"""The SIMD layer (kernels/cpu/simd.py): every operation against NumPy in float32 and float64, and
+the vector width following the target numba compiles for. (The register tiles written on it:
+test_microkernel.py.)"""
 
 import os
-import re
 import subprocess
 import sys
 
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 from numba import njit
 
-from numbacnn.kernels.cpu import microkernel
 from numbacnn.kernels.cpu.simd import LANES, lanes_for, vadd, vfma, vload, vmax, vmul, vsplat, vstore, vsum
 
 
@@ -50,37 +48,6 @@ def test_the_fma_rounds_once(rng):
     b = np.full(LANES, 1 - e, np.float32)
     _every_operation(out, a, b, np.float32(-1.0), 0)
     np.testing.assert_array_equal(out[:LANES], np.full(LANES, -(e * e), np.float32))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_micro_kernel_accumulates_a_matrix_product(dtype, rng):
-    k = 37
-    a = rng.standard_normal((k, microkernel.ROWS)).astype(dtype)
-    b = rng.standard_normal((k, microkernel.COLUMNS)).astype(dtype)
-    c = rng.standard_normal((microkernel.ROWS, microkernel.COLUMNS)).astype(dtype)
-    expected = c.astype(np.float64) + a.T.astype(np.float64) @ b.astype(np.float64)
-    microkernel.gemm_6x2v_once(c, a, b, k)
-    np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
-
-
-def test_fma_peak_runs_every_thread_block(rng):
-    c, a, b = microkernel.operands(k=16, threads=3)
-    microkernel.fma_peak(c, a, b, 2)
-    expected = 2 * (a.T.astype(np.float64) @ b.astype(np.float64))
-    for block in c:
-        np.testing.assert_allclose(block, expected, rtol=1e-5, atol=1e-9)
-
-
-def test_the_micro_kernel_is_packed_fmas_on_vector_registers():
-    # Compiled afresh: numba shows no assembly for a function loaded from its cache.
-    fresh = njit(fastmath=True, boundscheck=False)(microkernel.gemm_6x2v_once.py_func)
-    c, a, b = microkernel.operands(k=8)
-    fresh(c[0], a, b, 8)
-    asm = "\n".join(fresh.inspect_asm().values())
-    register = {16: "zmm", 8: "ymm", 4: "xmm"}[LANES]
-    packed = re.findall(rf"vfmadd\w*ps\s+[^\n]*{register}", asm)
-    assert len(packed) >= 12, asm[:2000]  # at least one unrolled step: 12 FMAs
-    assert not re.findall(r"vfmadd\w*ss", asm)  # no scalar FMA
 
 
 @pytest.mark.parametrize(

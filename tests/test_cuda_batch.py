@@ -1,0 +1,20 @@
+"""kernels/cuda/batch.py against the reference: gather_batch (normalisation, crops, flips)."""
+
+import numpy as np
+
+import numbacnn.kernels.cuda as cuda_kernels
+
+from cuda_parity import host, needs_cuda
+from helpers import gather_case, gather_ref
+
+pytestmark = needs_cuda
+
+
+def test_gather_batch_parity(rng, cuda):
+    images, labels, indices, scale, shift, offsets, flips, pad = gather_case(rng, 2)
+    expected, expected_labels = gather_ref(images, labels, indices, scale, shift, offsets, flips, pad)
+    out, out_labels = cuda.empty(expected.shape, np.float32), cuda.empty(len(indices), np.int64)
+    arrays = [cuda.asarray(a) for a in (images, labels, indices, scale, shift, offsets, flips)]
+    cuda_kernels.gather_batch(out, out_labels, *arrays, pad)
+    np.testing.assert_allclose(host(out), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(host(out_labels), expected_labels)
