@@ -1,5 +1,7 @@
 """A warm training step allocates no arrays: outputs, gradients and kernel scratch are reused."""
 
+import ast
+import pathlib
 import tracemalloc
 
 import numpy as np
@@ -63,3 +65,34 @@ def test_training_step_reuses_every_buffer(build, shape):
     # What remains is Python bookkeeping: argument tuples, array views, floats. Smaller arrays are
     # covered by the buffer identities above.
     assert peak < 24 * 1024, f"a warm training step allocated {peak} bytes at peak"
+
+
+ALLOCATORS = {"empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ones_like", "full_like", "array", "copy"}
+
+
+def _jitted(function):
+    for decorator in function.decorator_list:
+        call = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if getattr(call, "id", None) == "njit" or getattr(call, "attr", None) == "njit":
+            return True
+    return False
+
+
+def test_no_compiled_cpu_kernel_allocates():
+    """Scratch comes from kernels/workspace.py: no @njit function of kernels/cpu calls a NumPy
+    allocator (inside a prange body it would allocate once per task, sized by the SIMD width)."""
+    root = pathlib.Path(nc.__file__).parent / "kernels" / "cpu"
+    offenders, jitted = [], 0
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and _jitted(node):
+                jitted += 1
+                for call in ast.walk(node):
+                    func = getattr(call, "func", None)
+                    if (
+                        isinstance(func, ast.Attribute)
+                        and func.attr in ALLOCATORS
+                        and getattr(func.value, "id", "") == "np"
+                    ):
+                        offenders.append(f"{path.relative_to(root)}:{call.lineno} {node.name} calls np.{func.attr}")
+    assert jitted > 40 and offenders == []

@@ -28,7 +28,7 @@ def pack_columns(packed, b):
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _products(c, a, packed, panels, tiles, accumulate):
+def _rows_times_panels(c, a, packed, panels, tiles, accumulate):
     """c (M, N) (+)= a (M, K) @ the packed columns (N/COLUMNS, K, COLUMNS). A task is 6 rows of
     a; worker w packs them in panels[w] (K, 6) and sums each block of c in tiles[w] (6, COLUMNS)."""
     m, depth = a.shape
@@ -62,7 +62,7 @@ def matmul(c, a, b, accumulate=False):
     tasks = -(-a.shape[0] // ROWS)
     workers, panels = worker_scratch("gemm.panels", tasks, (a.shape[1], ROWS), c.dtype)
     tiles = scratch("gemm.tiles", (workers, ROWS, COLUMNS), c.dtype)
-    _products(c, a, packed, panels, tiles, accumulate)
+    _rows_times_panels(c, a, packed, panels, tiles, accumulate)
 
 
 __all__ = ["matmul", "pack_columns"]

@@ -75,7 +75,7 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
     A task is WGRAD_CHANNELS input channels x WGRAD_BLOCK output channels of one group. Samples are
     the outer loop, so one sample's dy rows and input planes stay in L1 while every tap reads them;
     the 12 accumulators of a pass (3 taps of a row x 4 vectors) wait in ``acc`` between passes, and
-    every ``group`` samples their float32 sums go into float64 ``total``. Worker w keeps them in
+    every ``fold_samples`` samples their float32 sums go into float64 ``total``. Worker w keeps them in
     totals[w] (WGRAD_CHANNELS, KH, KW, WGRAD_BLOCK) float64 and accs[w] (WGRAD_CHANNELS, KH,
     KW/3, 3 WGRAD_BLOCK)."""
     k_out, channels, kh, kw = dw.shape
@@ -83,7 +83,7 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
     groups = grid.shape[1] // channels
     per_group, padded_group = k_out // groups, k_padded // groups
     blocks, cblocks, jblocks = padded_group // WGRAD_BLOCK, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
-    group = samples_per_fold(positions)
+    fold_samples = samples_per_fold(positions)
     workers, tasks = totals.shape[0], groups * cblocks * blocks
     for worker in prange(workers):
         total, acc = totals[worker], accs[worker]
@@ -92,9 +92,9 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
             c0, c1 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels)
             k0 = g * padded_group + kb * WGRAD_BLOCK
             total[:] = 0
-            for n0 in range(0, n_batch, group):
+            for n0 in range(0, n_batch, fold_samples):
                 acc[:] = 0
-                for n in range(n0, min(n0 + group, n_batch)):
+                for n in range(n0, min(n0 + fold_samples, n_batch)):
                     dy = dy_pixels[n].reshape(-1)
                     for c in range(c0, c1):
                         plane = grid[n, g * channels + c]
@@ -102,7 +102,7 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
                             for jb in range(jblocks):
                                 shift = i * dilation_h * wp + 3 * jb * dilation_w
                                 outer_3x4v(acc[c - c0, i, jb], plane, dy, starts, shift, dilation_w, k_padded, k0)
-                # Each group's sums go into float64: long reductions keep their precision.
+                # Each fold's sums go into float64: long reductions keep their precision.
                 for c in range(c1 - c0):
                     for i in range(kh):
                         for jb in range(jblocks):

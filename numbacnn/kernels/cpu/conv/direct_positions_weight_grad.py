@@ -26,12 +26,12 @@ def _weight_grad(dw, dy_grid, dy_offset, lq, xp, wp, zero, totals, accs):
     Samples are the outer loop: one sample's planes (a few input channels, 4 of dy) stay in L1
     while every tap reads them. Three taps of a row x 4 output channels are 12 accumulators in
     registers for one pass over the positions; between passes they wait in ``acc``, and every
-    ``group`` samples their float32 sums go into float64 ``total``. Worker w keeps them in
+    ``fold_samples`` samples their float32 sums go into float64 ``total``. Worker w keeps them in
     totals[w] (WGRAD_CHANNELS, 4, KH, KW) float64 and accs[w] (WGRAD_CHANNELS, KH, KW/3, 12 LANES)."""
     k_out, channels, kh, kw = dw.shape
     n_batch, k4 = dy_grid.shape[0], dy_grid.shape[1]
     blocks, cblocks, jblocks = k4 // 4, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
-    group = samples_per_fold(lq // LANES)
+    fold_samples = samples_per_fold(lq // LANES)
     workers, tasks = totals.shape[0], cblocks * blocks
     for worker in prange(workers):
         total, acc = totals[worker], accs[worker]
@@ -39,9 +39,9 @@ def _weight_grad(dw, dy_grid, dy_offset, lq, xp, wp, zero, totals, accs):
             kb, cb = task // cblocks, task % cblocks
             c0, c1 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels)
             total[:] = 0
-            for n0 in range(0, n_batch, group):
+            for n0 in range(0, n_batch, fold_samples):
                 acc[:] = 0
-                for n in range(n0, min(n0 + group, n_batch)):
+                for n in range(n0, min(n0 + fold_samples, n_batch)):
                     g0, g1, g2, g3 = (
                         dy_grid[n, 4 * kb, dy_offset:],
                         dy_grid[n, 4 * kb + 1, dy_offset:],
@@ -54,7 +54,7 @@ def _weight_grad(dw, dy_grid, dy_offset, lq, xp, wp, zero, totals, accs):
                             for jb in range(jblocks):
                                 at = i * wp + 3 * jb  # three taps of row i: three shifted loads
                                 dot_4x3(acc[c - c0, i, jb], g0, g1, g2, g3, plane, plane, plane, at, at + 1, at + 2, lq)
-                # Each group's sums go into float64: long reductions keep their precision.
+                # Each fold's sums go into float64: long reductions keep their precision.
                 for c in range(c0, c1):
                     for i in range(kh):
                         for jb in range(jblocks):

@@ -58,7 +58,7 @@ def accepts_strided(g):
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _products(out, packed, src, b, has_bias, zero, tiles, tails):
+def _panels_times_planes(out, packed, src, b, has_bias, zero, tiles, tails):
     """out (N, M, P) (+ b (M,)) = the packed rows (M/6, D, 6) @ src[n] (D, P), sample by sample. A
     task is one sample x one panel; worker w sums a block in tiles[w] (6, COLUMNS) and reads the
     positions past the last whole block through tails[w] (D, COLUMNS), zero-padded."""
@@ -98,14 +98,14 @@ def _weight_grad(dw, dy, x, acc, total, workers, zero):
 
     Each worker takes every workers-th task and runs samples outermost, so one sample's planes
     serve all its tasks from the cache; a task's 12 accumulators wait in acc (T, 12 LANES) between
-    samples, and every ``group`` samples go into the float64 total (T, 12). A task's sums run in
+    samples, and every ``fold_samples`` samples go into the float64 total (T, 12). A task's sums run in
     the same order whatever the thread count."""
     k_out, channels = dw.shape
     n_batch, positions = dy.shape[0], dy.shape[2]
     whole = positions // LANES * LANES
     cblocks = -(-channels // 3)
     tasks = acc.shape[0]
-    group = samples_per_fold(positions // LANES)
+    fold_samples = samples_per_fold(positions // LANES)
     for worker in prange(workers):
         for task in range(worker, tasks, workers):
             acc[task] = 0
@@ -124,7 +124,7 @@ def _weight_grad(dw, dy, x, acc, total, workers, zero):
                         total[task, 3 * r] += g[q] * p0[q]
                         total[task, 3 * r + 1] += g[q] * p1[q]
                         total[task, 3 * r + 2] += g[q] * p2[q]
-                if (n + 1) % group == 0 or n == n_batch - 1:
+                if (n + 1) % fold_samples == 0 or n == n_batch - 1:
                     for i in range(12):
                         total[task, i] += vsum(vload(a, i * LANES))
                     acc[task] = 0
@@ -150,7 +150,7 @@ def _product(out, w_rows, src, b, transpose, name):
     workers, tiles = worker_scratch("pointwise.tiles", out.shape[0] * packed.shape[0], (ROWS, COLUMNS), src.dtype)
     tails = scratch("pointwise.tails", (workers, depth, COLUMNS), src.dtype)
     bias = b if has_bias else out_planes[0, 0, :1]
-    _products(out_planes, packed, _planes(src), bias, has_bias, src.dtype.type(0), tiles, tails)
+    _panels_times_planes(out_planes, packed, _planes(src), bias, has_bias, src.dtype.type(0), tiles, tails)
 
 
 def forward(out, x, w, b, g):
