@@ -100,20 +100,34 @@ def pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad):
     return (min(y1, height) - max(y0, 0)) * (min(x1, width) - max(x0, 0))
 
 
+def window_span(o, kernel, stride, padding, size):
+    """(start, first, stop) of pooling window o along one axis: it starts at input index start =
+    o stride - padding, and its taps i in range(first, stop) land inside [0, size)."""
+    start = o * stride - padding
+    return start, max(0, -start), min(kernel, size - start)
+
+
 def window_mean(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, include_pad):
     """The average-pooling output (oy, ox) of plane (n, c) of x (N, C, H, W): the window's sum
     (float64, as the CPU and CUDA kernels both accumulate) over its pool_divisor."""
     height, width = x.shape[2], x.shape[3]
+    y0, i0, i1 = window_span(oy, kh, sh, ph, height)
+    x0, j0, j1 = window_span(ox, kw, sw, pw, width)
     acc = 0.0
-    for i in range(kh):
-        iy = oy * sh - ph + i
-        if iy < 0 or iy >= height:
-            continue
-        for j in range(kw):
-            ix = ox * sw - pw + j
-            if ix >= 0 and ix < width:
-                acc += x[n, c, iy, ix]
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            acc += x[n, c, y0 + i, x0 + j]
     return acc / pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
+
+
+def plane_mean(x, n, c):
+    """The mean of plane (n, c) of x (N, C, H, W), summed in float64 (global average pooling)."""
+    height, width = x.shape[2], x.shape[3]
+    acc = 0.0
+    for iy in range(height):
+        for ix in range(width):
+            acc += x[n, c, iy, ix]
+    return acc * (1.0 / (height * width))
 
 
 def cross_entropy_row(losses, probs, logits, targets, smoothing, n):

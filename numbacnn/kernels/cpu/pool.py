@@ -15,6 +15,8 @@ from .. import shared_math
 _math = shared_math.compiled("cpu", njit(inline="always"))
 _pool_divisor = _math.pool_divisor
 _window_mean = _math.window_mean
+_window_span = _math.window_span
+_plane_mean = _math.plane_mean
 
 
 @njit(parallel=True, cache=True)
@@ -189,14 +191,11 @@ def _avg_bwd(dx, dy, kernel, stride, padding, include_pad):
         for oy in range(oh):
             for ox in range(ow):
                 g = dy[n, c, oy, ox] / _pool_divisor(oy, ox, kh, kw, sh, sw, ph, pw, height, width, include_pad)
-                for i in range(kh):
-                    iy = oy * sh - ph + i
-                    if iy < 0 or iy >= height:
-                        continue
-                    for j in range(kw):
-                        ix = ox * sw - pw + j
-                        if ix >= 0 and ix < width:
-                            dx[n, c, iy, ix] += g
+                y0, i0, i1 = _window_span(oy, kh, sh, ph, height)
+                x0, j0, j1 = _window_span(ox, kw, sw, pw, width)
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        dx[n, c, y0 + i, x0 + j] += g
 
 
 def avgpool2d_forward(out, x, kernel, stride, padding, count_include_pad=True):
@@ -214,16 +213,9 @@ def avgpool2d_backward(dx, dy, kernel, stride, padding, count_include_pad=True):
 @njit(parallel=True, cache=True)
 def global_avgpool2d_forward(out, x):
     """out (N, C, 1, 1) = mean of x (N, C, H, W) over H and W."""
-    n_batch, channels, height, width = x.shape
-    inv_area = 1.0 / (height * width)
+    n_batch, channels = x.shape[0], x.shape[1]
     for plane in prange(n_batch * channels):
-        n = plane // channels
-        c = plane % channels
-        acc = 0.0
-        for iy in range(height):
-            for ix in range(width):
-                acc += x[n, c, iy, ix]
-        out[n, c, 0, 0] = acc * inv_area
+        out[plane // channels, plane % channels, 0, 0] = _plane_mean(x, plane // channels, plane % channels)
 
 
 @njit(parallel=True, cache=True)

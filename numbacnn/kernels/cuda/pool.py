@@ -14,6 +14,8 @@ from .launch import launch_1d, require_device
 _math = shared_math.compiled("cuda", cuda.jit(device=True))
 _pool_divisor = _math.pool_divisor
 _window_mean = _math.window_mean
+_window_span = _math.window_span
+_plane_mean = _math.plane_mean
 
 
 @cuda.jit(device=True)
@@ -36,14 +38,12 @@ def _max_fwd(out, indices, x, kh, kw, sh, sw, ph, pw):
         n = e // (ow * oh * channels)
         best = -1
         best_val = x[n, c, 0, 0]
-        for i in range(kh):
-            iy = oy * sh - ph + i
-            if iy < 0 or iy >= height:
-                continue
-            for j in range(kw):
-                ix = ox * sw - pw + j
-                if ix < 0 or ix >= width:
-                    continue
+        y0, i0, i1 = _window_span(oy, kh, sh, ph, height)
+        x0, j0, j1 = _window_span(ox, kw, sw, pw, width)
+        for i in range(i0, i1):
+            iy = y0 + i
+            for j in range(j0, j1):
+                ix = x0 + j
                 v = x[n, c, iy, ix]
                 # "not <=" lets a NaN win, and a NaN once taken stays (best_val == best_val fails for
                 # it), so a NaN anywhere in the window propagates like PyTorch's max pooling.
@@ -105,16 +105,10 @@ def _avg_bwd(dx, dy, kh, kw, sh, sw, ph, pw, include_pad):
 
 
 @cuda.jit
-def _global_avg_fwd(out, x, inv_area):
-    n_batch, channels, height, width = x.shape
+def _global_avg_fwd(out, x):
+    n_batch, channels = x.shape[0], x.shape[1]
     for e in range(cuda.grid(1), n_batch * channels, cuda.gridsize(1)):
-        n = e // channels
-        c = e % channels
-        acc = 0.0
-        for iy in range(height):
-            for ix in range(width):
-                acc += x[n, c, iy, ix]
-        out[n, c, 0, 0] = acc * inv_area
+        out[e // channels, e % channels, 0, 0] = _plane_mean(x, e // channels, e % channels)
 
 
 @cuda.jit
@@ -153,7 +147,7 @@ def avgpool2d_backward(dx, dy, kernel, stride, padding, count_include_pad=True):
 def global_avgpool2d_forward(out, x):
     """out (N, C, 1, 1) = mean of x (N, C, H, W) over H and W."""
     require_device("global_avgpool2d_forward", out=out, x=x)
-    launch_1d(_global_avg_fwd, x.shape[0] * x.shape[1], out, x, x.dtype.type(1.0 / (x.shape[2] * x.shape[3])))
+    launch_1d(_global_avg_fwd, x.shape[0] * x.shape[1], out, x)
 
 
 def global_avgpool2d_backward(dx, dy):
