@@ -103,11 +103,11 @@ def quick_start_on(tmp_path, monkeypatch):
     """Quick start switched on, as a user has it, with a record of compiled signatures of its own
     that starts empty: every kernel signature starts on its NumPy twin and moves to its compiled
     form when the compiler process (which finds numba's cache warm) answers."""
-    from numbacnn.runtime import quick_start
+    from numbacnn.runtime import quick_start, warm_keys
 
     monkeypatch.setenv(quick_start.ENV, "1")
     path = str(tmp_path / "quick-start-keys.json")
-    monkeypatch.setattr(quick_start, "warm_keys_path", lambda: path)
+    monkeypatch.setattr(warm_keys, "warm_keys_path", lambda: path)
     yield path
     if quick_start.state.active is not None:  # a test that failed half-way: leave routing off
         quick_start.state.active.close()

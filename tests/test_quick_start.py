@@ -23,7 +23,7 @@ def cold_cache(tmp_path, monkeypatch):
     every signature counts as cold. (numba's cache folder itself cannot move in this process: each
     kernel binds its cache folder when its module is first imported.)"""
     path = str(tmp_path / "cache" / "quick-start-keys.json")
-    monkeypatch.setattr(quick_start, "warm_keys_path", lambda: path)
+    monkeypatch.setattr(warm_keys, "warm_keys_path", lambda: path)
     monkeypatch.setenv(quick_start.ENV, "1")
     yield tmp_path / "cache"
     if quick_start.state.active is not None:  # a test that failed half-way: leave routing off
@@ -196,7 +196,7 @@ def _warm_relu():
     out = np.empty_like(x)
     cpu.relu_forward(out, x)
     key, _ = warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out, x), names=("out", "x"))
-    warm_keys.add_warm_keys(quick_start.warm_keys_path(), [key])
+    warm_keys.add_warm_keys(warm_keys.warm_keys_path(), [key])
     return out, x
 
 

@@ -39,10 +39,9 @@ def facts() -> dict:
     cache = status()
     out["jit_cache"] = cache["path"]
     out["jit_cache_warm"] = f"{cache['cached']} of {cache['functions']} kernels compiled for these sources"
-    from . import quick_start
-    from .warm_keys import read_warm_keys, warm_keys_path
+    from . import quick_start, warm_keys
 
-    known = len(read_warm_keys(warm_keys_path()))
+    known = len(warm_keys.read_warm_keys(warm_keys.warm_keys_path()))
     out["quick_start"] = (
         f"on: kernel signatures not yet compiled start on NumPy ({known} known compiled)"
         if quick_start.enabled()

@@ -34,9 +34,10 @@ import os
 import sys
 import threading
 
+from . import warm_keys
 from .compiler import KernelCompiler
 from .device import CPU
-from .warm_keys import WarmKeys, add_warm_keys, signature_key, warm_keys_path
+from .warm_keys import WarmKeys, add_warm_keys, signature_key
 
 ENV = "NUMBACNN_QUICK_START"
 __all__ = ["ENV", "QuickStart", "Routing", "begin", "enabled", "numpy_kernels", "shutdown", "state"]
@@ -142,7 +143,7 @@ class Routing:
     def __init__(self, owner, command=None, numpy=True, twins_while_starting=True):
         self.owner = owner
         self.numpy = numpy
-        self.keys = WarmKeys(warm_keys_path())
+        self.keys = WarmKeys(warm_keys.warm_keys_path())
         self.ready = set(self.keys.current())  # signatures that run compiled when met
         self.compiler = owner.compiler(self.keys.path, command)
         if numpy and twins_while_starting:
