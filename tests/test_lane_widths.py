@@ -25,6 +25,7 @@ WIDTH_TESTS = (
     "test_conv_pointwise.py",
     "test_conv_direct_positions.py",
     "test_conv_direct_channels.py",
+    "test_conv_winograd.py",
     "test_linear.py",
     "test_allocation.py",
 )

@@ -4,7 +4,8 @@ units, not memory, set the pace. Each tile names its 12 accumulators one by one:
 them in registers (16 ymm with AVX2; zmm with AVX-512).
 
 * ``gemm_6x2v``, ``gemm_6x2v_rows``: C (6, 2 LANES) += A' B, B packed or read in place (GEMM,
-  1x1 convolutions);
+  1x1 convolutions); ``gemm_6x2v_rows_to``: the same from zero, into 6 rows of a larger matrix
+  (Winograd's 16 products);
 * ``dot_4x3``: 4 rows of dy against 3 input rows along their contiguous axis (weight gradients);
 * ``positions_4x3v``, ``positions_2x6v``: a direct convolution's block of output channels over
   consecutive positions of a flat grid (conv/direct_positions.py);
@@ -80,6 +81,35 @@ def gemm_6x2v_rows(c, a, b, b_at, b_stride, k):
     vstore(c, 4 * n + LANES, c41)
     vstore(c, 5 * n, c50)
     vstore(c, 5 * n + LANES, c51)
+
+
+@njit(fastmath=True, boundscheck=False, cache=True, inline="always")
+def gemm_6x2v_rows_to(c, c_at, c_stride, a, b, b_at, b_stride, k, zero):
+    """c.flat[c_at + r c_stride:][:2 LANES] = (a.T @ B)[r] for r < 6, overwritten: a (k, 6) packed,
+    row p of B read in place at b.flat[b_at + p b_stride:][:2 LANES]. ``gemm_6x2v_rows`` from zero,
+    each row of the block stored straight into its own row of a larger matrix."""
+    c00 = c01 = c10 = c11 = c20 = c21 = vsplat(zero)
+    c30 = c31 = c40 = c41 = c50 = c51 = vsplat(zero)
+    for p in range(k):
+        b0, b1 = vload(b, b_at + p * b_stride), vload(b, b_at + p * b_stride + LANES)
+        x = vsplat(a[p, 0])
+        c00, c01 = vfma(x, b0, c00), vfma(x, b1, c01)
+        x = vsplat(a[p, 1])
+        c10, c11 = vfma(x, b0, c10), vfma(x, b1, c11)
+        x = vsplat(a[p, 2])
+        c20, c21 = vfma(x, b0, c20), vfma(x, b1, c21)
+        x = vsplat(a[p, 3])
+        c30, c31 = vfma(x, b0, c30), vfma(x, b1, c31)
+        x = vsplat(a[p, 4])
+        c40, c41 = vfma(x, b0, c40), vfma(x, b1, c41)
+        x = vsplat(a[p, 5])
+        c50, c51 = vfma(x, b0, c50), vfma(x, b1, c51)
+    vstore(c, c_at, c00), vstore(c, c_at + LANES, c01)
+    vstore(c, c_at + c_stride, c10), vstore(c, c_at + c_stride + LANES, c11)
+    vstore(c, c_at + 2 * c_stride, c20), vstore(c, c_at + 2 * c_stride + LANES, c21)
+    vstore(c, c_at + 3 * c_stride, c30), vstore(c, c_at + 3 * c_stride + LANES, c31)
+    vstore(c, c_at + 4 * c_stride, c40), vstore(c, c_at + 4 * c_stride + LANES, c41)
+    vstore(c, c_at + 5 * c_stride, c50), vstore(c, c_at + 5 * c_stride + LANES, c51)
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")

@@ -18,7 +18,7 @@ The operations (any float dtype; ``offset`` counts elements of a C-contiguous ar
     vsplat(x)              -> vector of LANES copies of the scalar x
     vbroadcast(a, offset)  -> vector of LANES copies of a.flat[offset] (one broadcast load)
     vfma(a, b, c)          -> a * b + c, fused (one rounding)
-    vadd(a, b), vmul(a, b), vmax(a, b)   (vmax: of a NaN and a number, the number)
+    vadd(a, b), vsub(a, b), vmul(a, b), vmax(a, b)   (vmax: of a NaN and a number, the number)
     vsum(v)                -> the sum of the lanes (a scalar)
 
 None of them checks bounds: the caller guarantees ``offset + LANES <= a.size``.
@@ -45,6 +45,7 @@ __all__ = [
     "vmul",
     "vsplat",
     "vstore",
+    "vsub",
     "vsum",
 ]
 
@@ -250,6 +251,7 @@ def _binary(operation):
 
 
 vadd = _binary(lambda builder, context, t, x, y: builder.fadd(x, y))
+vsub = _binary(lambda builder, context, t, x, y: builder.fsub(x, y))
 vmul = _binary(lambda builder, context, t, x, y: builder.fmul(x, y))
 
 

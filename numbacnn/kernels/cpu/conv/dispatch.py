@@ -3,11 +3,13 @@
 Shapes: x (N, C, H, W), w (K, C/groups, KH, KW), b (K,) or None, out (N, K, OH, OW).
 
 Each entry says whether it can run a layer (``accepts(geometry)``: None, or the reason it cannot)
-and which passes it serves; all run forward and backward on one signature. A call takes the first
-entry that can run its pass and that no ordering rule (``RULES``: "should run", each with a name)
-sends on; the forward and the backward of a layer ask the same question, so both take one path.
-``NUMBACNN_CONV=<name>`` forces an entry (an error says why when it cannot run a layer);
-``NUMBACNN_VERBOSE=1`` names the entry each layer ran, ``=2`` also why the earlier ones declined.
+and which passes it serves (forward, input gradient, weight gradient, or the bias gradient alone);
+all run forward and backward on one signature. Each pass takes the first entry that can run it and
+that no ordering rule (``RULES``: "should run", each with a name) sends on; when the two gradients
+chose one entry, it computes both in one call (sharing what they share). ``NUMBACNN_CONV=<name>``
+forces an entry for the passes it serves (an error says why when it cannot run the layer), and
+``NUMBACNN_CONV=direct`` the table without Winograd; ``NUMBACNN_VERBOSE=1`` names the entry each
+pass ran, ``=2`` also why the earlier ones declined.
 Every entry runs in numba's one thread pool (no library GEMM) and gives results that do not
 depend on the thread count. docs/DESIGN.md repeats the table; a test holds the two together.
 """
@@ -17,11 +19,13 @@ from typing import Callable, NamedTuple
 
 from ... import verbose
 from ..simd import LANES
-from . import direct_channels, direct_positions, pointwise
+from . import direct_channels, direct_positions, pointwise, winograd
 from .bias import bias_grad
 from .geometry import Geometry
 
-FORWARD, BACKWARD, BIAS = "forward", "backward", "bias"  # the passes: a bias pass needs db alone
+# The passes; a bias pass is a backward that needs db alone (a frozen layer with no dx).
+FORWARD, INPUT_GRAD, WEIGHT_GRAD, BIAS = "forward", "input_grad", "weight_grad", "bias_grad"
+CONV_PASSES = (FORWARD, INPUT_GRAD, WEIGHT_GRAD)
 
 
 class Implementation(NamedTuple):
@@ -53,23 +57,29 @@ IMPLEMENTATIONS = (
         "the bias gradient alone (a frozen layer that needs no dx): dy summed",
     ),
     Implementation(
-        "pointwise", (FORWARD, BACKWARD), pointwise.accepts, pointwise.forward, pointwise.backward,
+        "pointwise", CONV_PASSES, pointwise.accepts, pointwise.forward, pointwise.backward,
         "matrix products on the NCHW planes, on the GEMM micro-kernel",
     ),
     Implementation(
-        "subsample", (FORWARD, BACKWARD), pointwise.accepts_strided, pointwise.forward_strided,
+        "subsample", CONV_PASSES, pointwise.accepts_strided, pointwise.forward_strided,
         pointwise.backward_strided, "a copy of every stride-th pixel, then pointwise",
     ),
     Implementation(
-        "direct_positions", (FORWARD, BACKWARD), direct_positions.accepts, direct_positions.forward,
+        "direct_positions", CONV_PASSES, direct_positions.accepts, direct_positions.forward,
         direct_positions.backward, "direct convolution on flat padded planes, vectorised over positions",
     ),
     Implementation(
-        "direct_channels", (FORWARD, BACKWARD), direct_channels.accepts, direct_channels.forward,
+        "direct_channels", CONV_PASSES, direct_channels.accepts, direct_channels.forward,
         direct_channels.backward,
         "direct convolution vectorised over output channels, one gather per pass (per stride phase of dx)",
     ),
+    Implementation(
+        "winograd", (FORWARD, INPUT_GRAD), winograd.accepts, winograd.forward, winograd.backward,
+        "Winograd F(2x2, 3x3): 16 products per channel pair instead of 36, vectorised over tiles; after "
+        "direct_channels, so forced only (slower here: benchmarks/NOTES.md, entry 48)",
+    ),
 )  # fmt: skip
+DIRECT = tuple(entry.name for entry in IMPLEMENTATIONS if entry.name != "winograd")  # NUMBACNN_CONV=direct
 BY_NAME = {entry.name: entry for entry in IMPLEMENTATIONS}
 
 # Planes below MIN_POSITIONS outputs waste too much of direct_positions' wide rows and whole tiles
@@ -92,29 +102,38 @@ RULES = (
 )  # fmt: skip
 
 
-def _forced():
-    """The entry NUMBACNN_CONV names, or None; an unknown name is an error listing the known."""
+def _allowed():
+    """The entries NUMBACNN_CONV allows, or None (all); an unknown name is an error listing them."""
     name = os.environ.get("NUMBACNN_CONV", "").strip()
     if not name:
         return None
+    if name == "direct":
+        return DIRECT
     if name not in BY_NAME or BY_NAME[name].passes == (BIAS,):
-        known = ", ".join(e.name for e in IMPLEMENTATIONS if e.passes != (BIAS,))
+        known = ", ".join(["direct"] + [e.name for e in IMPLEMENTATIONS if e.passes != (BIAS,)])
         raise ValueError(f"NUMBACNN_CONV={name!r}: no such convolution implementation (known: {known})")
-    return BY_NAME[name]
+    return (name,)
 
 
 def choose(g, pass_):
     """(entry, [(name, why it declined)]) for a pass of the layer ``g``: the first that accepts it and
-    that no rule sends on, or the one NUMBACNN_CONV forces (a ValueError saying why it cannot)."""
-    forced = _forced() if pass_ != BIAS else None  # a bias pass runs no convolution to force
-    if forced is not None:
+    that no rule sends on. NUMBACNN_CONV=<entry> forces that entry for the passes it serves (a
+    ValueError saying why when it cannot run the layer); =direct leaves Winograd out."""
+    allowed = _allowed() if pass_ != BIAS else None  # a bias pass runs no convolution to force
+    if allowed is not None and len(allowed) == 1 and pass_ in BY_NAME[allowed[0]].passes:
+        forced = BY_NAME[allowed[0]]
         reason = forced.accepts(g)
         if reason is not None:
             raise ValueError(f"NUMBACNN_CONV={forced.name} cannot run conv2d of {g.describe()}: {reason}")
         return forced, []
     declined = []
     for entry in IMPLEMENTATIONS:
-        reason = f"it runs no {pass_} pass" if pass_ not in entry.passes else entry.accepts(g)
+        if pass_ not in entry.passes:
+            reason = f"it runs no {pass_} pass"
+        elif allowed is not None and len(allowed) > 1 and entry.name not in allowed:
+            reason = "left out by NUMBACNN_CONV"
+        else:
+            reason = entry.accepts(g)
         if reason is None:
             rule = next((r for r in RULES if r.sends_on == entry.name and r.applies(g)), None)
             if rule is None:
@@ -135,7 +154,7 @@ def conv2d_forward(out, x, w, b, stride, padding, dilation, groups):
     """out (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C/groups, KH, KW)) + b (K,) or None."""
     g = Geometry.of(x, w, stride, padding, dilation, groups)
     entry, declined = choose(g, FORWARD)
-    _report("forward", entry, declined, g)
+    _report(FORWARD, entry, declined, g)
     entry.forward(out, x, w, b, g)
 
 
@@ -143,14 +162,28 @@ def conv2d_backward(dx, dw, db, dy, x, w, stride, padding, dilation, groups):
     """Gradients of conv2d_forward given dy (N, K, OH, OW).
 
     dx (N, C, H, W) is overwritten; dw (K, C/groups, KH, KW) and db (K,) are accumulated. Each is
-    skipped if None (a frozen weight gets no gradient computed).
+    skipped if None (a frozen weight gets no gradient computed). Each gradient asks the table for
+    its entry; one entry that both chose computes both in one call.
     """
     if dx is None and dw is None and db is None:
         return
     g = Geometry.of(x, w, stride, padding, dilation, groups)
-    entry, declined = choose(g, BIAS if dx is None and dw is None else BACKWARD)
-    _report("backward", entry, declined, g)
-    entry.backward(dx, dw, db, dy, x, w, g)
+    if dx is None and dw is None:
+        entry, declined = choose(g, BIAS)
+        _report(BIAS, entry, declined, g)
+        entry.backward(None, None, db, dy, x, w, g)
+        return
+    chosen = {}
+    for pass_, wanted in ((INPUT_GRAD, dx), (WEIGHT_GRAD, dw)):
+        if wanted is not None:
+            entry, declined = choose(g, pass_)
+            _report(pass_, entry, declined, g)
+            chosen[pass_] = entry
+    if len(set(chosen.values())) == 1:
+        next(iter(chosen.values())).backward(dx, dw, db, dy, x, w, g)
+    else:
+        chosen[WEIGHT_GRAD].backward(None, dw, db, dy, x, w, g)
+        chosen[INPUT_GRAD].backward(dx, None, None, dy, x, w, g)
 
 
-__all__ = ["BY_NAME", "IMPLEMENTATIONS", "RULES", "Geometry", "choose", "conv2d_backward", "conv2d_forward"]
+__all__ = ["BY_NAME", "DIRECT", "IMPLEMENTATIONS", "RULES", "Geometry", "choose", "conv2d_backward", "conv2d_forward"]
