@@ -27,6 +27,7 @@ from . import (  # noqa: E402
     models,
     onnx,
     optim,
+    training,
 )
 from .init import manual_seed  # noqa: E402
 from .layers.params import Parameter  # noqa: E402
@@ -50,5 +51,6 @@ __all__ = [
     "models",
     "onnx",
     "optim",
+    "training",
     "__version__",
 ]

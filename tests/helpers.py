@@ -202,8 +202,21 @@ def at_all_threads_and_one(run):
     return results
 
 
-def gather_ref(images, labels, indices, scale, shift, offsets, flips, pad):
-    """The batch, one pixel at a time: crop with a zero border, mirror, then normalise."""
+def splitmix_uniform(seed, index):
+    """The counter-based uniform in [0, 1) the kernels draw (splitmix64's finaliser, top 24 bits),
+    written with Python integers modulo 2**64."""
+    mask = 2**64 - 1
+    z = (seed * 0x9E3779B97F4A7C15 + index + 0x632BE59BD9B4E019) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    z ^= z >> 31
+    return (z >> 40) / 16777216.0
+
+
+def gather_ref(images, labels, indices, scale, shift, offsets, flips, pad, erase=None, erase_seed=0):
+    """The batch, one pixel at a time: crop with a zero border, mirror, then normalise; inside the
+    rectangle erase[b] = (y0, y1, x0, x1, position) the pixel is 255 * splitmix_uniform(seed, its
+    index in the global batch) instead."""
     _, channels, height, width = images.shape
     out = np.empty((len(indices), channels, height, width))
     for b, src in enumerate(indices):
@@ -214,8 +227,18 @@ def gather_ref(images, labels, indices, scale, shift, offsets, flips, pad):
                     sx = (width - 1 - x if flips[b] else x) + offsets[b, 1] - pad
                     inside = 0 <= sy < height and 0 <= sx < width
                     value = float(images[src, c, sy, sx]) if inside else 0.0
+                    if erase is not None and erase[b, 0] <= y < erase[b, 1] and erase[b, 2] <= x < erase[b, 3]:
+                        index = ((int(erase[b, 4]) * channels + c) * height + y) * width + x
+                        value = 255.0 * splitmix_uniform(erase_seed, index)
                     out[b, c, y, x] = value * scale[c] + shift[c]
     return out, labels[indices]
+
+
+def erase_case():
+    """Rectangles for gather_case's batch of 4 (6 x 5 images): a corner, none, the whole image, a
+    column; positions as if the batch were a rank's share of a larger one."""
+    erase = np.array([[0, 2, 0, 3, 4], [0, 0, 0, 0, 5], [0, 6, 0, 5, 6], [1, 5, 4, 5, 7]], np.int64)
+    return erase, 2**61 + 12345
 
 
 def gather_case(rng, pad):

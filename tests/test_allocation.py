@@ -62,9 +62,10 @@ def test_training_step_reuses_every_buffer(build, shape):
     # Every convolution or pooling output of these nets is >= 50 KB, so a temporary of that kind
     # would show up in the peak, and so would per-task kernel scratch (numba's np.empty inside a
     # prange body, sized by the SIMD width: tests/test_lane_widths.py runs this at every width).
-    # What remains is Python bookkeeping: argument tuples, array views, floats. Smaller arrays are
-    # covered by the buffer identities above.
-    assert peak < 24 * 1024, f"a warm training step allocated {peak} bytes at peak"
+    # What remains is Python bookkeeping: argument tuples, array views, floats, which pile up over
+    # the three steps until the cyclic collector clears its free lists (benchmarks/NOTES.md, entry
+    # 49). Smaller arrays are covered by the buffer identities above.
+    assert peak < 40 * 1024, f"a warm training step allocated {peak} bytes at peak"
 
 
 ALLOCATORS = {"empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ones_like", "full_like", "array", "copy"}

@@ -37,4 +37,4 @@ def test_signatures_match(name):
 def test_outputs_come_first(name):
     """Outputs first: every kernel's first parameter is an array it writes."""
     first = next(iter(_signature(getattr(cpu, name)).parameters))
-    assert first in ("out", "dx", "losses", "dlogits", "loss", "dpred", "param", "dweight", "sums")
+    assert first in ("out", "dx", "losses", "dlogits", "loss", "dpred", "param", "dweight", "sums", "average")

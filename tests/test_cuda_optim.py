@@ -1,4 +1,5 @@
-"""kernels/cuda/optim.py against the CPU: SGD (momentum, Nesterov, none) and Adam/AdamW steps."""
+"""kernels/cuda/optim.py against the CPU: SGD (momentum, Nesterov, none) and Adam/AdamW steps, and
+the weight average's update (ema_update)."""
 
 import numpy as np
 import pytest
@@ -30,3 +31,14 @@ def test_optimizer_step_parity(name, kwargs, rng, cuda):
     getattr(cuda_kernels, name)(*gpu_arrays, **kwargs)
     for a, b in zip(cpu_arrays, gpu_arrays):
         np.testing.assert_allclose(host(b), a, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ema_update_parity(dtype, rng, cuda):
+    average, value = (rng.standard_normal(37).astype(dtype) for _ in range(2))
+    expected = average.copy()
+    cpu_kernels.ema_update(expected, value, 0.99)
+    on_gpu = cuda.asarray(average)
+    cuda_kernels.ema_update(on_gpu, cuda.asarray(value), 0.99)
+    assert host(on_gpu).dtype == dtype
+    np.testing.assert_allclose(host(on_gpu), expected, rtol=1e-6, atol=1e-7)

@@ -16,7 +16,8 @@ import numbacnn as nc
 from numbacnn.errors import RunFolderError, TrainingDiverged
 from numbacnn.formats.checkpoint import load_checkpoint, save_checkpoint
 from numbacnn.training import trainer as train_module
-from numbacnn.training.config import build_trainer, load_data, resolve_config, usable_device
+from numbacnn.training.config import build_trainer, load_data, resolve_config
+from numbacnn.training.resuming import usable_device
 from numbacnn.training.runs import RunFolder
 
 SMALL = ["--dataset", "synthetic", "--synthetic-size", 64, "--quiet"]

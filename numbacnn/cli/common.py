@@ -54,7 +54,7 @@ def load_data_or_exit(config):
 def load_checkpoint_or_exit(path):
     """(model_state, optim_state, sched_state, meta) with meta["config"] checked, or exit 4."""
     from ..formats.checkpoint import CheckpointError, load_checkpoint
-    from ..training.config import check_checkpoint_config
+    from ..training.resuming import check_checkpoint_config
 
     try:
         model_state, optim_state, sched_state, meta = load_checkpoint(path)
@@ -62,6 +62,16 @@ def load_checkpoint_or_exit(path):
     except CheckpointError as e:
         fail(str(e), EXIT_CHECKPOINT)
     return model_state, optim_state, sched_state, meta
+
+
+def weights_of(model_state, meta):
+    """The weights a checkpoint's model runs with: the averaged ones when the run kept them (--ema),
+    said on stderr, else the raw ones."""
+    average = meta.get("average")
+    if average is None:
+        return model_state
+    click.echo(f"note: using the averaged weights (--ema {meta['config'].get('ema')})", err=True)
+    return average
 
 
 def checkpoint_model(checkpoint):
@@ -77,7 +87,7 @@ def checkpoint_model(checkpoint):
         fail(f"{checkpoint}: the checkpoint does not record its data set's {e}", EXIT_CHECKPOINT)
     try:
         model = build_model(config, facts)
-        model.load_state_dict(model_state)
+        model.load_state_dict(weights_of(model_state, meta))
     except (KeyError, ValueError, TypeError) as e:
         fail(f"{checkpoint}: {e}", EXIT_CHECKPOINT)
     return model.eval(), facts, config
@@ -146,3 +156,25 @@ class FiniteFloat(click.ParamType):
         if self.high is not None and number > self.high:
             self.fail(f"{value!r} must be <= {self.high}", param, ctx)
         return number
+
+
+class FloatRange(click.ParamType):
+    """ "LOW,HIGH": two finite floats with low <= LOW <= HIGH <= high (e.g. --erasing-area 0.02,0.4)."""
+
+    name = "low,high"
+
+    def __init__(self, low, high, low_open=False):
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (tuple, list)):
+            return tuple(value)
+        try:
+            lo, hi = (float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not two numbers LOW,HIGH (e.g. 0.02,0.4)", param, ctx)
+        in_range = (lo > self.low if self.low_open else lo >= self.low) and hi <= self.high
+        if not (math.isfinite(lo) and math.isfinite(hi) and in_range and lo <= hi):
+            bound = f"{'>' if self.low_open else '>='} {self.low}"
+            self.fail(f"{value!r}: need LOW <= HIGH, LOW {bound}, HIGH <= {self.high}", param, ctx)
+        return (lo, hi)

@@ -16,12 +16,33 @@ from .common import (
     load_checkpoint_or_exit,
     output_names,
     read_batch,
+    weights_of,
 )
 from .main import main
+
+TTA_OPTION = click.option(
+    "--tta",
+    type=click.Choice(["flip"]),
+    default=None,
+    help="Test-time augmentation: average the softmax of each image and of its mirror "
+    "(for checkpoints trained with flips, --augment).",
+)
+
+
+def _check_tta(tta, config, checkpoint):
+    """Exit 2 for --tta flip on a checkpoint trained without flips: there a mirror image is not an
+    image of the same class to the model, and averaging over it would be a guess."""
+    if tta == "flip" and not config.get("augment"):
+        fail(
+            f"--tta flip: {checkpoint} was trained without flips (--no-augment), so a mirrored image is "
+            "not one the model learned to see as the same class; leave --tta out",
+            EXIT_USAGE,
+        )
 
 
 @main.command(
     epilog="\b\nExamples:\n  numbacnn evaluate runs/lenet5/checkpoint.npz\n  numbacnn evaluate CKPT --json\n"
+    "  numbacnn evaluate CKPT --tta flip               # mean of each image and its mirror\n"
     "  numbacnn evaluate CKPT --plot confusion.png     # needs matplotlib"
 )
 @click.argument("checkpoint", type=click.Path())
@@ -41,24 +62,27 @@ from .main import main
     default=None,
     help="Also write the confusion matrix as a PNG image (needs matplotlib).",
 )
-def evaluate(checkpoint, dataset, data_dir, device, as_json, plot_path):
+@TTA_OPTION
+def evaluate(checkpoint, dataset, data_dir, device, as_json, plot_path, tta):
     """Test-set accuracy (top-1, top-5), per-class precision/recall and confusion matrix."""
     from ..losses import CrossEntropyLoss
     from ..runtime.device import DeviceError
     from ..training import metrics
-    from ..training.config import build_model, evaluation_loader, usable_device
+    from ..training.config import build_model, evaluation_loader
     from ..training.evaluation import evaluate as run_eval
+    from ..training.resuming import usable_device
     from .data_options import evaluation_data
 
     model_state, _, _, meta = load_checkpoint_or_exit(checkpoint)
     config = dict(meta["config"], data_dir=data_dir or meta["config"].get("data_dir"))
+    _check_tta(tta, config, checkpoint)
     config["device"], note = usable_device(config["device"], device)
     if note:
         click.echo(f"note: {note}", err=True)
     dataset = evaluation_data(config, dataset, checkpoint)
     try:
         model = build_model(config, dataset)
-        model.load_state_dict(model_state)
+        model.load_state_dict(weights_of(model_state, meta))
     except DeviceError as e:
         fail(str(e), EXIT_USAGE)
     except (KeyError, ValueError, TypeError) as e:
@@ -68,7 +92,7 @@ def evaluate(checkpoint, dataset, data_dir, device, as_json, plot_path):
     if plot_path and not plots.available():
         fail("--plot needs matplotlib: pip install 'numbacnn[plot]'", 2)
     classes = output_names(dataset.classes, model.output_shape((1, *dataset.image_shape))[1])
-    result = run_eval(model, evaluation_loader(config, dataset), CrossEntropyLoss(), len(classes))
+    result = run_eval(model, evaluation_loader(config, dataset), CrossEntropyLoss(), len(classes), tta=tta)
     precision, recall = metrics.per_class(result["confusion"])
     if plot_path:
         plots.plot_confusion(
@@ -85,6 +109,7 @@ def evaluate(checkpoint, dataset, data_dir, device, as_json, plot_path):
                     "top1": result["top1"],
                     "top5": result["top5"],
                     "samples": result["samples"],
+                    "tta": tta,
                     "classes": classes,
                     "precision": precision.tolist(),
                     "recall": recall.tolist(),
@@ -94,7 +119,8 @@ def evaluate(checkpoint, dataset, data_dir, device, as_json, plot_path):
         )
         return
     click.echo(
-        f"{config['model']} on {config['dataset']} test set ({result['samples']} images): "
+        f"{config['model']} on {config['dataset']} test set ({result['samples']} images"
+        f"{', flip TTA' if tta else ''}): "
         f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%\n"
     )
     click.echo(metrics.format_report(result["confusion"], classes))
@@ -150,17 +176,19 @@ def _image_paths(arguments):
     default=None,
     help="Also write path,class,probability rows (top-k per image) to this CSV file.",
 )
-def predict(checkpoint, images, top_k, as_json, csv_path):
+@TTA_OPTION
+def predict(checkpoint, images, top_k, as_json, csv_path, tta):
     """Top-k class names with probabilities for each IMAGE file, or every image in a FOLDER."""
     from ..formats.atomic import atomic_write
-    from ..layers import Softmax
+    from ..training.evaluation import class_probabilities
 
-    model, facts, _ = checkpoint_model(checkpoint)
+    model, facts, config = checkpoint_model(checkpoint)
+    _check_tta(tta, config, checkpoint)
     paths = _image_paths(images)
     results, classes = [], None
     for start in range(0, len(paths), PREDICT_CHUNK):
         chunk = paths[start : start + PREDICT_CHUNK]
-        probs = Softmax()(model(read_batch(chunk, facts)))
+        probs = class_probabilities(model, read_batch(chunk, facts), tta)
         classes = classes or output_names(facts.classes, probs.shape[1])
         for path, p in zip(chunk, probs):
             order = np.argsort(-p, kind="stable")[:top_k]

@@ -20,6 +20,7 @@ from .common import (
 )
 from .data_options import DATASET_HELP, ClassList, own_data_options
 from .main import main, process_started_at
+from .recipe_options import recipe_options
 
 _SIGNAL_EXIT = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}
 _received = []
@@ -155,6 +156,7 @@ def _write_plots(trainer, config, classes, out):
     default=None,
     help="With --adversarial: the fraction of each batch replaced (default 0.5).",
 )
+@recipe_options
 @click.option(
     "--distributed",
     is_flag=True,
@@ -270,14 +272,8 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
     from ..errors import CheckpointError, RunFolderError, TrainingDiverged
     from ..runtime import quick_start
     from ..runtime.device import DeviceError
-    from ..training.config import (
-        build_trainer,
-        own_data_settings,
-        rescale_for_world,
-        resolve_config,
-        resume_config,
-        usable_device,
-    )
+    from ..training.config import build_trainer, own_data_settings, resolve_config
+    from ..training.resuming import rescale_for_world, resume_config, usable_device
     from . import plots as plotting
 
     if quick_start.enabled():  # numba's target starts while the data loads (quick_start.py)
@@ -312,6 +308,9 @@ def _train(model, resume, out, force, checkpoint_every, quiet, as_json, plots, o
             config = resolve_config(model, **options)
         except ValueError as e:
             raise click.UsageError(str(e))
+        for option in ("erasing_area", "erasing_ratio"):
+            if options[option] is not None and not config["random_erasing"]:
+                raise click.UsageError(f"--{option.replace('_', '-')} needs --random-erasing P")
     with _open_run_folder_on_main(world, out, config["model"], resume, force) as folder:
         out = folder.path if folder is not None else None
         dataset = load_data_or_exit(config)

@@ -2,13 +2,37 @@
 
 Iterating never copies the data set: each batch is gathered from the uint8 images straight into
 one reused float32 buffer, normalised ((v/255 - mean) / std), optionally randomly cropped (with
-zero padding) and flipped. Every random choice derives from (seed, epoch, batch), so an epoch can
-be resumed at any batch and reproduce the same data.
+zero padding) and flipped, and randomly erased (Zhong et al. 2020: a rectangle of random pixels).
+Every random choice derives from (seed, epoch, batch), so an epoch can be resumed at any batch and
+reproduce the same data.
 """
+
+import math
 
 import numpy as np
 
 from ..runtime.device import CPU
+
+
+def erasing_rectangles(rng, count, height, width, p, area=(0.02, 0.4), ratio=(0.3, 3.3), attempts=10):
+    """(count, 4) rows (y0, y1, x0, x1) of random erasing (Zhong et al. 2020, as timm draws it): with
+    probability ``p`` a rectangle covering a fraction of the image uniform in ``area``, its aspect
+    ratio h / w log-uniform in ``ratio``, placed uniformly; a size that does not fit is drawn again
+    (up to ``attempts`` times). Rows (0, 0, 0, 0) erase nothing."""
+    rects = np.zeros((count, 4), np.int64)
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for b in range(count):
+        if rng.random() >= p:
+            continue
+        for _ in range(attempts):
+            target = rng.uniform(*area) * height * width
+            aspect = math.exp(rng.uniform(*log_ratio))
+            h, w = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+            if 0 < h < height and 0 < w < width:
+                y0, x0 = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+                rects[b] = (y0, y0 + h, x0, x0 + w)
+                break
+    return rects
 
 
 class DataLoader:
@@ -38,6 +62,7 @@ class DataLoader:
         drop_last=False,
         rank=0,
         world_size=1,
+        erasing=None,
     ):
         if images.dtype != np.uint8 or images.ndim != 4:
             raise TypeError(
@@ -59,6 +84,8 @@ class DataLoader:
         std = np.broadcast_to(np.asarray(std, np.float32), (channels,))
         self.scale = (1.0 / (255.0 * std)).astype(np.float32)
         self.shift = (-mean / std).astype(np.float32)
+        # Random erasing: None, or (p, (area low, high), (ratio low, high)).
+        self.erasing = erasing if erasing and erasing[0] > 0 else None
         self._buffers = {}
 
     @property
@@ -92,6 +119,7 @@ class DataLoader:
         share = slice(self.rank, None, self.world_size)
         for b in range(start_batch, len(self)):
             idx = order[b * size : (b + 1) * size]
+            erase, erase_seed = self._erasing(epoch, b, len(idx), share)
             if self.augment:
                 rng = np.random.default_rng([self.seed, epoch, b, 1])
                 offsets = rng.integers(0, 2 * self.pad + 1, size=(len(idx), 2))[share]
@@ -101,8 +129,24 @@ class DataLoader:
                 offsets = np.full((len(idx), 2), 0, np.int64)
                 flips = np.zeros(len(idx), np.bool_)
             x, y = self._buffer(len(idx))
-            CPU.ops.gather_batch(x, y, self.images, self.labels, idx, self.scale, self.shift, offsets, flips, self.pad)
+            CPU.ops.gather_batch(
+                x, y, self.images, self.labels, idx, self.scale, self.shift, offsets, flips, self.pad, erase, erase_seed
+            )
             yield x, y
+
+    def _erasing(self, epoch, b, count, share):
+        """(erase (B, 5) rows (y0, y1, x0, x1, position in the global batch) or None, seed) of batch
+        b, whose global batch holds ``count`` images: drawn for the global batch, as crops and
+        flips are, so that the ranks take their share of one draw."""
+        if self.erasing is None:
+            return None, 0
+        rng = np.random.default_rng([self.seed, epoch, b, 2])
+        seed = int(rng.integers(0, 2**62))
+        p, area, ratio = self.erasing
+        height, width = self.images.shape[2], self.images.shape[3]
+        rects = erasing_rectangles(rng, count, height, width, p, area, ratio)
+        erase = np.concatenate([rects, np.arange(count)[:, None]], axis=1)
+        return np.ascontiguousarray(erase[share]), seed
 
     def __iter__(self):
         return self.epoch(0)

@@ -1,4 +1,6 @@
-"""Checkpoints: one .npz (no pickle) holding model, optimizer and schedule arrays plus JSON metadata.
+"""Checkpoints: one .npz (no pickle) holding model, optimizer and schedule arrays plus JSON metadata,
+and the averaged weights of a run trained with --ema (group "average/", beside the raw "model/";
+older readers skip a group they do not know).
 
 Writes are atomic (atomic.py): a crash or Ctrl-C never leaves a half-written checkpoint where a
 good one was. Reads go through npz.py, which checks everything before it allocates.
@@ -41,9 +43,11 @@ def save_checkpoint(
     optimizer_state: Mapping[str, np.ndarray] | None = None,
     schedule_state: Mapping[str, np.ndarray] | None = None,
     meta: dict | None = None,
+    average_state: Mapping[str, np.ndarray] | None = None,
 ) -> str | os.PathLike:
-    """Atomically write a checkpoint to ``path`` (.npz)."""
+    """Atomically write a checkpoint to ``path`` (.npz); ``average_state`` the averaged weights."""
     arrays = {f"model/{k}": v for k, v in model_state.items()}
+    arrays.update({f"average/{k}": v for k, v in (average_state or {}).items()})
     arrays.update({f"optim/{k}": v for k, v in (optimizer_state or {}).items()})
     arrays.update({f"sched/{k}": v for k, v in (schedule_state or {}).items()})
     meta = dict(meta or {}, format=FORMAT_VERSION)
@@ -55,7 +59,8 @@ def load_checkpoint(
     path: str | os.PathLike,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], dict]:
     """(model_state, optimizer_state, schedule_state, meta) from ``path``, or CheckpointError
-    (also for a weight or optimizer state that is NaN or infinite: numbacnn never writes one)."""
+    (also for a weight or optimizer state that is NaN or infinite: numbacnn never writes one).
+    ``meta["average"]`` holds the averaged weights (a state dict) when the run kept them."""
     arrays = read_npz(path)
     if "meta" not in arrays:
         raise CheckpointError(f"{path} is not a numbacnn checkpoint (no metadata)")
@@ -64,13 +69,16 @@ def load_checkpoint(
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({e})") from None
     _check_meta(path, meta)
-    parts = {"model": {}, "optim": {}, "sched": {}}
+    parts = {"model": {}, "optim": {}, "sched": {}, "average": {}}
     for k, v in arrays.items():
         group, _, name = k.partition("/")
         if group in parts:
             parts[group][name] = v
     require_finite(path, parts["model"])
     require_finite(path, parts["optim"], "optimizer state")
+    require_finite(path, parts["average"], "averaged weight")
+    if parts["average"]:
+        meta["average"] = parts["average"]
     return parts["model"], parts["optim"], parts["sched"], meta
 
 

@@ -74,14 +74,14 @@ KERNELS_BY_MODULE = {
     ),
     "loss": ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "mse_forward", "mse_backward"),
     "softmax": ("softmax_forward", "softmax_backward"),
-    "optim": ("sgd_step", "adam_step"),
+    "optim": ("sgd_step", "adam_step", "ema_update"),
 }
 KERNEL_NAMES = tuple(name for names in KERNELS_BY_MODULE.values() for name in names)
 
 # Integer arguments that change from call to call (a dropout seed, an optimizer's step count) and
 # never choose a kernel's compiled code. Every other integer argument may (quick start keys calls
 # by those values).
-PER_CALL_SCALARS = ("seed", "step")
+PER_CALL_SCALARS = ("seed", "step", "erase_seed")
 
 
 def bind_kernels(namespace, package):

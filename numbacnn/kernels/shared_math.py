@@ -198,3 +198,17 @@ def adam_scalars(lr, beta1, beta2, eps, weight_decay, decoupled, step):
     l2 = 0.0 if decoupled else weight_decay
     decay_factor = 1.0 - lr * weight_decay if decoupled else 1.0
     return (step_size, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, l2, decay_factor, bias_correction2_sqrt)
+
+
+def ema_element(average, value, decay, one_minus_decay):
+    """One element of an exponential moving average: decay average + (1 - decay) value (the "1 -"
+    precomputed in the array's dtype)."""
+    return decay * average + one_minus_decay * value
+
+
+def erased_value(seed, position, c, y, x, channels, height, width):
+    """The random pixel value (0..255) random erasing puts at (c, y, x) of the image at ``position``
+    of its global batch: the dropout hash of that pixel's index, so every backend and every rank
+    draws the same."""
+    index = ((position * channels + c) * height + y) * width + x
+    return 255.0 * uniform_hash(seed, index)

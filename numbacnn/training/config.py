@@ -7,17 +7,12 @@ from types import SimpleNamespace
 
 from .. import init, losses, models, optim
 from ..data import DATASET_NAMES, DataLoader, dataset_key, load_dataset, load_own, subset
-from ..errors import CheckpointError
 from ..runtime.devices import get_device
+from .recipes import RECIPES
 from .trainer import Trainer
 
 __all__ = [
     "precompile",
-    "CHANGEABLE_ON_RESUME",
-    "rescale_for_world",
-    "check_checkpoint_config",
-    "resume_config",
-    "usable_device",
     "BASE",
     "MODEL_DEFAULTS",
     "build_model",
@@ -67,15 +62,28 @@ BASE = {
     "data_dir": None,
     "label_smoothing": 0.0,
     "synthetic_size": 2048,
+    # Random erasing (off by default; Zhong et al.'s setting is 0.5) and weight averaging (off).
+    "random_erasing": 0.0,
+    "erasing_area": [0.02, 0.4],
+    "erasing_ratio": [0.3, 3.3],
+    "ema": 0.0,
+    "nesterov": False,
+    "recipe": None,
 }
 
 
-def resolve_config(model, **options):
-    """Defaults for ``model`` overridden by every option that is not None (ValueError naming the
-    registered models for an unknown one)."""
+def resolve_config(model, recipe=None, **options):
+    """Defaults for ``model``, then those of ``recipe`` (recipes.py), overridden by every option
+    that is not None (ValueError naming the registered models for an unknown one)."""
     config = dict(BASE, **MODEL_DEFAULTS[models.family(model)], model=model)
+    if recipe is not None:
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}: {', '.join(sorted(RECIPES))}")
+        config.update(RECIPES[recipe][1], recipe=recipe)
     config.update({k: v for k, v in options.items() if v is not None})
     config["dataset"] = dataset_key(config["dataset"])
+    for key in ("erasing_area", "erasing_ratio"):  # JSON keeps lists: compare like with like
+        config[key] = [float(v) for v in config[key]]
     return config
 
 
@@ -208,6 +216,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
         pad=2 if dataset.image_shape[1] <= 28 else 4,
         rank=world.rank,
         world_size=world.size,
+        erasing=(config.get("random_erasing", 0.0), config.get("erasing_area"), config.get("erasing_ratio")),
     )
     val_loader = evaluation_loader(config, dataset, world=world)
     params = model.parameters()
@@ -258,6 +267,7 @@ def build_trainer(config, dataset, out_dir=None, progress=True, checkpoint_every
         checkpoint_every=checkpoint_every,
         world=world,
         adversary=adversary,
+        ema=config.get("ema") or None,
     )
 
 
@@ -274,86 +284,6 @@ def evaluation_loader(config, dataset, batch_size=500, world=None):
         rank=rank,
         world_size=size,
     )
-
-
-def check_checkpoint_config(meta, path):
-    """The run configuration of a loaded checkpoint, checked: a registered model, a known data set
-    and every setting a run needs (CheckpointError naming what is wrong)."""
-    config = dict(meta["config"])
-    model = config.get("model")
-    if not isinstance(model, str):
-        raise CheckpointError(f"{path}: the checkpoint names no model (got {model!r})")
-    try:
-        defaults = resolve_config(model)
-        config["dataset"] = dataset_key(str(config.get("dataset")))
-    except ValueError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    missing = sorted(k for k in defaults if k not in config)
-    if missing:
-        raise CheckpointError(f"{path}: the checkpoint's configuration lacks {', '.join(missing)}")
-    return config
-
-
-# What --resume may change: where the run computes and reads its data, and how long it goes on.
-# Anything else (learning rate, batch size, optimizer, seed, ...) would make the resumed run
-# differ from an uninterrupted one, so a different value is refused rather than ignored.
-CHANGEABLE_ON_RESUME = ("device", "data_dir", "epochs")
-
-
-def rescale_for_world(config, world_size):
-    """``config`` for resuming on ``world_size`` ranks: the global batch (ranks x per-rank batch)
-    is what the run is, so the per-rank batch size is rescaled to keep it; ValueError when it
-    cannot be divided evenly. Returns (config, note or None)."""
-    saved = int(config.get("world_size", 1))
-    if saved == world_size:
-        return config, None
-    global_batch = config["batch_size"] * saved
-    if global_batch % world_size:
-        raise ValueError(
-            f"the checkpoint was trained on {saved} ranks with batch {config['batch_size']} each (global batch "
-            f"{global_batch}), which {world_size} ranks cannot share evenly; use a number of ranks that divides it"
-        )
-    note = (
-        f"the checkpoint was trained on {saved} rank(s) with batch {config['batch_size']}; resuming on "
-        f"{world_size} with batch {global_batch // world_size} each (the same global batch {global_batch})"
-    )
-    return dict(config, batch_size=global_batch // world_size, world_size=world_size), note
-
-
-def resume_config(saved, options):
-    """The configuration to resume ``saved`` with: ``options`` (None = not given) may change
-    device, data_dir and epochs; a different value of any other setting is a ValueError naming it."""
-    config = dict(saved)
-    refused = []
-    for key, value in options.items():
-        if value is None:
-            continue
-        if key in CHANGEABLE_ON_RESUME:
-            config[key] = value
-            continue
-        if key == "dataset":
-            value = dataset_key(value)
-        if key in saved and saved[key] != value:
-            refused.append(f"--{key.replace('_', '-')} {value} (the checkpoint has {saved[key]})")
-    if refused:
-        raise ValueError(
-            "--resume continues a run exactly, so these cannot change: "
-            + "; ".join(refused)
-            + ". Only --device, --data-dir and --epochs may; start a new run for other settings."
-        )
-    return config
-
-
-def usable_device(saved, requested=None):
-    """(device name, note): ``requested`` when given, else the checkpoint's device, or the CPU (with
-    a note saying so) when the checkpoint was trained on CUDA and this machine has no GPU."""
-    from ..runtime.devices import cuda_available
-
-    if requested:
-        return requested, None
-    if saved == "cuda" and not cuda_available():
-        return "cpu", "the checkpoint was trained on CUDA; no GPU here, so it runs on the CPU"
-    return saved, None
 
 
 def precompile(model_name, input_shape=None):

@@ -11,6 +11,7 @@ A non-finite loss stops training before the bad step is saved: the last checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import CheckpointError, TrainingDiverged
 from ..formats.checkpoint import save_checkpoint
+from .averaging import WeightAverage
 from .evaluation import Uploader, evaluate
 from .progress import Progress, bar
 from .run_log import append_row, write_log
@@ -52,6 +54,7 @@ class Trainer:
         world=None,
         adversary=None,
         quick_start: bool = True,
+        ema: float | None = None,
     ):
         from ..distributed import World
 
@@ -69,6 +72,8 @@ class Trainer:
         # Adversarial training: a callable (model, x, y) -> x that replaces part of each batch by
         # adversarial examples before the step (adversarial.Adversary).
         self.adversary = adversary
+        # Weight averaging (averaging.py): evaluation and checkpoints use the average too.
+        self.average = WeightAverage(model, optimizer, ema) if ema else None
         self.config = dict(config or {})
         self.progress = Progress(progress and self.world.is_main)
         self.num_classes = num_classes
@@ -121,7 +126,11 @@ class Trainer:
             "running": self._running,
         }
         sched = self.schedule.state_dict() if self.schedule else None
-        save_checkpoint(path, self.model.state_dict(keep_nonpersistent=True), self.optimizer.state_dict(), sched, meta)
+        average = None
+        if self.average is not None:
+            average, meta["average_updates"] = self.average.state_dict(), self.average.updates
+        state = self.model.state_dict(keep_nonpersistent=True)
+        save_checkpoint(path, state, self.optimizer.state_dict(), sched, meta, average_state=average)
         self.last_good_checkpoint = path
         return path
 
@@ -156,6 +165,8 @@ class Trainer:
             )
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optim_state)
+        if self.average is not None and "average" in meta:
+            self.average.load_state_dict(meta["average"], meta.get("average_updates", 0))
         if self.schedule and sched_state:
             self.schedule.load_state_dict(sched_state)
         self.epoch, self.batch = epoch, batch
@@ -268,6 +279,8 @@ class Trainer:
         self.model.backward(self.loss.backward(scale=len(y) / seen))
         self.world.allreduce_sum(self.optimizer.storage.grad, self.model.device)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         if self.schedule:
             self.schedule.step()
         r = self._running
@@ -287,7 +300,10 @@ class Trainer:
         }
         if self.val_loader is not None:
             self.world.broadcast_buffers(self.model)  # rank 0's BatchNorm statistics everywhere
-            ev = evaluate(self.model, self.val_loader, self.loss, self.num_classes, world=self.world)
+            with self.average.in_use() if self.average is not None else contextlib.nullcontext():
+                if self.average is not None:
+                    self.world.broadcast_buffers(self.model)  # and rank 0's averaged ones
+                ev = evaluate(self.model, self.val_loader, self.loss, self.num_classes, world=self.world)
             row.update(val_loss=ev["loss"], val_acc=ev["top1"], val_top5=ev["top5"])
             self.last_confusion = ev["confusion"]
             if not math.isfinite(ev["loss"]):

@@ -44,3 +44,19 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_de
     t = param.dtype.type
     scalars = shared_math.adam_scalars(lr, beta1, beta2, eps, weight_decay, decoupled, step)
     _adam(param, grad, exp_avg, exp_avg_sq, *(t(v) for v in scalars))
+
+
+_ema_element = _math.ema_element
+
+
+@njit(parallel=True, cache=True)
+def _ema(average, value, decay, one_minus_decay):
+    for i in prange(average.size):
+        average[i] = _ema_element(average[i], value[i], decay, one_minus_decay)
+
+
+def ema_update(average, value, decay):
+    """average (M,) = decay average + (1 - decay) value (M,): one step of an exponential moving
+    average of weights (a run's flat parameter storage, or a buffer)."""
+    t = average.dtype.type
+    _ema(average.reshape(-1), value.reshape(-1), t(decay), t(1.0 - decay))

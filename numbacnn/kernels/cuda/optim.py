@@ -7,7 +7,7 @@ dtype so float32 stays float32 on the GPU).
 from numba import cuda
 
 from .. import shared_math
-from .launch import launch_1d, require_device
+from .launch import flat, launch_1d, require_device
 
 _math = shared_math.compiled("cuda", cuda.jit(device=True))
 _sgd_element = _math.sgd_element
@@ -46,3 +46,20 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_de
     t = param.dtype.type
     scalars = shared_math.adam_scalars(lr, beta1, beta2, eps, weight_decay, decoupled, step)
     launch_1d(_adam, param.size, param, grad, exp_avg, exp_avg_sq, *(t(v) for v in scalars))
+
+
+_ema_element = _math.ema_element
+
+
+@cuda.jit
+def _ema(average, value, decay, one_minus_decay):
+    for i in range(cuda.grid(1), average.size, cuda.gridsize(1)):
+        average[i] = _ema_element(average[i], value[i], decay, one_minus_decay)
+
+
+def ema_update(average, value, decay):
+    """average (M,) = decay average + (1 - decay) value (M,): one step of an exponential moving
+    average of weights (a run's flat parameter storage, or a buffer)."""
+    require_device("ema_update", average=average, value=value)
+    t = average.dtype.type
+    launch_1d(_ema, average.size, flat(average), flat(value), t(decay), t(1.0 - decay))

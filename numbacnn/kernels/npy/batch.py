@@ -2,10 +2,13 @@
 
 import numpy as np
 
+from .elementwise import hashes_at
 
-def gather_batch(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad):
+
+def gather_batch(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad, erase=None, erase_seed=0):
     """out (B, C, H, W) <- images[indices] scaled and shifted per channel, cropped at offsets - pad
-    and mirrored where flips; labels_out (B,) <- labels[indices]."""
+    and mirrored where flips, random pixels in the rectangles erase (B, 5) when given;
+    labels_out (B,) <- labels[indices]."""
     batch, channels, height, width = out.shape
     labels_out[:] = labels[indices]
     scale, shift = scale.reshape(-1, 1, 1), shift.reshape(-1, 1, 1)
@@ -16,3 +19,9 @@ def gather_batch(out, labels_out, images, labels, indices, scale, shift, offsets
         inside = ((sy >= 0) & (sy < height))[:, None] & ((sx >= 0) & (sx < width))[None, :]
         image = images[indices[b]][:, np.clip(sy, 0, height - 1)][:, :, np.clip(sx, 0, width - 1)]
         out[b] = np.where(inside, image * scale + shift, shift)
+        if erase is not None and erase[b, 1] > erase[b, 0] and erase[b, 3] > erase[b, 2]:
+            y0, y1, x0, x1, position = (int(v) for v in erase[b])
+            c, y, x = np.meshgrid(np.arange(channels), np.arange(y0, y1), np.arange(x0, x1), indexing="ij")
+            index = ((position * channels + c) * height + y) * width + x
+            values = 255.0 * hashes_at(erase_seed, index)
+            out[b, :, y0:y1, x0:x1] = values * scale + shift

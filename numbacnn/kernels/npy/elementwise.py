@@ -80,10 +80,16 @@ def add_relu_backward(dx, dy, y):
 
 
 def uniform_hashes(seed, count):
-    """shared_math.uniform_hash(seed, i) for i < count, vectorised (the same splitmix64 steps on uint64 arrays)."""
+    """shared_math.uniform_hash(seed, i) for i < count, vectorised."""
+    return hashes_at(seed, np.arange(count, dtype=np.uint64))
+
+
+def hashes_at(seed, indices):
+    """shared_math.uniform_hash(seed, i) for every i of ``indices`` (any shape), vectorised: the
+    same splitmix64 steps on uint64 arrays (which wrap silently, where scalars warn)."""
     u = np.uint64
-    seeds = np.full(count, seed, np.uint64)  # arrays: uint64 arrays wrap silently, scalars warn
-    z = seeds * u(0x9E3779B97F4A7C15) + np.arange(count, dtype=np.uint64) + u(0x632BE59BD9B4E019)
+    seeds = np.full(np.shape(indices), seed, np.uint64)
+    z = seeds * u(0x9E3779B97F4A7C15) + np.asarray(indices, np.uint64) + u(0x632BE59BD9B4E019)
     z = (z ^ (z >> u(30))) * u(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> u(27))) * u(0x94D049BB133111EB)
     z = z ^ (z >> u(31))

@@ -30,3 +30,10 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_de
     exp_avg[...] = m
     exp_avg_sq[...] = v
     param -= step_size * m / (np.sqrt(v) / bc2_sqrt + t(eps))
+
+
+def ema_update(average, value, decay):
+    """average (M,) = decay average + (1 - decay) value (M,): one step of an exponential moving
+    average of weights (a run's flat parameter storage, or a buffer)."""
+    t = average.dtype.type
+    average[...] = t(decay) * average + t(1.0 - decay) * value
