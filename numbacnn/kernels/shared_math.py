@@ -42,8 +42,9 @@ def sigmoid(v, one):
     return e / (one + e)
 
 
-def uniform_hash(seed, index):
-    """A counter-based uniform number in [0, 1) from (seed, index): the splitmix64 finaliser.
+def hash_bits(seed, index):
+    """24 random bits (an integer in [0, 2**24)) from (seed, index): the splitmix64 finaliser's top
+    bits, which float32 represents exactly.
 
     Everything is uint64 on purpose: numba types ``int64 * uint64`` as float64, which would make
     the hash depend on rounding. uint64 arithmetic wraps modulo 2**64 on both targets.
@@ -52,8 +53,12 @@ def uniform_hash(seed, index):
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
-    # The top 24 bits give a float that float32 represents exactly.
-    return np.float64(z >> np.uint64(40)) * (1.0 / 16777216.0)
+    return z >> np.uint64(40)
+
+
+def uniform_hash(seed, index):
+    """A counter-based uniform number in [0, 1) from (seed, index): ``hash_bits`` / 2**24."""
+    return np.float64(hash_bits(seed, index)) * (1.0 / 16777216.0)
 
 
 def row_max_and_exp_sum(x, n):
@@ -207,8 +212,9 @@ def ema_element(average, value, decay, one_minus_decay):
 
 
 def erased_value(seed, position, c, y, x, channels, height, width):
-    """The random pixel value (0..255) random erasing puts at (c, y, x) of the image at ``position``
+    """The random pixel value (float32 in [0, 255)) random erasing puts at (c, y, x) of the image at ``position``
     of its global batch: the dropout hash of that pixel's index, so every backend and every rank
     draws the same."""
     index = ((position * channels + c) * height + y) * width + x
-    return 255.0 * uniform_hash(seed, index)
+    # 255 * bits / 2**24 in float32, rounded once: no float64 arithmetic in a float32 kernel.
+    return np.float32(hash_bits(seed, index)) * np.float32(255.0 / 16777216.0)

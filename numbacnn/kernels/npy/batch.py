@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .elementwise import hashes_at
+from .elementwise import hash_bits_at
 
 
 def gather_batch(out, labels_out, images, labels, indices, scale, shift, offsets, flips, pad, erase=None, erase_seed=0):
@@ -23,5 +23,5 @@ def gather_batch(out, labels_out, images, labels, indices, scale, shift, offsets
             y0, y1, x0, x1, position = (int(v) for v in erase[b])
             c, y, x = np.meshgrid(np.arange(channels), np.arange(y0, y1), np.arange(x0, x1), indexing="ij")
             index = ((position * channels + c) * height + y) * width + x
-            values = 255.0 * hashes_at(erase_seed, index)
+            values = hash_bits_at(erase_seed, index).astype(np.float32) * np.float32(255.0 / 16777216.0)
             out[b, :, y0:y1, x0:x1] = values * scale + shift

@@ -79,21 +79,21 @@ def add_relu_backward(dx, dy, y):
     _zero_where_not_positive(dx, dy, y)
 
 
-def uniform_hashes(seed, count):
-    """shared_math.uniform_hash(seed, i) for i < count, vectorised."""
-    return hashes_at(seed, np.arange(count, dtype=np.uint64))
-
-
-def hashes_at(seed, indices):
-    """shared_math.uniform_hash(seed, i) for every i of ``indices`` (any shape), vectorised: the
-    same splitmix64 steps on uint64 arrays (which wrap silently, where scalars warn)."""
+def hash_bits_at(seed, indices):
+    """shared_math.hash_bits(seed, i) for every i of ``indices`` (any shape), vectorised: the same
+    splitmix64 steps on uint64 arrays (which wrap silently, where scalars warn)."""
     u = np.uint64
     seeds = np.full(np.shape(indices), seed, np.uint64)
     z = seeds * u(0x9E3779B97F4A7C15) + np.asarray(indices, np.uint64) + u(0x632BE59BD9B4E019)
     z = (z ^ (z >> u(30))) * u(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> u(27))) * u(0x94D049BB133111EB)
     z = z ^ (z >> u(31))
-    return (z >> u(40)).astype(np.float64) * (1.0 / 16777216.0)
+    return z >> u(40)
+
+
+def uniform_hashes(seed, count):
+    """shared_math.uniform_hash(seed, i) for i < count, vectorised."""
+    return hash_bits_at(seed, np.arange(count, dtype=np.uint64)).astype(np.float64) * (1.0 / 16777216.0)
 
 
 def dropout_forward(out, mask, x, p, seed):
