@@ -34,12 +34,24 @@ def test_which_layers_each_entry_takes():
     assert _chosen(16, 16, 8) == "direct_channels"  # 8x8: rule small_planes
     assert _chosen(16, 16, 8, kernel=(1, 1), padding=(0, 0)) == "pointwise"
     assert _chosen(16, 16, 8, kernel=(1, 1), padding=(0, 0), stride=(2, 2)) == "subsample"
-    # Under 200 positions, layers whose channels fill direct_channels' blocks go there (ResNet's
-    # 14x14 stage at 32 channels); LeNet's conv2 (6 -> 16 channels, 10x10) stays.
+    # Under 200 positions, layers whose channels fill direct_channels' blocks go there (a 5x5 kernel,
+    # which Winograd does not take); LeNet's conv2 (6 -> 16 channels, 10x10) stays.
     block = 2 * LANES
-    assert _chosen(2 * block, 2 * block, 14) == "direct_channels"
-    assert _chosen(2 * block, 2 * block, 16) == "direct_positions"
+    assert _chosen(2 * block, 2 * block, 14, kernel=(5, 5), padding=(2, 2)) == "direct_channels"
+    assert _chosen(2 * block, 2 * block, 16, kernel=(5, 5), padding=(2, 2)) == "direct_positions"
     assert _chosen(6, 16, 14, kernel=(5, 5), padding=(0, 0)) == "direct_positions"
+    # Winograd over channels where both counts are at least 32 and fill its blocks of 2 LANES.
+    assert _chosen(64, 64, 7) == "winograd_channels"
+    assert _chosen(32, 64, 14, padding=(0, 0)) == "winograd_channels"
+    assert _chosen(64, 64, 7, stride=(2, 2)) == "direct_channels"
+    assert _chosen(64, 64 + block // 2, 7) == "direct_channels"
+
+
+def test_numbacnn_conv_direct_leaves_both_winograd_entries_out(monkeypatch):
+    monkeypatch.setenv("NUMBACNN_CONV", "direct")
+    assert _chosen(64, 64, 7) == "direct_channels"
+    assert _chosen(64, 64, 16) == "direct_positions"
+    assert not any(name.startswith("winograd") for name in dispatch.DIRECT)
 
 
 def test_should_run_is_a_named_rule_apart_from_can_run():
@@ -48,7 +60,11 @@ def test_should_run_is_a_named_rule_apart_from_can_run():
     entry, declined = dispatch.choose(g, dispatch.FORWARD)
     assert entry.name == "direct_channels"
     assert dict(declined)["direct_positions"].startswith("rule small_planes:")
-    assert [r.sends_on for r in dispatch.RULES] == ["direct_positions"]
+    assert [r.sends_on for r in dispatch.RULES] == ["winograd_channels", "direct_positions"]
+    if LANES == 8:  # 16 channels fill its blocks at 8 lanes: the rule narrow_channels declines them
+        wide = geometry((2, 16, 16, 28, 28, (3, 3), (1, 1), (1, 1), (1, 1), 1))
+        assert dispatch.BY_NAME["winograd_channels"].accepts(wide) is None
+        assert dict(dispatch.choose(wide, dispatch.FORWARD)[1])["winograd_channels"].startswith("rule narrow_channels:")
 
 
 def test_every_entry_before_the_catch_all_has_layers_of_its_own_in_the_shared_list():

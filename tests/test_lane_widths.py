@@ -26,6 +26,7 @@ WIDTH_TESTS = (
     "test_conv_direct_positions.py",
     "test_conv_direct_channels.py",
     "test_conv_winograd.py",
+    "test_conv_winograd_channels.py",
     "test_linear.py",
     "test_allocation.py",
 )

@@ -4,8 +4,8 @@ units, not memory, set the pace. Each tile names its 12 accumulators one by one:
 them in registers (16 ymm with AVX2; zmm with AVX-512).
 
 * ``gemm_6x2v``, ``gemm_6x2v_rows``: C (6, 2 LANES) += A' B, B packed or read in place (GEMM,
-  1x1 convolutions); ``gemm_6x2v_rows_to``: the same from zero, into 6 rows of a larger matrix
-  (Winograd's 16 products);
+  1x1 convolutions); ``gemm_6x2v_rows_to``, ``gemm_6x2v_strided_to``: the same from zero, into 6
+  rows of a larger matrix, A packed or 6 rows read in place (Winograd's 16 products);
 * ``dot_4x3``: 4 rows of dy against 3 input rows along their contiguous axis (weight gradients);
 * ``positions_4x3v``, ``positions_2x6v``: a direct convolution's block of output channels over
   consecutive positions of a flat grid (conv/direct_positions.py);
@@ -88,21 +88,30 @@ def gemm_6x2v_rows_to(c, c_at, c_stride, a, b, b_at, b_stride, k, zero):
     """c.flat[c_at + r c_stride:][:2 LANES] = (a.T @ B)[r] for r < 6, overwritten: a (k, 6) packed,
     row p of B read in place at b.flat[b_at + p b_stride:][:2 LANES]. ``gemm_6x2v_rows`` from zero,
     each row of the block stored straight into its own row of a larger matrix."""
+    gemm_6x2v_strided_to(c, c_at, c_stride, a, 0, 1, ROWS, b, b_at, b_stride, k, zero)
+
+
+@njit(fastmath=True, boundscheck=False, cache=True, inline="always")
+def gemm_6x2v_strided_to(c, c_at, c_stride, a, a_at, a_row, a_step, b, b_at, b_stride, k, zero):
+    """c.flat[c_at + r c_stride:][:2 LANES] = sum over p < k of A[r, p] B[p], overwritten, for r < 6:
+    A[r, p] = a.flat[a_at + r a_row + p a_step] (packed: a_row 1, a_step 6; or 6 rows of a matrix
+    read in place: a_row its row stride, a_step 1), row p of B at b.flat[b_at + p b_stride:][:2 LANES]."""
     c00 = c01 = c10 = c11 = c20 = c21 = vsplat(zero)
     c30 = c31 = c40 = c41 = c50 = c51 = vsplat(zero)
     for p in range(k):
         b0, b1 = vload(b, b_at + p * b_stride), vload(b, b_at + p * b_stride + LANES)
-        x = vsplat(a[p, 0])
+        at = a_at + p * a_step
+        x = vbroadcast(a, at)
         c00, c01 = vfma(x, b0, c00), vfma(x, b1, c01)
-        x = vsplat(a[p, 1])
+        x = vbroadcast(a, at + a_row)
         c10, c11 = vfma(x, b0, c10), vfma(x, b1, c11)
-        x = vsplat(a[p, 2])
+        x = vbroadcast(a, at + 2 * a_row)
         c20, c21 = vfma(x, b0, c20), vfma(x, b1, c21)
-        x = vsplat(a[p, 3])
+        x = vbroadcast(a, at + 3 * a_row)
         c30, c31 = vfma(x, b0, c30), vfma(x, b1, c31)
-        x = vsplat(a[p, 4])
+        x = vbroadcast(a, at + 4 * a_row)
         c40, c41 = vfma(x, b0, c40), vfma(x, b1, c41)
-        x = vsplat(a[p, 5])
+        x = vbroadcast(a, at + 5 * a_row)
         c50, c51 = vfma(x, b0, c50), vfma(x, b1, c51)
     vstore(c, c_at, c00), vstore(c, c_at + LANES, c01)
     vstore(c, c_at + c_stride, c10), vstore(c, c_at + c_stride + LANES, c11)

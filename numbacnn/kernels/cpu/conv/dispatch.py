@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple
 
 from ... import verbose
 from ..simd import LANES
-from . import direct_channels, direct_positions, pointwise, winograd
+from . import direct_channels, direct_positions, pointwise, winograd, winograd_channels
 from .bias import bias_grad
 from .geometry import Geometry
 
@@ -65,6 +65,12 @@ IMPLEMENTATIONS = (
         pointwise.backward_strided, "a copy of every stride-th pixel, then pointwise",
     ),
     Implementation(
+        "winograd_channels", (FORWARD, INPUT_GRAD), winograd_channels.accepts, winograd_channels.forward,
+        winograd_channels.backward,
+        "Winograd F(2x2, 3x3) vectorised over channels: the input copied channels last, then per block of "
+        "tiles the transforms and 16 matrix products in cache",
+    ),
+    Implementation(
         "direct_positions", CONV_PASSES, direct_positions.accepts, direct_positions.forward,
         direct_positions.backward, "direct convolution on flat padded planes, vectorised over positions",
     ),
@@ -79,7 +85,7 @@ IMPLEMENTATIONS = (
         "direct_channels, so forced only (slower here: benchmarks/NOTES.md, entry 48)",
     ),
 )  # fmt: skip
-DIRECT = tuple(entry.name for entry in IMPLEMENTATIONS if entry.name != "winograd")  # NUMBACNN_CONV=direct
+DIRECT = tuple(e.name for e in IMPLEMENTATIONS if not e.name.startswith("winograd"))  # NUMBACNN_CONV=direct
 BY_NAME = {entry.name: entry for entry in IMPLEMENTATIONS}
 
 # Planes below MIN_POSITIONS outputs waste too much of direct_positions' wide rows and whole tiles
@@ -93,7 +99,15 @@ def _small_plane(g):
     return g.positions < (2 * MIN_POSITIONS if whole_blocks else MIN_POSITIONS)
 
 
+# Below WINOGRAD_CHANNELS input or output channels, winograd_channels' transforms and copies cost
+# more than the products it saves (benchmarks/NOTES.md, entry 50).
+WINOGRAD_CHANNELS = 32
+
 RULES = (
+    Rule(
+        "narrow_channels", "winograd_channels", lambda g: min(g.channels, g.k_out) < WINOGRAD_CHANNELS,
+        f"under {WINOGRAD_CHANNELS} input or output channels, the direct kernels are faster",
+    ),
     Rule(
         "small_planes", "direct_positions", _small_plane,
         f"under {MIN_POSITIONS} output positions (under {2 * MIN_POSITIONS} where both channel counts fill "

@@ -20,6 +20,7 @@ The input gradient is the same algorithm on dy padded by 2 - p, with the weights
 flipped. Shapes: x (N, C, H, W), w (K, C, 3, 3), b (K,) or None, out (N, K, OH, OW).
 """
 
+import numpy as np
 from numba import njit, prange
 
 from ...workspace import scratch, worker_scratch
@@ -51,36 +52,47 @@ def _tap(w, k, c, i, j, transpose_flip):
     return w[c, k, 2 - i, 2 - j] if transpose_flip else w[k, c, i, j]
 
 
+@njit(inline="always")
+def _rows_of_g(g0, g1, g2):
+    """G (g0, g1, g2)' in float64: G's rows (1, 0, 0), (1, 1, 1) / 2, (1, -1, 1) / 2, (0, 0, 1)."""
+    g0, g1, g2 = np.float64(g0), np.float64(g1), np.float64(g2)
+    return g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2
+
+
+@njit(inline="always")
+def transformed_weight(w, k, c, transpose_flip):
+    """G w'[k, c] G' (4x4, row-major, as 16 float64): w' = w (K, C, 3, 3), or with
+    ``transpose_flip`` w'[a, b] = w[b, a] flipped."""
+    # Column j of G g is G times kernel column j: (a_i), (b_i), (c_i); row i of the result is G
+    # times row i of G g.
+    a0, a1, a2, a3 = _rows_of_g(
+        _tap(w, k, c, 0, 0, transpose_flip), _tap(w, k, c, 1, 0, transpose_flip), _tap(w, k, c, 2, 0, transpose_flip)
+    )
+    b0, b1, b2, b3 = _rows_of_g(
+        _tap(w, k, c, 0, 1, transpose_flip), _tap(w, k, c, 1, 1, transpose_flip), _tap(w, k, c, 2, 1, transpose_flip)
+    )
+    c0, c1, c2, c3 = _rows_of_g(
+        _tap(w, k, c, 0, 2, transpose_flip), _tap(w, k, c, 1, 2, transpose_flip), _tap(w, k, c, 2, 2, transpose_flip)
+    )
+    return _rows_of_g(a0, b0, c0) + _rows_of_g(a1, b1, c1) + _rows_of_g(a2, b2, c2) + _rows_of_g(a3, b3, c3)
+
+
 @njit(parallel=True, cache=True)
 def _transform_weights(u, w, transpose_flip):
-    """u (16, KP, C', 6) = G w' G' for output channel k = 6 kp + r of w' (zero past K'): w' = w
-    (K, C, 3, 3), or with ``transpose_flip`` w'[a, b] = w[b, a] flipped (K' = C, C' = K). In
-    float64, stored in u's dtype. G's rows: (1, 0, 0), (1, 1, 1) / 2, (1, -1, 1) / 2, (0, 0, 1)."""
+    """u (16, KP, C', 6) = G w' G' for output channel k = 6 kp + r of w' (zero past K'), in float64
+    stored in u's dtype (``transformed_weight``)."""
     panels, inputs = u.shape[1], u.shape[2]
     outputs = w.shape[1] if transpose_flip else w.shape[0]
     for task in prange(panels * inputs):
         kp, c = task // inputs, task % inputs
         for r in range(ROWS):
             k = kp * ROWS + r
-            for i in range(4):
-                if k >= outputs:
-                    for j in range(4):
-                        u[4 * i + j, kp, c, r] = 0
-                    continue
-                # Row i of G g, one value per kernel column j ...
-                row = [0.0, 0.0, 0.0]
-                for j in range(3):
-                    g0 = float(_tap(w, k, c, 0, j, transpose_flip))
-                    g1 = float(_tap(w, k, c, 1, j, transpose_flip))
-                    g2 = float(_tap(w, k, c, 2, j, transpose_flip))
-                    row[j] = (
-                        g0 if i == 0 else 0.5 * (g0 + g1 + g2) if i == 1 else 0.5 * (g0 - g1 + g2) if i == 2 else g2
-                    )
-                # ... times G'.
-                u[4 * i, kp, c, r] = row[0]
-                u[4 * i + 1, kp, c, r] = 0.5 * (row[0] + row[1] + row[2])
-                u[4 * i + 2, kp, c, r] = 0.5 * (row[0] - row[1] + row[2])
-                u[4 * i + 3, kp, c, r] = row[2]
+            if k >= outputs:
+                u[:, kp, c, r] = 0
+                continue
+            values = transformed_weight(w, k, c, transpose_flip)
+            for t in range(16):
+                u[t, kp, c, r] = values[t]
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")

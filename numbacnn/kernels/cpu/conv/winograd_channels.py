@@ -1,0 +1,230 @@
+"""Winograd's F(2x2, 3x3) vectorised over channels: the table's "winograd_channels", for the forward
+and the input gradient of stride-1 3x3 layers whose output channels fill blocks of 2 LANES.
+
+The same algorithm as winograd.py (Y = A' [(G g G') . (B' d B)] A, 16 products per channel pair
+instead of 36), with the channels, not the tiles, as the vector axis:
+
+* the input is first copied into a padded channels-last grid xt (N, 2 TH + 2, 2 TW + 2, CP), CP
+  the channels rounded up to whole vectors, zero outside the image (``_channels_last``), so that a
+  tile's 16 inputs are 16 vector loads per vector of channels: no parity split, no spare slots;
+* a task is a block of consecutive tiles (of one sample or several); its input transform writes
+  V (16, tiles, CP), its 16 products M[t] (tiles x K) = V[t] (tiles x C) @ U[t] (C x K) run on the
+  GEMM tile (6 tiles x 2 vectors of output channels, each V entry broadcast), and per tile the
+  output transform makes its 2x2 outputs for every channel, which ``_write_tile`` stores into the
+  NCHW out while the task's samples are still in cache.
+V and M stay in the worker's scratch, sized for the L2 cache.
+
+The input gradient is the same algorithm on dy padded by 2 - p, with the weights transposed and
+flipped. Shapes: x (N, C, H, W), w (K, C, 3, 3), b (K,) or None, out
+(N, K, OH, OW).
+"""
+
+from numba import njit, prange
+
+from ...workspace import scratch, worker_scratch
+from ..microkernel import ROWS, gemm_6x2v_strided_to
+from ..simd import LANES, vadd, vload, vsplat, vstore, vsub
+from . import winograd
+from .bias import bias_grad
+
+# Floats of a task's V and M together: they stay in the L2 cache while its 16 products run.
+TASK_FLOATS = 1 << 16
+
+
+def accepts(g):
+    """None where winograd.py's rule holds and both channel counts fill blocks of 2 LANES (each is
+    the output of one of the two passes), else why not."""
+    reason = winograd.accepts(g)
+    if reason is not None:
+        return reason
+    block = 2 * LANES
+    if g.channels % block or g.k_out % block:
+        return f"{g.channels} -> {g.k_out} channels: both need to be multiples of {block} (2 LANES)"
+    return None
+
+
+@njit(parallel=True, cache=True)
+def _transform_weights(u, w, transpose_flip):
+    """u (16, C', K') = G w'[k, c] G' at u[:, c, k], in float64 stored in u's dtype
+    (winograd.transformed_weight: w' = w, or w transposed and flipped)."""
+    inputs, outputs = u.shape[1], u.shape[2]
+    for c in prange(inputs):
+        for k in range(outputs):
+            values = winograd.transformed_weight(w, k, c, transpose_flip)
+            for t in range(16):
+                u[t, c, k] = values[t]
+
+
+@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
+def _channels_last(xt, x, pad_h, pad_w):
+    """xt (N, HP, WP, CP) = x (N, C, H, W) padded by (pad_h, pad_w), channels last, zero elsewhere.
+    Written in order, read across the sample's planes (in L1): faster than the other way round."""
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    rows, cols, padded = xt.shape[1], xt.shape[2], xt.shape[3]
+    zero = xt.dtype.type(0)
+    for n in prange(x.shape[0]):
+        planes = x[n].reshape(channels, height * width)
+        for r in range(rows):
+            iy = r - pad_h
+            for q in range(cols):
+                ix = q - pad_w
+                pixel = xt[n, r, q]
+                if 0 <= iy < height and 0 <= ix < width:
+                    at = iy * width + ix
+                    for c in range(channels):
+                        pixel[c] = planes[c, at]
+                    pixel[channels:] = zero
+                else:
+                    pixel[:padded] = zero
+
+
+@njit(fastmath=True, boundscheck=False, cache=True, inline="always")
+def _input_transform(v, at, plane, xt, base, row, col, channels):
+    """v.flat[at + t plane + c] = (B' d B)[t] for c < channels (whole vectors), d the 4x4 inputs at
+    xt.flat[base + i row + j col + c]. B as in winograd.py."""
+    for cv in range(0, channels, LANES):
+        b = base + cv
+        d00, d01, d02, d03 = vload(xt, b), vload(xt, b + col), vload(xt, b + 2 * col), vload(xt, b + 3 * col)
+        b += row
+        d10, d11, d12, d13 = vload(xt, b), vload(xt, b + col), vload(xt, b + 2 * col), vload(xt, b + 3 * col)
+        b += row
+        d20, d21, d22, d23 = vload(xt, b), vload(xt, b + col), vload(xt, b + 2 * col), vload(xt, b + 3 * col)
+        b += row
+        d30, d31, d32, d33 = vload(xt, b), vload(xt, b + col), vload(xt, b + 2 * col), vload(xt, b + 3 * col)
+        for i in range(4):  # row i of B' d, then times B
+            if i == 0:
+                e0, e1, e2, e3 = vsub(d00, d20), vsub(d01, d21), vsub(d02, d22), vsub(d03, d23)
+            elif i == 1:
+                e0, e1, e2, e3 = vadd(d10, d20), vadd(d11, d21), vadd(d12, d22), vadd(d13, d23)
+            elif i == 2:
+                e0, e1, e2, e3 = vsub(d20, d10), vsub(d21, d11), vsub(d22, d12), vsub(d23, d13)
+            else:
+                e0, e1, e2, e3 = vsub(d10, d30), vsub(d11, d31), vsub(d12, d32), vsub(d13, d33)
+            t = at + 4 * i * plane + cv
+            vstore(v, t, vsub(e0, e2))
+            vstore(v, t + plane, vadd(e1, e2))
+            vstore(v, t + 2 * plane, vsub(e2, e1))
+            vstore(v, t + 3 * plane, vsub(e1, e3))
+
+
+@njit(fastmath=True, boundscheck=False, cache=True, inline="always")
+def _output_transform(y, m, at, plane, b, has_bias, k_out):
+    """y (4, K) = the 2x2 outputs A' m A (+ b) of one tile (output i, j at y[2 i + j]), its 16
+    products at m.flat[at + t plane + k]. A as in winograd.py."""
+    zero = vsplat(y.dtype.type(0))
+    for kv in range(0, k_out, LANES):
+        s = at + kv
+        m00, m01, m02, m03 = vload(m, s), vload(m, s + plane), vload(m, s + 2 * plane), vload(m, s + 3 * plane)
+        s += 4 * plane
+        m10, m11, m12, m13 = vload(m, s), vload(m, s + plane), vload(m, s + 2 * plane), vload(m, s + 3 * plane)
+        s += 4 * plane
+        m20, m21, m22, m23 = vload(m, s), vload(m, s + plane), vload(m, s + 2 * plane), vload(m, s + 3 * plane)
+        s += 4 * plane
+        m30, m31, m32, m33 = vload(m, s), vload(m, s + plane), vload(m, s + 2 * plane), vload(m, s + 3 * plane)
+        a0, a1 = vadd(vadd(m00, m10), m20), vadd(vadd(m01, m11), m21)
+        a2, a3 = vadd(vadd(m02, m12), m22), vadd(vadd(m03, m13), m23)
+        c0, c1 = vsub(vsub(m10, m20), m30), vsub(vsub(m11, m21), m31)
+        c2, c3 = vsub(vsub(m12, m22), m32), vsub(vsub(m13, m23), m33)
+        bias = vload(b, kv) if has_bias else zero
+        vstore(y, kv, vadd(vadd(vadd(a0, a1), a2), bias))
+        vstore(y, k_out + kv, vadd(vsub(vsub(a1, a2), a3), bias))
+        vstore(y, 2 * k_out + kv, vadd(vadd(vadd(c0, c1), c2), bias))
+        vstore(y, 3 * k_out + kv, vadd(vsub(vsub(c1, c2), c3), bias))
+
+
+@njit(fastmath=True, boundscheck=False, cache=True, inline="always")
+def _write_tile(out, y, n, ty, tx):
+    """out[n, :, 2 ty : 2 ty + 2, 2 tx : 2 tx + 2] = y (4, K), the tile's outputs channels last,
+    cut at the plane's edge."""
+    oh, ow = out.shape[2], out.shape[3]
+    oy, ox = 2 * ty, 2 * tx
+    right, below = ox + 1 < ow, oy + 1 < oh
+    for k in range(out.shape[1]):
+        plane = out[n, k]
+        plane[oy, ox] = y[0, k]
+        if right:
+            plane[oy, ox + 1] = y[1, k]
+        if below:
+            plane[oy + 1, ox] = y[2, k]
+            if right:
+                plane[oy + 1, ox + 1] = y[3, k]
+
+
+@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
+def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf):
+    """out (N, K, OH, OW) (+ b) = the convolution of the padded channels-last xt (N, 2 TH + 2,
+    2 TW + 2, CP) with the transformed weights u (16, C, K), ``tiles_per_task`` tiles (a multiple of
+    6) per task. Worker scratch: vbuf (W, 16, tiles_per_task, CP), mbuf (W, 16, tiles_per_task, K),
+    ybuf (W, 4, K)."""
+    n_batch, k_out, channels = out.shape[0], out.shape[1], u.shape[1]
+    th, tw = (out.shape[2] + 1) // 2, (out.shape[3] + 1) // 2
+    cp = xt.shape[3]
+    in_col, in_row = cp, xt.shape[2] * cp
+    in_plane = xt.shape[1] * in_row
+    tiles, workers = n_batch * th * tw, vbuf.shape[0]
+    tasks = -(-tiles // tiles_per_task)
+    v_plane, m_plane = tiles_per_task * cp, tiles_per_task * k_out
+    zero = out.dtype.type(0)
+    for worker in prange(workers):
+        v, m, y = vbuf[worker].reshape(-1), mbuf[worker].reshape(-1), ybuf[worker]
+        for task in range(worker * tasks // workers, (worker + 1) * tasks // workers):
+            t0 = task * tiles_per_task
+            count = min(tiles_per_task, tiles - t0)
+            for j in range(count):
+                tile = t0 + j
+                n, ty, tx = tile // (th * tw), (tile // tw) % th, tile % tw
+                base = n * in_plane + 2 * ty * in_row + 2 * tx * in_col
+                _input_transform(v, j * cp, v_plane, xt, base, in_row, in_col, cp)
+            used = -(-count // ROWS) * ROWS  # rows past count hold stale values, never written out
+            for t in range(16):  # M[t] = V[t] (6 tiles at a time) @ U[t] (2 vectors of channels)
+                for k0 in range(0, k_out, 2 * LANES):
+                    for j0 in range(0, used, ROWS):
+                        gemm_6x2v_strided_to(
+                            m, t * m_plane + j0 * k_out + k0, k_out, v, t * v_plane + j0 * cp, cp, 1,
+                            u, t * channels * k_out + k0, k_out, channels, zero,
+                        )  # fmt: skip
+            for j in range(count):
+                tile = t0 + j
+                _output_transform(y, m, j * k_out, m_plane, b, has_bias, k_out)
+                _write_tile(out, y, tile // (th * tw), (tile // tw) % th, tile % tw)
+
+
+def _convolve(out, x, w, b, padding, transpose_flip):
+    """out = the stride-1 3x3 convolution of x with w (or w transposed and flipped), padding p."""
+    n_batch, channels = x.shape[0], x.shape[1]
+    k_out, oh, ow = out.shape[1], out.shape[2], out.shape[3]
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    cp = -(-channels // LANES) * LANES
+    xt = scratch("winograd_channels.x", (n_batch, 2 * th + 2, 2 * tw + 2, cp), x.dtype)
+    _channels_last(xt, x, padding[0], padding[1])
+    u = scratch("winograd_channels.u", (16, channels, k_out), x.dtype)
+    _transform_weights(u, w, transpose_flip)
+    tiles = n_batch * th * tw
+    per_task = max(1, TASK_FLOATS // (16 * (cp + k_out)) // ROWS) * ROWS
+    per_task = min(per_task, -(-tiles // ROWS) * ROWS)
+    workers, vbuf = worker_scratch("winograd_channels.v", -(-tiles // per_task), (16, per_task, cp), x.dtype)
+    # A vector's overrun past the last row: the GEMM reads at most up to the end of its 2 vectors.
+    mbuf = scratch("winograd_channels.m", (workers, 16, per_task, k_out), x.dtype)
+    ybuf = scratch("winograd_channels.y", (workers, 4, k_out), x.dtype)
+    has_bias = b is not None
+    bias = b if has_bias else out.reshape(-1)[:LANES]
+    _tasks(out, xt, u, bias, has_bias, per_task, vbuf, mbuf, ybuf)
+
+
+def forward(out, x, w, b, g):
+    """out (N, K, OH, OW) = conv3x3(x, w) + b, stride 1, padding g.padding."""
+    _convolve(out, x, w, b, g.padding, False)
+
+
+def backward(dx, dw, db, dy, x, w, g):
+    """The input gradient (the forward on dy padded by 2 - p, weights transposed and flipped) and
+    the bias gradient; the weight gradient is another entry's (the table asks per pass)."""
+    if dw is not None:
+        raise ValueError("winograd_channels computes no weight gradient: the table sends that pass elsewhere")
+    if db is not None:
+        bias_grad(db, dy)
+    if dx is not None:
+        _convolve(dx, dy, w, None, (2 - g.padding[0], 2 - g.padding[1]), True)
+
+
+__all__ = ["accepts", "backward", "forward"]

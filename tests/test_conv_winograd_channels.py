@@ -1,0 +1,84 @@
+"""winograd_channels (kernels/cpu/conv/winograd_channels.py: F(2x2, 3x3) vectorised over channels,
+forward and input gradient), called directly on geometries whose channel counts fill blocks of
+2 LANES at every width (multiples of 32), in float32 and float64: odd and even planes, every
+padding, several samples per task and tasks that end mid-sample; its error against float64 within a
+small factor of the direct kernels'; and forced on a layer, where the weight gradient still comes
+from the table."""
+
+import numpy as np
+import pytest
+
+import numbacnn as nc
+from numbacnn.kernels.cpu.conv import winograd_channels
+from numbacnn.kernels.cpu.conv.dispatch import BY_NAME
+
+from conv_cases import (
+    accepted,
+    arrays,
+    case_id,
+    check_against_references,
+    check_skipped_gradients,
+    geometry,
+    run_all_passes,
+)
+from helpers import at_all_threads_and_one, conv2d_ref, gradient_check
+
+NAME = "winograd_channels"
+CASES = [
+    (3, 32, 32, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # ResNet-20's odd planes
+    (2, 32, 64, 8, 5, (3, 3), (1, 1), (0, 0), (1, 1), 1),  # no padding, a rectangle
+    (2, 64, 32, 6, 9, (3, 3), (1, 1), (2, 2), (1, 1), 1),  # padding 2: the input gradient pads 0
+    (5, 32, 32, 14, 13, (3, 3), (1, 1), (1, 2), (1, 1), 1),  # many tasks, one ending mid-sample
+]
+
+
+@pytest.mark.parametrize("case", accepted(NAME) + CASES, ids=case_id)
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_forward_and_input_gradient_match_the_float64_references(case, dtype, tol, rng):
+    check_against_references(NAME, case, dtype, tol, rng)
+
+
+def test_it_declines_channel_counts_that_do_not_fill_its_blocks():
+    assert "multiples of" in winograd_channels.accepts(geometry((2, 32, 36, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), 1)))
+    assert "multiples of" in winograd_channels.accepts(geometry((2, 28, 32, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), 1)))
+    assert "stride" in winograd_channels.accepts(geometry((2, 32, 32, 8, 8, (3, 3), (2, 2), (1, 1), (1, 1), 1)))
+
+
+def test_its_float32_error_is_within_a_small_factor_of_the_direct_kernels(rng):
+    """The transforms add a few roundings: forward and input gradient stay within 4x the direct
+    kernel's error against float64 on a ResNet-sized layer."""
+    case = (8, 64, 64, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), 1)
+    x, w, b = arrays(case, np.float32, rng)
+    wide = [a.astype(np.float64) for a in (x, w, b)]
+    expected = conv2d_ref(*wide, padding=(1, 1))
+    dy = rng.standard_normal(expected.shape).astype(np.float32)
+    dx_expected = np.empty(x.shape)
+    BY_NAME["direct_channels"].backward(dx_expected, None, None, dy.astype(np.float64), *wide[:2], geometry(case))
+    errors = {}
+    for name in (NAME, "direct_channels"):
+        out, dx = np.empty(expected.shape, np.float32), np.empty_like(x)
+        BY_NAME[name].forward(out, x, w, b, geometry(case))
+        BY_NAME[name].backward(dx, None, None, dy, x, w, geometry(case))
+        errors[name] = (np.abs(out - expected).max(), np.abs(dx - dx_expected).max())
+    assert errors[NAME][0] <= 4 * errors["direct_channels"][0], errors
+    assert errors[NAME][1] <= 4 * errors["direct_channels"][1], errors
+
+
+def test_skipped_gradients_are_not_computed(rng):
+    check_skipped_gradients(NAME, CASES[0], rng)
+
+
+def test_results_do_not_depend_on_the_thread_count(rng):
+    run = run_all_passes(NAME, (9, 32, 32, 10, 10, (3, 3), (1, 1), (1, 1), (1, 1), 1), rng)
+    for many, one in zip(*at_all_threads_and_one(run)):
+        np.testing.assert_array_equal(many, one)
+
+
+def test_forced_on_a_layer_it_trains_with_the_tables_weight_gradient(monkeypatch, rng):
+    monkeypatch.setenv("NUMBACNN_CONV", NAME)
+    layer = nc.layers.Conv2d(32, 32, 3, padding=1).to(np.float64)
+    x = rng.standard_normal((2, 32, 5, 4))
+    assert gradient_check(layer, x, max_checks=200) > 0
+    narrow = nc.layers.Conv2d(3, 32, 3, padding=1)
+    with pytest.raises(ValueError, match=f"NUMBACNN_CONV={NAME} cannot run .*multiples of"):
+        narrow(rng.standard_normal((2, 3, 7, 6)).astype(np.float32))
