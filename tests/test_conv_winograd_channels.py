@@ -1,9 +1,10 @@
-"""winograd_channels (kernels/cpu/conv/winograd_channels.py: F(2x2, 3x3) vectorised over channels,
-forward and input gradient), called directly on geometries whose channel counts fill blocks of
-2 LANES at every width (multiples of 32), in float32 and float64: odd and even planes, every
-padding, several samples per task and tasks that end mid-sample; its error against float64 within a
-small factor of the direct kernels'; and forced on a layer, where the weight gradient still comes
-from the table."""
+"""winograd_channels (kernels/cpu/conv/winograd_channels.py and its _weight_grad: F(2x2, 3x3)
+vectorised over channels, all three passes), called directly on geometries whose channel counts
+fill blocks of 2 LANES at every width (multiples of 32), in float32 and float64: odd and even
+planes, every padding, several samples per task, tasks and chunks that end mid-sample; the weight
+gradient alike whether dy comes from the input gradient's grid or its own; its error against
+float64 within a small factor of the direct kernels'; results independent of the thread count; and
+forced on a layer, checked by central differences."""
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from conv_cases import (
     geometry,
     run_all_passes,
 )
-from helpers import at_all_threads_and_one, conv2d_ref, gradient_check
+from helpers import at_all_threads_and_one, conv2d_grads_ref, conv2d_ref, gradient_check
 
 NAME = "winograd_channels"
 CASES = [
@@ -29,6 +30,7 @@ CASES = [
     (2, 32, 64, 8, 5, (3, 3), (1, 1), (0, 0), (1, 1), 1),  # no padding, a rectangle
     (2, 64, 32, 6, 9, (3, 3), (1, 1), (2, 2), (1, 1), 1),  # padding 2: the input gradient pads 0
     (5, 32, 32, 14, 13, (3, 3), (1, 1), (1, 2), (1, 1), 1),  # many tasks, one ending mid-sample
+    (14, 32, 32, 10, 9, (3, 3), (1, 1), (1, 0), (1, 1), 1),  # 280 tiles: two weight-gradient chunks
 ]
 
 
@@ -45,23 +47,34 @@ def test_it_declines_channel_counts_that_do_not_fill_its_blocks():
 
 
 def test_its_float32_error_is_within_a_small_factor_of_the_direct_kernels(rng):
-    """The transforms add a few roundings: forward and input gradient stay within 4x the direct
-    kernel's error against float64 on a ResNet-sized layer."""
+    """The transforms add a few roundings: each pass stays within 4x the direct kernel's error
+    against float64 on a ResNet-sized layer."""
     case = (8, 64, 64, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), 1)
     x, w, b = arrays(case, np.float32, rng)
     wide = [a.astype(np.float64) for a in (x, w, b)]
     expected = conv2d_ref(*wide, padding=(1, 1))
     dy = rng.standard_normal(expected.shape).astype(np.float32)
-    dx_expected = np.empty(x.shape)
-    BY_NAME["direct_channels"].backward(dx_expected, None, None, dy.astype(np.float64), *wide[:2], geometry(case))
+    dx_expected, dw_expected, _ = conv2d_grads_ref(dy.astype(np.float64), *wide[:2], (1, 1))
     errors = {}
     for name in (NAME, "direct_channels"):
-        out, dx = np.empty(expected.shape, np.float32), np.empty_like(x)
+        out, dx, dw = np.empty(expected.shape, np.float32), np.empty_like(x), np.zeros_like(w)
         BY_NAME[name].forward(out, x, w, b, geometry(case))
-        BY_NAME[name].backward(dx, None, None, dy, x, w, geometry(case))
-        errors[name] = (np.abs(out - expected).max(), np.abs(dx - dx_expected).max())
-    assert errors[NAME][0] <= 4 * errors["direct_channels"][0], errors
-    assert errors[NAME][1] <= 4 * errors["direct_channels"][1], errors
+        BY_NAME[name].backward(dx, dw, None, dy, x, w, geometry(case))
+        errors[name] = [
+            np.abs(got - want).max() for got, want in ((out, expected), (dx, dx_expected), (dw, dw_expected))
+        ]
+    for passed, direct in zip(errors[NAME], errors["direct_channels"]):
+        assert passed <= 4 * direct, errors
+
+
+def test_the_weight_gradient_is_the_same_from_the_input_gradients_grid(rng):
+    case = (3, 32, 64, 9, 8, (3, 3), (1, 1), (2, 0), (1, 1), 1)
+    x, w, _ = arrays(case, np.float32, rng)
+    dy = rng.standard_normal(conv2d_ref(x, w, None, *case[6:]).shape).astype(np.float32)
+    alone, shared = np.zeros_like(w), np.zeros_like(w)
+    BY_NAME[NAME].backward(None, alone, None, dy, x, w, geometry(case))
+    BY_NAME[NAME].backward(np.empty_like(x), shared, None, dy, x, w, geometry(case))
+    np.testing.assert_array_equal(alone, shared)
 
 
 def test_skipped_gradients_are_not_computed(rng):
@@ -74,7 +87,7 @@ def test_results_do_not_depend_on_the_thread_count(rng):
         np.testing.assert_array_equal(many, one)
 
 
-def test_forced_on_a_layer_it_trains_with_the_tables_weight_gradient(monkeypatch, rng):
+def test_forced_on_a_layer_its_gradients_match_central_differences(monkeypatch, rng):
     monkeypatch.setenv("NUMBACNN_CONV", NAME)
     layer = nc.layers.Conv2d(32, 32, 3, padding=1).to(np.float64)
     x = rng.standard_normal((2, 32, 5, 4))

@@ -4,8 +4,9 @@ units, not memory, set the pace. Each tile names its 12 accumulators one by one:
 them in registers (16 ymm with AVX2; zmm with AVX-512).
 
 * ``gemm_6x2v``, ``gemm_6x2v_rows``: C (6, 2 LANES) += A' B, B packed or read in place (GEMM,
-  1x1 convolutions); ``gemm_6x2v_rows_to``, ``gemm_6x2v_strided_to``: the same from zero, into 6
-  rows of a larger matrix, A packed or 6 rows read in place (Winograd's 16 products);
+  1x1 convolutions); ``gemm_6x2v_rows_to``, ``gemm_6x2v_strided``: the same into 6 rows of a
+  larger matrix, from zero or added, A packed or read in place (Winograd's 16 products and their
+  weight gradient);
 * ``dot_4x3``: 4 rows of dy against 3 input rows along their contiguous axis (weight gradients);
 * ``positions_4x3v``, ``positions_2x6v``: a direct convolution's block of output channels over
   consecutive positions of a flat grid (conv/direct_positions.py);
@@ -88,16 +89,24 @@ def gemm_6x2v_rows_to(c, c_at, c_stride, a, b, b_at, b_stride, k, zero):
     """c.flat[c_at + r c_stride:][:2 LANES] = (a.T @ B)[r] for r < 6, overwritten: a (k, 6) packed,
     row p of B read in place at b.flat[b_at + p b_stride:][:2 LANES]. ``gemm_6x2v_rows`` from zero,
     each row of the block stored straight into its own row of a larger matrix."""
-    gemm_6x2v_strided_to(c, c_at, c_stride, a, 0, 1, ROWS, b, b_at, b_stride, k, zero)
+    gemm_6x2v_strided(c, c_at, c_stride, a, 0, 1, ROWS, b, b_at, b_stride, k, zero, False)
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")
-def gemm_6x2v_strided_to(c, c_at, c_stride, a, a_at, a_row, a_step, b, b_at, b_stride, k, zero):
-    """c.flat[c_at + r c_stride:][:2 LANES] = sum over p < k of A[r, p] B[p], overwritten, for r < 6:
-    A[r, p] = a.flat[a_at + r a_row + p a_step] (packed: a_row 1, a_step 6; or 6 rows of a matrix
-    read in place: a_row its row stride, a_step 1), row p of B at b.flat[b_at + p b_stride:][:2 LANES]."""
+def gemm_6x2v_strided(c, c_at, c_stride, a, a_at, a_row, a_step, b, b_at, b_stride, k, zero, accumulate):
+    """c.flat[c_at + r c_stride:][:2 LANES] (+)= sum over p < k of A[r, p] B[p] for r < 6 (added to
+    c with ``accumulate``, else overwriting it): A[r, p] = a.flat[a_at + r a_row + p a_step] (packed:
+    a_row 1, a_step 6; 6 rows of a matrix read in place: a_row its row stride, a_step 1; or 6
+    columns: a_row 1, a_step the row stride), row p of B at b.flat[b_at + p b_stride:][:2 LANES]."""
     c00 = c01 = c10 = c11 = c20 = c21 = vsplat(zero)
     c30 = c31 = c40 = c41 = c50 = c51 = vsplat(zero)
+    if accumulate:
+        c00, c01 = vload(c, c_at), vload(c, c_at + LANES)
+        c10, c11 = vload(c, c_at + c_stride), vload(c, c_at + c_stride + LANES)
+        c20, c21 = vload(c, c_at + 2 * c_stride), vload(c, c_at + 2 * c_stride + LANES)
+        c30, c31 = vload(c, c_at + 3 * c_stride), vload(c, c_at + 3 * c_stride + LANES)
+        c40, c41 = vload(c, c_at + 4 * c_stride), vload(c, c_at + 4 * c_stride + LANES)
+        c50, c51 = vload(c, c_at + 5 * c_stride), vload(c, c_at + 5 * c_stride + LANES)
     for p in range(k):
         b0, b1 = vload(b, b_at + p * b_stride), vload(b, b_at + p * b_stride + LANES)
         at = a_at + p * a_step

@@ -65,10 +65,10 @@ IMPLEMENTATIONS = (
         pointwise.backward_strided, "a copy of every stride-th pixel, then pointwise",
     ),
     Implementation(
-        "winograd_channels", (FORWARD, INPUT_GRAD), winograd_channels.accepts, winograd_channels.forward,
+        "winograd_channels", CONV_PASSES, winograd_channels.accepts, winograd_channels.forward,
         winograd_channels.backward,
-        "Winograd F(2x2, 3x3) vectorised over channels: the input copied channels last, then per block of "
-        "tiles the transforms and 16 matrix products in cache",
+        "Winograd F(2x2, 3x3) vectorised over channels, all three passes: the input copied channels last, then "
+        "per block of tiles the transforms and 16 matrix products in cache",
     ),
     Implementation(
         "direct_positions", CONV_PASSES, direct_positions.accepts, direct_positions.forward,

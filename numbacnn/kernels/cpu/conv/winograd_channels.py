@@ -22,7 +22,7 @@ flipped. Shapes: x (N, C, H, W), w (K, C, 3, 3), b (K,) or None, out
 from numba import njit, prange
 
 from ...workspace import scratch, worker_scratch
-from ..microkernel import ROWS, gemm_6x2v_strided_to
+from ..microkernel import ROWS, gemm_6x2v_strided
 from ..simd import LANES, vadd, vload, vsplat, vstore, vsub
 from . import winograd
 from .bias import bias_grad
@@ -179,9 +179,9 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf):
             for t in range(16):  # M[t] = V[t] (6 tiles at a time) @ U[t] (2 vectors of channels)
                 for k0 in range(0, k_out, 2 * LANES):
                     for j0 in range(0, used, ROWS):
-                        gemm_6x2v_strided_to(
+                        gemm_6x2v_strided(
                             m, t * m_plane + j0 * k_out + k0, k_out, v, t * v_plane + j0 * cp, cp, 1,
-                            u, t * channels * k_out + k0, k_out, channels, zero,
+                            u, t * channels * k_out + k0, k_out, channels, zero, False,
                         )  # fmt: skip
             for j in range(count):
                 tile = t0 + j
@@ -190,7 +190,8 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf):
 
 
 def _convolve(out, x, w, b, padding, transpose_flip):
-    """out = the stride-1 3x3 convolution of x with w (or w transposed and flipped), padding p."""
+    """out = the stride-1 3x3 convolution of x with w (or w transposed and flipped), padding p.
+    Returns x's padded channels-last grid (a scratch view, valid until the next call)."""
     n_batch, channels = x.shape[0], x.shape[1]
     k_out, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     th, tw = (oh + 1) // 2, (ow + 1) // 2
@@ -209,6 +210,7 @@ def _convolve(out, x, w, b, padding, transpose_flip):
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:LANES]
     _tasks(out, xt, u, bias, has_bias, per_task, vbuf, mbuf, ybuf)
+    return xt
 
 
 def forward(out, x, w, b, g):
@@ -217,14 +219,19 @@ def forward(out, x, w, b, g):
 
 
 def backward(dx, dw, db, dy, x, w, g):
-    """The input gradient (the forward on dy padded by 2 - p, weights transposed and flipped) and
-    the bias gradient; the weight gradient is another entry's (the table asks per pass)."""
-    if dw is not None:
-        raise ValueError("winograd_channels computes no weight gradient: the table sends that pass elsewhere")
+    """The input gradient (the forward on dy padded by 2 - p, weights transposed and flipped), the
+    weight gradient (winograd_channels_weight_grad.py, reading dy from the input gradient's grid
+    when both are asked for) and the bias gradient; each skipped if None."""
+    from .winograd_channels_weight_grad import weight_grad  # (it builds on this module's transforms)
+
     if db is not None:
         bias_grad(db, dy)
+    dy_grid, offset = None, 0
     if dx is not None:
-        _convolve(dx, dy, w, None, (2 - g.padding[0], 2 - g.padding[1]), True)
+        offset = 2 - g.padding[0]
+        dy_grid = _convolve(dx, dy, w, None, (offset, 2 - g.padding[1]), True)
+    if dw is not None:
+        weight_grad(dw, dy, x, g.padding, dy_grid, (offset, 2 - g.padding[1]) if dy_grid is not None else (0, 0))
 
 
 __all__ = ["accepts", "backward", "forward"]
