@@ -6,6 +6,11 @@ never reach another's process. Each builder returns ``(step, sync)``: ``step()``
 the workload, ``sync()`` waits for queued device work (a no-op on the CPU).
 """
 
+import os
+
+# The environment variable that puts PyTorch's models and inputs in channels-last memory.
+TORCH_MEMORY_FORMAT = "TORCH_MEMORY_FORMAT"
+
 # name -> (kind, arguments). "train"/"infer": (model, batch, (C, H, W)); "conv": (N, C, HW, K), a
 # 3x3 pad-1 convolution forward + backward.
 # conv rows: (N, C, H = W, K, kernel, padding); the first three are the 3x3 layers of issue 24's
@@ -128,15 +133,18 @@ def torch_model(name, shape):
 
 
 def _torch(kind, args, device):
+    """PyTorch in NCHW, or channels last where TORCH_MEMORY_FORMAT=channels_last (compare.py's
+    column for it: oneDNN's fastest CPU convolutions)."""
     import torch
 
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    layout = torch.channels_last if os.environ.get(TORCH_MEMORY_FORMAT) == "channels_last" else torch.contiguous_format
     if kind == "conv":
         n, c, hw, k, kernel, padding = args
-        conv = torch.nn.Conv2d(c, k, kernel, padding=padding).to(device)
-        x = torch.randn(n, c, hw, hw, device=device, requires_grad=True)
+        conv = torch.nn.Conv2d(c, k, kernel, padding=padding).to(device, memory_format=layout)
+        x = torch.randn(n, c, hw, hw, device=device).contiguous(memory_format=layout).requires_grad_()
         out = hw + 2 * padding - kernel + 1
-        dy = torch.randn(n, k, out, out, device=device)
+        dy = torch.randn(n, k, out, out, device=device).contiguous(memory_format=layout)
 
         def conv_step():
             conv.zero_grad()
@@ -144,8 +152,8 @@ def _torch(kind, args, device):
 
         return conv_step, sync
     model_name, batch, shape = args
-    model = torch_model(model_name, shape).to(device)
-    x = torch.randn((batch,) + shape, device=device)
+    model = torch_model(model_name, shape).to(device, memory_format=layout)
+    x = torch.randn((batch,) + shape, device=device).contiguous(memory_format=layout)
     if kind == "infer":
         model.eval()
 
