@@ -1,12 +1,14 @@
-"""Winograd's F(2x2, 3x3) vectorised over channels: the table's "winograd_channels", for the forward
-and the input gradient of stride-1 3x3 layers whose output channels fill blocks of 2 LANES.
+"""Winograd's F(2x2, 3x3) vectorised over channels: the table's "winograd_channels", for the three
+passes of stride-1 3x3 layers whose channel counts fill blocks of 2 LANES (the weight gradient in
+winograd_channels_weight_grad.py).
 
 The same algorithm as winograd.py (Y = A' [(G g G') . (B' d B)] A, 16 products per channel pair
 instead of 36), with the channels, not the tiles, as the vector axis:
 
 * the input is first copied into a padded channels-last grid xt (N, 2 TH + 2, 2 TW + 2, CP), CP
-  the channels rounded up to whole vectors, zero outside the image (``_channels_last``), so that a
-  tile's 16 inputs are 16 vector loads per vector of channels: no parity split, no spare slots;
+  the channels rounded up to whole vectors, zero outside the image (winograd_channels_input.py),
+  so that a tile's 16 inputs are 16 vector loads per vector of channels: no parity split, no
+  spare slots;
 * a task is a block of consecutive tiles (of one sample or several); its input transform writes
   V (16, tiles, CP), its 16 products M[t] (tiles x K) = V[t] (tiles x C) @ U[t] (C x K) run on the
   GEMM tile (6 tiles x 2 vectors of output channels, each V entry broadcast), and per tile the
@@ -15,8 +17,7 @@ instead of 36), with the channels, not the tiles, as the vector axis:
 V and M stay in the worker's scratch, sized for the L2 cache.
 
 The input gradient is the same algorithm on dy padded by 2 - p, with the weights transposed and
-flipped. Shapes: x (N, C, H, W), w (K, C, 3, 3), b (K,) or None, out
-(N, K, OH, OW).
+flipped. Shapes: x (N, C, H, W), w (K, C, 3, 3), b (K,) or None, out (N, K, OH, OW).
 """
 
 from numba import njit, prange
@@ -26,6 +27,8 @@ from ..microkernel import ROWS, gemm_6x2v_strided
 from ..simd import LANES, vadd, vload, vsplat, vstore, vsub
 from . import winograd
 from .bias import bias_grad
+from .winograd_channels_input import input_transform, to_channels_last
+from .winograd_channels_weight_grad import weight_grad
 
 # Floats of a task's V and M together: they stay in the L2 cache while its 16 products run.
 TASK_FLOATS = 1 << 16
@@ -53,58 +56,6 @@ def _transform_weights(u, w, transpose_flip):
             values = winograd.transformed_weight(w, k, c, transpose_flip)
             for t in range(16):
                 u[t, c, k] = values[t]
-
-
-@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _channels_last(xt, x, pad_h, pad_w):
-    """xt (N, HP, WP, CP) = x (N, C, H, W) padded by (pad_h, pad_w), channels last, zero elsewhere.
-    Written in order, read across the sample's planes (in L1): faster than the other way round."""
-    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, padded = xt.shape[1], xt.shape[2], xt.shape[3]
-    zero = xt.dtype.type(0)
-    for n in prange(x.shape[0]):
-        planes = x[n].reshape(channels, height * width)
-        for r in range(rows):
-            iy = r - pad_h
-            for q in range(cols):
-                ix = q - pad_w
-                pixel = xt[n, r, q]
-                if 0 <= iy < height and 0 <= ix < width:
-                    at = iy * width + ix
-                    for c in range(channels):
-                        pixel[c] = planes[c, at]
-                    pixel[channels:] = zero
-                else:
-                    pixel[:padded] = zero
-
-
-@njit(fastmath=True, boundscheck=False, cache=True, inline="always")
-def _input_transform(v, at, plane, xt, base, row, col, channels):
-    """v.flat[at + t plane + c] = (B' d B)[t] for c < channels (whole vectors), d the 4x4 inputs at
-    xt.flat[base + i row + j col + c]. B as in winograd.py."""
-    for cv in range(0, channels, LANES):
-        b = base + cv
-        d00, d01, d02, d03 = vload(xt, b), vload(xt, b + col), vload(xt, b + 2 * col), vload(xt, b + 3 * col)
-        b += row
-        d10, d11, d12, d13 = vload(xt, b), vload(xt, b + col), vload(xt, b + 2 * col), vload(xt, b + 3 * col)
-        b += row
-        d20, d21, d22, d23 = vload(xt, b), vload(xt, b + col), vload(xt, b + 2 * col), vload(xt, b + 3 * col)
-        b += row
-        d30, d31, d32, d33 = vload(xt, b), vload(xt, b + col), vload(xt, b + 2 * col), vload(xt, b + 3 * col)
-        for i in range(4):  # row i of B' d, then times B
-            if i == 0:
-                e0, e1, e2, e3 = vsub(d00, d20), vsub(d01, d21), vsub(d02, d22), vsub(d03, d23)
-            elif i == 1:
-                e0, e1, e2, e3 = vadd(d10, d20), vadd(d11, d21), vadd(d12, d22), vadd(d13, d23)
-            elif i == 2:
-                e0, e1, e2, e3 = vsub(d20, d10), vsub(d21, d11), vsub(d22, d12), vsub(d23, d13)
-            else:
-                e0, e1, e2, e3 = vsub(d10, d30), vsub(d11, d31), vsub(d12, d32), vsub(d13, d33)
-            t = at + 4 * i * plane + cv
-            vstore(v, t, vsub(e0, e2))
-            vstore(v, t + plane, vadd(e1, e2))
-            vstore(v, t + 2 * plane, vsub(e2, e1))
-            vstore(v, t + 3 * plane, vsub(e1, e3))
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")
@@ -174,7 +125,7 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf):
                 tile = t0 + j
                 n, ty, tx = tile // (th * tw), (tile // tw) % th, tile % tw
                 base = n * in_plane + 2 * ty * in_row + 2 * tx * in_col
-                _input_transform(v, j * cp, v_plane, xt, base, in_row, in_col, cp)
+                input_transform(v, j * cp, v_plane, xt, base, in_row, in_col, cp)
             used = -(-count // ROWS) * ROWS  # rows past count hold stale values, never written out
             for t in range(16):  # M[t] = V[t] (6 tiles at a time) @ U[t] (2 vectors of channels)
                 for k0 in range(0, k_out, 2 * LANES):
@@ -197,7 +148,7 @@ def _convolve(out, x, w, b, padding, transpose_flip):
     th, tw = (oh + 1) // 2, (ow + 1) // 2
     cp = -(-channels // LANES) * LANES
     xt = scratch("winograd_channels.x", (n_batch, 2 * th + 2, 2 * tw + 2, cp), x.dtype)
-    _channels_last(xt, x, padding[0], padding[1])
+    to_channels_last(xt, x, padding[0], padding[1])
     u = scratch("winograd_channels.u", (16, channels, k_out), x.dtype)
     _transform_weights(u, w, transpose_flip)
     tiles = n_batch * th * tw
@@ -222,8 +173,6 @@ def backward(dx, dw, db, dy, x, w, g):
     """The input gradient (the forward on dy padded by 2 - p, weights transposed and flipped), the
     weight gradient (winograd_channels_weight_grad.py, reading dy from the input gradient's grid
     when both are asked for) and the bias gradient; each skipped if None."""
-    from .winograd_channels_weight_grad import weight_grad  # (it builds on this module's transforms)
-
     if db is not None:
         bias_grad(db, dy)
     dy_grid, offset = None, 0

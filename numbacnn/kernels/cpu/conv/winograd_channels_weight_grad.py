@@ -22,7 +22,7 @@ from numba import njit, prange
 from ...workspace import scratch, worker_scratch
 from ..microkernel import FOLD_PRODUCTS, ROWS, gemm_6x2v_strided
 from ..simd import LANES, vadd, vload, vsplat, vstore, vsub
-from .winograd_channels import _channels_last, _input_transform
+from .winograd_channels_input import input_transform, to_channels_last
 
 # Floats of a block's V and dM together (the accumulated sums of the chunk stay in L2 beside them).
 WGRAD_FLOATS = 1 << 17
@@ -79,7 +79,7 @@ def _chunk_sums(sums, xt, dyt, top, left, th, tw, per_block, vbuf, mbuf):
                     tile = b0 + j
                     n, ty, tx = tile // (th * tw), (tile // tw) % th, tile % tw
                     base = n * in_plane + 2 * ty * in_row + 2 * tx * in_col
-                    _input_transform(v, j * vs, v_plane, xt, base, in_row, in_col, cp)
+                    input_transform(v, j * vs, v_plane, xt, base, in_row, in_col, cp)
                     base = n * out_plane + (top + 2 * ty) * out_row + (left + 2 * tx) * k_out
                     _output_gradient_transform(m, j * k_out, m_plane, dyt, base, out_row, k_out)
                 for t in range(16):  # dU[t] (6 input channels x 2 vectors of output channels) over tiles
@@ -134,10 +134,10 @@ def weight_grad(dw, dy, x, padding, dy_grid=None, offset=(0, 0)):
     c6 = -(-channels // ROWS) * ROWS
     vs = -(-max(cp, c6) // LANES) * LANES
     xt = scratch("winograd_channels.wx", (n_batch, 2 * th + 2, 2 * tw + 2, cp), x.dtype)
-    _channels_last(xt, x, padding[0], padding[1])
+    to_channels_last(xt, x, padding[0], padding[1])
     if dy_grid is None:
         dy_grid = scratch("winograd_channels.dy", (n_batch, 2 * th, 2 * tw, k_out), x.dtype)
-        _channels_last(dy_grid, np.ascontiguousarray(dy), 0, 0)
+        to_channels_last(dy_grid, np.ascontiguousarray(dy), 0, 0)
     tiles = n_batch * th * tw
     chunks = -(-tiles // FOLD_PRODUCTS)
     per_block = max(1, min(FOLD_PRODUCTS, WGRAD_FLOATS // (16 * (vs + k_out))))
