@@ -19,6 +19,7 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 WIDTH_TESTS = (
     "test_simd.py",
     "test_microkernel.py",
+    "test_conv_tiles.py",
     "test_gemm.py",
     "test_conv.py",
     "test_conv_dispatch.py",

@@ -10,7 +10,8 @@
 * ``grids.py``: planes on flat zero-padded grids and weights packed in blocks, for the direct ones;
   ``bias.py``: the bias gradient; ``geometry.py``: a layer as the table sees it.
 
-The register tiles they run on are in ``kernels/cpu/microkernel.py``.
+The register tiles they run on are in ``kernels/cpu/microkernel.py`` (GEMM) and
+``kernels/cpu/conv_tiles.py`` (the direct convolutions').
 """
 
 from .dispatch import conv2d_backward, conv2d_forward

@@ -4,7 +4,7 @@ padding, dilation and groups.
 The vector runs over output channels, so no position is wasted whatever the plane's size or
 stride. Every pass is one gather on a zero-padded flat grid of planes: output position p reads
 tap t at ``starts[p] + offsets[t]`` and lands at ``targets[p]`` of its output plane
-(direct_channels_plans.py builds these). A tile (microkernel.gather_6x2v) is 6 output positions x
+(direct_channels_plans.py builds these). A tile (conv_tiles.gather_6x2v) is 6 output positions x
 2 vectors of output channels (12 accumulators); per tap it loads 2 weight vectors, broadcasts the
 6 input pixels the tap reads and issues 12 FMAs.
   * forward: the gather on the padded input;
@@ -12,7 +12,7 @@ tap t at ``starts[p] + offsets[t]`` and lands at ``targets[p]`` of its output pl
     dx (the taps that reach dx pixels of one phase form a stride-1 convolution of dy);
   * weight gradient: vectorised over output channels too: dy is laid out pixel-major, and a task
     (4 input channels x 4 vectors of output channels of one group) sums 3 taps of a kernel row at
-    a time (microkernel.outer_3x4v, 12 accumulators) over every sample and position, inside the
+    a time (conv_tiles.outer_3x4v, 12 accumulators) over every sample and position, inside the
     task, so the result does not depend on the thread count.
 
 Shapes: x (N, C, H, W), w (K, C/G, KH, KW), b (K,) or None, out (N, K, OH, OW), G = groups.
@@ -22,7 +22,8 @@ import numpy as np
 from numba import njit, prange
 
 from ...workspace import scratch, worker_scratch
-from ..microkernel import WGRAD_CHANNELS, gather_6x2v, outer_3x4v, samples_per_fold
+from ..conv_tiles import gather_6x2v, gather_12x1v, outer_3x2v, outer_3x4v
+from ..microkernel import WGRAD_CHANNELS, samples_per_fold
 from ..simd import LANES
 from .bias import bias_grad
 from .direct_channels_plans import forward_plan, input_grad_plans
@@ -39,30 +40,36 @@ def accepts(g):
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _tiles(out, grid, packed, offsets, starts, targets, groups, group_stride, b, has_bias, zero, buffers):
+def _tiles(out, grid, packed, block, offsets, starts, targets, groups, group_stride, b, has_bias, zero, buffers):
     """out (N, K, Q) (+ b) at ``targets`` from the flat padded planes grid (N, C*L): output
-    position p of group g reads tap t at g * group_stride + starts[p] + offsets[t]. A task is one
-    sample x one block of output channels; worker w scatters its tiles through buffers[w]."""
+    position p of group g reads tap t at g * group_stride + starts[p] + offsets[t]. The packed
+    weights come in blocks of ``block`` output channels: 2 LANES (tiles of 6 positions) or LANES
+    (tiles of 12). A task is one sample x one block of output channels; worker w scatters its
+    tiles through buffers[w] (12 LANES,)."""
     n_batch, k_out = out.shape[0], out.shape[1]
     rows, positions = packed.shape[0], starts.shape[0]
     blocks, per_group = rows // groups, k_out // groups
     workers, tasks = buffers.shape[0], n_batch * rows
+    tile_rows = TILE if block == BLOCK else 2 * TILE
     for worker in prange(workers):
-        buffer = buffers[worker]
+        buffer = buffers[worker].reshape(tile_rows, block)
         for task in range(worker * tasks // workers, (worker + 1) * tasks // workers):
             n, row = task // rows, task % rows
             g, kb = row // blocks, row % blocks
             planes, weights = grid[n], packed[row]
             base = g * group_stride
-            for p0 in range(0, positions, TILE):
-                s0, s1 = base + starts[p0], base + starts[min(p0 + 1, positions - 1)]
-                s2, s3 = base + starts[min(p0 + 2, positions - 1)], base + starts[min(p0 + 3, positions - 1)]
-                s4, s5 = base + starts[min(p0 + 4, positions - 1)], base + starts[min(p0 + 5, positions - 1)]
-                gather_6x2v(buffer, planes, weights, offsets, s0, s1, s2, s3, s4, s5, zero)
-                for r in range(min(TILE, positions - p0)):
+            for p0 in range(0, positions, tile_rows):
+                if block == BLOCK:
+                    s0, s1 = base + starts[p0], base + starts[min(p0 + 1, positions - 1)]
+                    s2, s3 = base + starts[min(p0 + 2, positions - 1)], base + starts[min(p0 + 3, positions - 1)]
+                    s4, s5 = base + starts[min(p0 + 4, positions - 1)], base + starts[min(p0 + 5, positions - 1)]
+                    gather_6x2v(buffer, planes, weights, offsets, s0, s1, s2, s3, s4, s5, zero)
+                else:
+                    gather_12x1v(buffer, planes, weights, offsets, starts, p0, base, zero)
+                for r in range(min(tile_rows, positions - p0)):
                     q = targets[p0 + r]
-                    for lane in range(min(BLOCK, per_group - kb * BLOCK)):
-                        k = g * per_group + kb * BLOCK + lane
+                    for lane in range(min(block, per_group - kb * block)):
+                        k = g * per_group + kb * block + lane
                         out[n, k, q] = buffer[r, lane] + (b[k] if has_bias else zero)
 
 
@@ -72,17 +79,17 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
     K' channels per group, zero past K/G) times the input pixels each tap reads in grid (N, C, L):
     tap (i, j) of position p at starts[p] + i * dilation_h * wp + j * dilation_w.
 
-    A task is WGRAD_CHANNELS input channels x WGRAD_BLOCK output channels of one group. Samples are
-    the outer loop, so one sample's dy rows and input planes stay in L1 while every tap reads them;
-    the 12 accumulators of a pass (3 taps of a row x 4 vectors) wait in ``acc`` between passes, and
-    every ``fold_samples`` samples their float32 sums go into float64 ``total``. Worker w keeps them in
-    totals[w] (WGRAD_CHANNELS, KH, KW, WGRAD_BLOCK) float64 and accs[w] (WGRAD_CHANNELS, KH,
-    KW/3, 3 WGRAD_BLOCK)."""
+    A task is WGRAD_CHANNELS input channels x B output channels of one group, B = WGRAD_BLOCK, or
+    2 LANES where a group has no more (``totals.shape[-1]``). Samples are the outer loop, so one
+    sample's dy rows and input planes stay in L1 while every tap reads them; the accumulators of a
+    pass (3 taps of a row x B / LANES vectors) wait in ``acc`` between passes, and every
+    ``fold_samples`` samples their float32 sums go into float64 ``total``. Worker w keeps them in
+    totals[w] (WGRAD_CHANNELS, KH, KW, B) float64 and accs[w] (WGRAD_CHANNELS, KH, KW/3, 3 B)."""
     k_out, channels, kh, kw = dw.shape
     n_batch, positions, k_padded = dy_pixels.shape
     groups = grid.shape[1] // channels
-    per_group, padded_group = k_out // groups, k_padded // groups
-    blocks, cblocks, jblocks = padded_group // WGRAD_BLOCK, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
+    per_group, padded_group, block = k_out // groups, k_padded // groups, totals.shape[-1]
+    blocks, cblocks, jblocks = padded_group // block, -(-channels // WGRAD_CHANNELS), -(-kw // 3)
     fold_samples = samples_per_fold(positions)
     workers, tasks = totals.shape[0], groups * cblocks * blocks
     for worker in prange(workers):
@@ -90,7 +97,7 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
         for task in range(worker * tasks // workers, (worker + 1) * tasks // workers):
             g, cb, kb = task // (cblocks * blocks), (task // blocks) % cblocks, task % blocks
             c0, c1 = cb * WGRAD_CHANNELS, min(cb * WGRAD_CHANNELS + WGRAD_CHANNELS, channels)
-            k0 = g * padded_group + kb * WGRAD_BLOCK
+            k0 = g * padded_group + kb * block
             total[:] = 0
             for n0 in range(0, n_batch, fold_samples):
                 acc[:] = 0
@@ -101,19 +108,22 @@ def _weight_grad(dw, dy_pixels, grid, starts, wp, dilation_h, dilation_w, zero, 
                         for i in range(kh):
                             for jb in range(jblocks):
                                 shift = i * dilation_h * wp + 3 * jb * dilation_w
-                                outer_3x4v(acc[c - c0, i, jb], plane, dy, starts, shift, dilation_w, k_padded, k0)
+                                if block == WGRAD_BLOCK:
+                                    outer_3x4v(acc[c - c0, i, jb], plane, dy, starts, shift, dilation_w, k_padded, k0)
+                                else:
+                                    outer_3x2v(acc[c - c0, i, jb], plane, dy, starts, shift, dilation_w, k_padded, k0)
                 # Each fold's sums go into float64: long reductions keep their precision.
                 for c in range(c1 - c0):
                     for i in range(kh):
                         for jb in range(jblocks):
                             for dj in range(min(3, kw - 3 * jb)):
-                                for r in range(WGRAD_BLOCK):
-                                    total[c, i, 3 * jb + dj, r] += acc[c, i, jb, dj * WGRAD_BLOCK + r]
+                                for r in range(block):
+                                    total[c, i, 3 * jb + dj, r] += acc[c, i, jb, dj * block + r]
             for c in range(c0, c1):
-                for r in range(min(WGRAD_BLOCK, per_group - kb * WGRAD_BLOCK)):
+                for r in range(min(block, per_group - kb * block)):
                     for i in range(kh):
                         for j in range(kw):
-                            dw[g * per_group + kb * WGRAD_BLOCK + r, c, i, j] += total[c - c0, i, j, r]
+                            dw[g * per_group + kb * block + r, c, i, j] += total[c - c0, i, j, r]
 
 
 @njit(parallel=True, cache=True)
@@ -142,13 +152,14 @@ def _gather(out, grid, w, b, groups, plan, transpose):
     """out (N, K', OH', OW') at the plan's targets (+ b) = the plan's gather on grid (N, C', L)."""
     n_batch, channels = grid.shape[0], grid.shape[1]
     inputs, per_group = channels // groups, out.shape[1] // groups
-    packed = scratch("direct_channels.w", (groups * -(-per_group // BLOCK), inputs, *plan.taps, BLOCK), grid.dtype)
+    block = LANES if per_group <= LANES else BLOCK  # one vector, not two half empty
+    packed = scratch("direct_channels.w", (groups * -(-per_group // block), inputs, *plan.taps, block), grid.dtype)
     pack_weights(packed, w, groups, plan.taps_i, plan.taps_j, transpose)
     has_bias = b is not None
     out_flat = out.reshape(n_batch, out.shape[1], -1)
-    _, buffers = worker_scratch("direct_channels.tiles", n_batch * packed.shape[0], (TILE, BLOCK), grid.dtype)
+    _, buffers = worker_scratch("direct_channels.tiles", n_batch * packed.shape[0], (TILE * BLOCK,), grid.dtype)
     _tiles(
-        out_flat, grid.reshape(n_batch, -1), packed.reshape(packed.shape[0], -1), plan.offsets, plan.starts,
+        out_flat, grid.reshape(n_batch, -1), packed.reshape(packed.shape[0], -1), block, plan.offsets, plan.starts,
         plan.targets, groups, inputs * plan.length, b if has_bias else out_flat[0, 0, :1], has_bias,
         grid.dtype.type(0), buffers,
     )  # fmt: skip
@@ -170,15 +181,14 @@ def backward(dx, dw, db, dy, x, w, g):
         plan = forward_plan(x.shape[1:], w.shape, dy.shape[2:], *geometry)
         grid = _on_grid(x, plan, "direct_channels.x")
         n_batch, k_out = dy.shape[0], dy.shape[1]
-        padded_group = -(-(k_out // groups) // WGRAD_BLOCK) * WGRAD_BLOCK
+        block = 2 * LANES if k_out // groups <= 2 * LANES else WGRAD_BLOCK  # no half-empty blocks
+        padded_group = -(-(k_out // groups) // block) * block
         dy_pixels = scratch("direct_channels.dy", (n_batch, plan.starts.size, groups * padded_group), x.dtype)
         _to_pixels(dy_pixels, dy, groups)
         kh, kw = w.shape[2], w.shape[3]
-        tasks = groups * -(-w.shape[1] // WGRAD_CHANNELS) * (padded_group // WGRAD_BLOCK)
-        workers, totals = worker_scratch(
-            "direct_channels.total", tasks, (WGRAD_CHANNELS, kh, kw, WGRAD_BLOCK), np.float64
-        )
-        accs = scratch("direct_channels.acc", (workers, WGRAD_CHANNELS, kh, -(-kw // 3), 3 * WGRAD_BLOCK), x.dtype)
+        tasks = groups * -(-w.shape[1] // WGRAD_CHANNELS) * (padded_group // block)
+        workers, totals = worker_scratch("direct_channels.total", tasks, (WGRAD_CHANNELS, kh, kw, block), np.float64)
+        accs = scratch("direct_channels.acc", (workers, WGRAD_CHANNELS, kh, -(-kw // 3), 3 * block), x.dtype)
         _weight_grad(
             dw, dy_pixels, grid, plan.starts, plan.width, dilation[0], dilation[1], x.dtype.type(0), totals, accs
         )

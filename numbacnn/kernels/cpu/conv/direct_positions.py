@@ -4,7 +4,7 @@ Each input plane is zero-padded and flattened (width Wp = W + 2 pw), and the out
 on the same "wide" grid: output position q = oy * Wp + ox, where the columns ox >= OW are junk
 and dropped at the end. Tap (i, j) of every output position then reads the input at the constant
 offset i * Wp + j, so a run of consecutive outputs reads a run of consecutive inputs: one vector
-load. A tile (microkernel.positions_4x3v) is 3 vectors of consecutive positions x 4 output
+load. A tile (conv_tiles.positions_4x3v) is 3 vectors of consecutive positions x 4 output
 channels, 12 accumulators kept in registers through the whole reduction over input channels and
 taps; layers whose channel count is not a multiple of 4 take tiles of 6 vectors x 2 channels.
 
@@ -23,7 +23,7 @@ from numba import njit, prange
 
 from ...shapes import conv2d_output_size
 from ...workspace import scratch, worker_scratch
-from ..microkernel import positions_2x6v, positions_4x3v
+from ..conv_tiles import positions_2x6v, positions_4x3v
 from ..simd import LANES
 from .bias import bias_grad
 from .direct_positions_weight_grad import weight_grad

@@ -11,7 +11,8 @@ import numpy as np
 from numba import njit, prange
 
 from ...workspace import scratch, worker_scratch
-from ..microkernel import WGRAD_CHANNELS, dot_4x3, samples_per_fold
+from ..conv_tiles import dot_4x3
+from ..microkernel import WGRAD_CHANNELS, samples_per_fold
 from ..simd import LANES, vload, vsum
 
 

@@ -22,8 +22,9 @@ import numpy as np
 from numba import njit, prange
 
 from ...workspace import scratch, worker_scratch
+from ..conv_tiles import dot_4x3
 from ..gemm import pack_columns
-from ..microkernel import COLUMNS, ROWS, dot_4x3, gemm_6x2v_rows, samples_per_fold
+from ..microkernel import COLUMNS, ROWS, gemm_6x2v_rows, samples_per_fold
 from ..simd import LANES, vload, vsum
 from .bias import bias_grad
 
