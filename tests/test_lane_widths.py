@@ -1,5 +1,6 @@
 """Every SIMD width on any CPU: the kernel, allocation and dispatch tests again with the width
 forced to 4, 8 and 16 lanes (``NUMBACNN_LANES``; LLVM splits vectors wider than the registers).
+The suite itself runs them at this process's width, so only the two other widths run here.
 
 An AVX2 machine alone would never compile the 16-lane kernels that an AVX-512 machine runs (a
 warm step once allocated scratch sized by the width there and nowhere else), and an AVX-512
@@ -12,6 +13,8 @@ import subprocess
 import sys
 
 import pytest
+
+from numbacnn.kernels.cpu.simd import LANES
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # What the width changes: the SIMD layer, every kernel written on it (convolutions, GEMM and the
@@ -37,7 +40,15 @@ def _run(env, *args, timeout=900):
     return subprocess.run([sys.executable, *args], env=env, cwd=TESTS, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("lanes", [4, 8, 16])
+# The suite runs the kernel tests at this process's own width; the other two run here.
+OTHER_WIDTHS = [lanes for lanes in (4, 8, 16) if lanes != LANES]
+
+
+def test_the_suite_and_this_file_cover_every_width():
+    assert sorted([LANES, *OTHER_WIDTHS]) == [4, 8, 16]
+
+
+@pytest.mark.parametrize("lanes", OTHER_WIDTHS)
 def test_kernels_pass_at_every_width(lanes):
     env = dict(os.environ, NUMBACNN_LANES=str(lanes))
     probe = _run(env, "-c", "from numbacnn.kernels.cpu.simd import LANES; print(LANES)")
