@@ -11,9 +11,10 @@ tap t at ``starts[p] + offsets[t]`` and lands at ``targets[p]`` of its output pl
   * input gradient: a gather on padded dy with the weights transposed, once per stride phase of
     dx (the taps that reach dx pixels of one phase form a stride-1 convolution of dy);
   * weight gradient: vectorised over output channels too: dy is laid out pixel-major, and a task
-    (4 input channels x 4 vectors of output channels of one group) sums 3 taps of a kernel row at
-    a time (conv_tiles.outer_3x4v, 12 accumulators) over every sample and position, inside the
-    task, so the result does not depend on the thread count.
+    (4 input channels x 4 vectors of output channels of one group, or 2 vectors where a group has
+    at most 2 LANES) sums 3 taps of a kernel row at a time (conv_tiles.outer_3x4v, 12 accumulators,
+    or outer_3x2v) over every sample and position, inside the task, so the result does not depend
+    on the thread count.
 
 Shapes: x (N, C, H, W), w (K, C/G, KH, KW), b (K,) or None, out (N, K, OH, OW), G = groups.
 """
