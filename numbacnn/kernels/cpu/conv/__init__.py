@@ -7,6 +7,9 @@
   over output positions, stride 1;
 * ``direct_channels.py`` (+ ``direct_channels_plans.py``): direct convolution vectorised over output
   channels, any stride, padding, dilation and groups;
+* ``winograd_channels.py`` (+ ``winograd_channels_input.py``, ``winograd_channels_weight_grad.py``):
+  Winograd F(2x2, 3x3) vectorised over channels, all three passes of stride-1 3x3 layers with
+  channels in whole blocks of 2 LANES; ``winograd.py``: the same vectorised over tiles (forced only);
 * ``grids.py``: planes on flat zero-padded grids and weights packed in blocks, for the direct ones;
   ``bias.py``: the bias gradient; ``geometry.py``: a layer as the table sees it.
 
