@@ -54,6 +54,22 @@ def test_numbacnn_conv_direct_leaves_both_winograd_entries_out(monkeypatch):
     assert not any(name.startswith("winograd") for name in dispatch.DIRECT)
 
 
+def test_choices_are_remembered_per_layer_and_follow_numbacnn_conv(monkeypatch):
+    """choose() answers a layer it has seen from memory (the same objects), and a change of
+    NUMBACNN_CONV between calls is still obeyed."""
+    monkeypatch.delenv("NUMBACNN_CONV", raising=False)
+    g = geometry((2, 64, 64, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), 1))
+    first = dispatch.choose(g, dispatch.FORWARD)
+    assert dispatch.choose(g, dispatch.FORWARD) is first and first[0].name == "winograd_channels"
+    monkeypatch.setenv("NUMBACNN_CONV", "direct")
+    assert dispatch.choose(g, dispatch.FORWARD)[0].name == "direct_channels"
+    monkeypatch.setenv("NUMBACNN_CONV", "pointwise")
+    with pytest.raises(ValueError, match="NUMBACNN_CONV=pointwise cannot run"):
+        dispatch.choose(g, dispatch.FORWARD)
+    monkeypatch.delenv("NUMBACNN_CONV")
+    assert dispatch.choose(g, dispatch.FORWARD) is first
+
+
 def test_should_run_is_a_named_rule_apart_from_can_run():
     g = geometry((2, 16, 16, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), 1))
     assert dispatch.BY_NAME["direct_positions"].accepts(g) is None  # it can run an 8x8 plane

@@ -129,10 +129,23 @@ def _allowed():
     return (name,)
 
 
+# choose()'s answers by (layer, pass, NUMBACNN_CONV): a warm step asks the same questions every
+# time, and answering them again cost more than a small layer's convolution (NOTES.md, entry 55).
+_CHOSEN = {}
+
+
 def choose(g, pass_):
     """(entry, [(name, why it declined)]) for a pass of the layer ``g``: the first that accepts it and
     that no rule sends on. NUMBACNN_CONV=<entry> forces that entry for the passes it serves (a
     ValueError saying why when it cannot run the layer); =direct leaves Winograd out."""
+    key = (g, pass_, os.environ.get("NUMBACNN_CONV"))
+    answer = _CHOSEN.get(key)
+    if answer is None:
+        answer = _CHOSEN[key] = _choose(g, pass_)
+    return answer
+
+
+def _choose(g, pass_):
     allowed = _allowed() if pass_ != BIAS else None  # a bias pass runs no convolution to force
     if allowed is not None and len(allowed) == 1 and pass_ in BY_NAME[allowed[0]].passes:
         forced = BY_NAME[allowed[0]]
@@ -158,6 +171,8 @@ def choose(g, pass_):
 
 
 def _report(direction, entry, declined, g):
+    if verbose.level() < 1:
+        return
     text = f"conv2d {direction} of {g.describe()}: {entry.name}"
     if verbose.level() >= 2 and declined:
         text += "".join(f"\n  {name} declined: {why}" for name, why in declined)
