@@ -64,3 +64,18 @@ def test_float32_agrees_with_float64(rng):
 def test_single_value_per_channel_is_rejected_in_training():
     with pytest.raises(ValueError, match="more than one value per channel"):
         nc.layers.BatchNorm2d(3)(np.ones((1, 3, 1, 1), np.float32))
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, -3e4])
+def test_statistics_keep_their_digits_when_the_mean_dwarfs_the_spread(offset, rng):
+    """The training statistics come from one pass of shifted sums: a channel whose values sit far
+    from zero (an input layer fed raw pixels, say) still gets its variance to float32 precision."""
+    x = (offset + rng.standard_normal((8, 3, 5, 5)) * 0.01).astype(np.float32)
+    layer = nc.layers.BatchNorm2d(3)
+    out = layer(x)
+    exact = x.astype(np.float64)
+    var = exact.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(layer.running_mean, 0.1 * exact.mean(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(layer.running_var, 0.9 + 0.1 * var * 200 / 199, rtol=1e-6)
+    want = (exact - exact.mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(var.reshape(1, 3, 1, 1) + 1e-5)
+    np.testing.assert_allclose(out, want, atol=2e-3)  # float32 x itself holds ~1e-3 of it at 3e4

@@ -9,6 +9,7 @@ unbiased estimate, as PyTorch does.
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 # The statistics are long float64 sums. Without leave to reassociate, LLVM keeps each one a single
@@ -22,17 +23,20 @@ def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, we
     n_batch, channels, positions = x.shape
     count = n_batch * positions
     for c in prange(channels):
-        acc = 0.0
+        # One pass gathers both sums, of x less one of its own values: with that shift the
+        # variance (mean of squares less the squared mean) cancels no digits even where the
+        # mean is far larger than the spread (benchmarks/NOTES.md, entry 57).
+        pivot = x[0, c, 0]
+        total = 0.0
+        squares = 0.0
         for n in range(n_batch):
             for q in range(positions):
-                acc += x[n, c, q]
-        mean = acc / count
-        acc = 0.0
-        for n in range(n_batch):
-            for q in range(positions):
-                d = x[n, c, q] - mean
-                acc += d * d
-        var = acc / count
+                d = np.float64(x[n, c, q] - pivot)
+                total += d
+                squares += d * d
+        shifted_mean = total / count
+        mean = pivot + shifted_mean
+        var = max(squares / count - shifted_mean * shifted_mean, 0.0)
         invstd = 1.0 / math.sqrt(var + eps)
         save_mean[c] = mean
         save_invstd[c] = invstd
