@@ -9,7 +9,7 @@ both libraries read how long to wait from the environment once, when they load
 import os
 
 # (variable, value): see configure().
-DEFAULTS = (("OMP_WAIT_POLICY", "PASSIVE"), ("GOMP_SPINCOUNT", "10000"), ("OPENBLAS_THREAD_TIMEOUT", "4"))
+DEFAULTS = (("OMP_WAIT_POLICY", "PASSIVE"), ("GOMP_SPINCOUNT", "1000"), ("OPENBLAS_THREAD_TIMEOUT", "4"))
 
 __all__ = ["DEFAULTS", "configure"]
 
@@ -18,9 +18,8 @@ def configure():
     """Set the defaults the user has not set, before numba or numpy load (called on import).
 
     - ``OMP_WAIT_POLICY=PASSIVE``: numba's OpenMP threads sleep when idle instead of spinning
-      through the GEMM that follows; ``GOMP_SPINCOUNT=10000``: a spin first (about 200 us here),
-      so that the parallel regions of a step, with the layers' Python between them, do not each
-      pay for waking the threads (benchmarks/NOTES.md, entries 15 and 56).
+      through the GEMM that follows; ``GOMP_SPINCOUNT=1000``: a short spin first, so the back-to-back
+      parallel regions of a training step do not each pay for waking the threads.
     - ``OPENBLAS_THREAD_TIMEOUT=4``: OpenBLAS's threads sleep at once after a GEMM (read when numpy
       first loads: import numbacnn before numpy, as the CLI does).
 
