@@ -10,11 +10,15 @@ run it from each in fresh processes, alternated (benchmarks/NOTES.md).
 """
 
 import argparse
+import os
+import sys
 import time
 
-import numpy as np
+# Time the numbacnn of this checkout, whatever an installed copy elsewhere says.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np  # noqa: E402
 
-from numbacnn.kernels.cpu.conv.dispatch import BIAS, IMPLEMENTATIONS, Geometry
+from numbacnn.kernels.cpu.conv.dispatch import BIAS, IMPLEMENTATIONS, Geometry  # noqa: E402
 
 
 def _layer(text):
