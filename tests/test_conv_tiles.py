@@ -55,43 +55,53 @@ def test_the_position_tiles_convolve_a_flat_plane(tile, channels, vectors, dtype
 
 
 @njit(fastmath=True, boundscheck=False)
-def _gather(tile, planes, weights, offsets, starts, zero):
-    s0, s1, s2, s3, s4, s5 = starts
-    conv_tiles.gather_6x2v(tile, planes, weights, offsets, s0, s1, s2, s3, s4, s5, zero)
+def _gather(tile, planes, weights, offsets, starts, p0, base, zero):
+    conv_tiles.gather_6x2v(tile, planes, weights, offsets, starts, p0, base, zero)
 
 
+@pytest.mark.parametrize("p0", [0, 2])  # 2: the last rows repeat the last position
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gather_6x2v_broadcasts_pixels_against_channel_vectors(dtype, rng):
+def test_gather_6x2v_broadcasts_pixels_against_channel_vectors(p0, dtype, rng):
     offsets = np.array([0, 2, 11])
-    starts = (0, 1, 4, 6, 9, 20)
-    planes = rng.standard_normal(40).astype(dtype)
+    starts = np.array([0, 1, 4, 6, 9, 20])
+    base = 3
+    planes = rng.standard_normal(45).astype(dtype)
     weights = rng.standard_normal(len(offsets) * 2 * LANES).astype(dtype)
     tile = np.full((6, 2 * LANES), np.nan, dtype)
-    _gather(tile, planes, weights, offsets, starts, dtype(0))
+    _gather(tile, planes, weights, offsets, starts, p0, base, dtype(0))
     w = weights.reshape(len(offsets), 2 * LANES).astype(np.float64)
-    expected = np.array([sum(planes[s + o] * w[t] for t, o in enumerate(offsets)) for s in starts])
+    rows = [base + starts[min(p0 + r, len(starts) - 1)] for r in range(6)]
+    expected = np.array([sum(planes[s + o] * w[t] for t, o in enumerate(offsets)) for s in rows])
     np.testing.assert_allclose(tile, expected, rtol=TOL[dtype], atol=TOL[dtype])
 
 
 @njit(fastmath=True, boundscheck=False)
-def _outer(acc, plane, dy, starts, shift, step, row_stride, k0):
+def _outer_4(acc, plane, dy, starts, shift, step, row_stride, k0):
     conv_tiles.outer_3x4v(acc, plane, dy, starts, shift, step, row_stride, k0)
 
 
+@njit(fastmath=True, boundscheck=False)
+def _outer_2(acc, plane, dy, starts, shift, step, row_stride, k0):
+    conv_tiles.outer_3x2v(acc, plane, dy, starts, shift, step, row_stride, k0)
+
+
+@pytest.mark.parametrize("tile, vectors", [(_outer_4, 4), (_outer_2, 2)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_outer_3x4v_sums_3_taps_against_4_channel_vectors(dtype, rng):
-    positions, row_stride, k0, shift, step = 7, 5 * LANES, LANES, 2, 3
+def test_the_outer_tiles_sum_3_taps_against_channel_vectors(tile, vectors, dtype, rng):
+    """outer_3x4v and outer_3x2v: 3 broadcast taps against 4 or 2 vectors of output channels."""
+    width = vectors * LANES
+    positions, row_stride, k0, shift, step = 7, width + LANES, LANES, 2, 3
     starts = np.arange(positions) * 2
     plane = rng.standard_normal(40).astype(dtype)
     dy = rng.standard_normal(positions * row_stride).astype(dtype)
-    acc = rng.standard_normal(12 * LANES).astype(dtype)
-    expected = acc.astype(np.float64).reshape(3, 4 * LANES).copy()
+    acc = rng.standard_normal(3 * width).astype(dtype)
+    expected = acc.astype(np.float64).reshape(3, width).copy()
     for p, s in enumerate(starts):
-        row = dy[p * row_stride + k0 : p * row_stride + k0 + 4 * LANES].astype(np.float64)
+        row = dy[p * row_stride + k0 : p * row_stride + k0 + width].astype(np.float64)
         for j in range(3):
             expected[j] += plane[s + shift + j * step] * row
-    _outer(acc, plane, dy, starts, shift, step, row_stride, k0)
-    np.testing.assert_allclose(acc.reshape(3, 4 * LANES), expected, rtol=TOL[dtype], atol=TOL[dtype])
+    tile(acc, plane, dy, starts, shift, step, row_stride, k0)
+    np.testing.assert_allclose(acc.reshape(3, width), expected, rtol=TOL[dtype], atol=TOL[dtype])
 
 
 @njit(fastmath=True, boundscheck=False)
@@ -113,24 +123,3 @@ def test_gather_12x1v_broadcasts_pixels_against_one_channel_vector(p0, dtype, rn
     rows = [base + starts[min(p0 + r, len(starts) - 1)] for r in range(12)]
     expected = np.array([sum(planes[s + o] * w[t] for t, o in enumerate(offsets)) for s in rows])
     np.testing.assert_allclose(tile, expected, rtol=TOL[dtype], atol=TOL[dtype])
-
-
-@njit(fastmath=True, boundscheck=False)
-def _outer_2(acc, plane, dy, starts, shift, step, row_stride, k0):
-    conv_tiles.outer_3x2v(acc, plane, dy, starts, shift, step, row_stride, k0)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_outer_3x2v_sums_3_taps_against_2_channel_vectors(dtype, rng):
-    positions, row_stride, k0, shift, step = 7, 3 * LANES, LANES, 2, 3
-    starts = np.arange(positions) * 2
-    plane = rng.standard_normal(40).astype(dtype)
-    dy = rng.standard_normal(positions * row_stride).astype(dtype)
-    acc = rng.standard_normal(6 * LANES).astype(dtype)
-    expected = acc.astype(np.float64).reshape(3, 2 * LANES).copy()
-    for p, s in enumerate(starts):
-        row = dy[p * row_stride + k0 : p * row_stride + k0 + 2 * LANES].astype(np.float64)
-        for j in range(3):
-            expected[j] += plane[s + shift + j * step] * row
-    _outer_2(acc, plane, dy, starts, shift, step, row_stride, k0)
-    np.testing.assert_allclose(acc.reshape(3, 2 * LANES), expected, rtol=TOL[dtype], atol=TOL[dtype])

@@ -103,11 +103,20 @@ def positions_2x6v(y, planes, weights, offsets, zero):
         vstore(y1, q0 + 3 * LANES, a13), vstore(y1, q0 + 4 * LANES, a14), vstore(y1, q0 + 5 * LANES, a15)
 
 
+@njit(inline="always")
+def _start(starts, p, base):
+    """Where position p's pixels start (the last position's past the end)."""
+    return base + starts[min(p, starts.shape[0] - 1)]
+
+
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")
-def gather_6x2v(tile, planes, weights, offsets, s0, s1, s2, s3, s4, s5, zero):
+def gather_6x2v(tile, planes, weights, offsets, starts, p0, base, zero):
     """tile (6, 2 LANES) = for output positions r = 0..5 the sums over taps t of the pixel
-    planes[s_r + offsets[t]] (broadcast) times weights[t * 2 LANES :][:2 LANES]: 12 accumulators;
-    per tap 2 weight loads, 6 broadcasts, 12 FMAs."""
+    planes[base + starts[min(p0 + r, P - 1)] + offsets[t]] (broadcast) times
+    weights[t * 2 LANES :][:2 LANES]: 12 accumulators; per tap 2 weight loads, 6 broadcasts, 12
+    FMAs (rows past the P positions repeat the last one)."""
+    s0, s1, s2 = _start(starts, p0, base), _start(starts, p0 + 1, base), _start(starts, p0 + 2, base)
+    s3, s4, s5 = _start(starts, p0 + 3, base), _start(starts, p0 + 4, base), _start(starts, p0 + 5, base)
     a00 = a01 = a10 = a11 = a20 = a21 = vsplat(zero)
     a30 = a31 = a40 = a41 = a50 = a51 = vsplat(zero)
     for t in range(offsets.shape[0]):
@@ -131,12 +140,6 @@ def gather_6x2v(tile, planes, weights, offsets, s0, s1, s2, s3, s4, s5, zero):
     vstore(tile[3], 0, a30), vstore(tile[3], LANES, a31)
     vstore(tile[4], 0, a40), vstore(tile[4], LANES, a41)
     vstore(tile[5], 0, a50), vstore(tile[5], LANES, a51)
-
-
-@njit(inline="always")
-def _start(starts, p, base):
-    """Where position p's pixels start (the last position's past the end)."""
-    return base + starts[min(p, starts.shape[0] - 1)]
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")

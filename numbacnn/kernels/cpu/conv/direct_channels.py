@@ -61,10 +61,7 @@ def _tiles(out, grid, packed, block, offsets, starts, targets, groups, group_str
             base = g * group_stride
             for p0 in range(0, positions, tile_rows):
                 if block == BLOCK:
-                    s0, s1 = base + starts[p0], base + starts[min(p0 + 1, positions - 1)]
-                    s2, s3 = base + starts[min(p0 + 2, positions - 1)], base + starts[min(p0 + 3, positions - 1)]
-                    s4, s5 = base + starts[min(p0 + 4, positions - 1)], base + starts[min(p0 + 5, positions - 1)]
-                    gather_6x2v(buffer, planes, weights, offsets, s0, s1, s2, s3, s4, s5, zero)
+                    gather_6x2v(buffer, planes, weights, offsets, starts, p0, base, zero)
                 else:
                     gather_12x1v(buffer, planes, weights, offsets, starts, p0, base, zero)
                 for r in range(min(tile_rows, positions - p0)):
