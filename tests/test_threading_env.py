@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-PROBE = "import numbacnn, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+# The settings numbacnn defaults (runtime/threads.py), each left out of the environment a probe starts from.
+SETTINGS = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT")
+PROBE = "import numbacnn, os; print(*(os.environ[k] for k in %r))" % (SETTINGS,)
 # What the environment holds at the moment numpy and numba are first imported (an import hook
 # runs before either loads), which is when OpenBLAS and numba's OpenMP read it.
 ORDER_PROBE = """
@@ -23,7 +25,7 @@ print(json.dumps(seen))
 
 
 def probe(**env):
-    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    base = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     out = subprocess.run(
         [sys.executable, "-c", PROBE], env=dict(base, **env), capture_output=True, text=True, check=True
     )
@@ -31,22 +33,18 @@ def probe(**env):
 
 
 def test_defaults_are_set_before_numpy_loads():
-    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    base = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     done = subprocess.run([sys.executable, "-c", ORDER_PROBE], env=base, capture_output=True, text=True, check=True)
     seen = json.loads(done.stdout)
     assert seen == {"numpy": ["PASSIVE", "4"], "numba": ["PASSIVE", "4"]}
-    assert probe() == ["PASSIVE", "4"]
+    assert probe() == ["PASSIVE", "4", "1000"]
 
 
 def test_user_settings_win():
-    assert probe(OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="12") == ["ACTIVE", "12"]
-
-
-def test_openmp_threads_spin_briefly_unless_told_otherwise():
-    """GOMP_SPINCOUNT: a short spin by default (a longer one starves a second training on the same
-    cores: benchmarks/NOTES.md, entry 56); an exported value stays."""
-    code = "import numbacnn, os; print(os.environ['GOMP_SPINCOUNT'])"
-    base = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
-    for env, want in ((base, "1000"), (dict(base, GOMP_SPINCOUNT="300"), "300")):
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert done.stdout.split() == [want]
+    """Whatever the user exported stays. GOMP_SPINCOUNT's default is a short spin: a longer one
+    starves a second training on the same cores (benchmarks/NOTES.md, entry 56)."""
+    assert probe(OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="12", GOMP_SPINCOUNT="300") == [
+        "ACTIVE",
+        "12",
+        "300",
+    ]
