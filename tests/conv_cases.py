@@ -14,6 +14,7 @@ GEOMETRIES = [
     # that are and are not multiples of the 4-channel tile, planes smaller and larger than a tile
     (2, 3, 5, 7, 9, (3, 3), (1, 1), (1, 1), (1, 1), 1),
     (2, 6, 16, 14, 14, (5, 5), (1, 1), (0, 0), (1, 1), 1),  # LeNet's conv2
+    (33, 6, 16, 14, 14, (5, 5), (1, 1), (0, 0), (1, 1), 1),  # the same at a batch of blocks of samples
     (3, 1, 6, 12, 12, (5, 5), (1, 1), (2, 2), (1, 1), 1),
     (1, 4, 4, 8, 8, (1, 1), (1, 1), (0, 0), (1, 1), 1),
     (3, 2, 7, 5, 6, (3, 3), (1, 1), (2, 2), (1, 1), 1),
@@ -44,7 +45,7 @@ GEOMETRIES = [
 
 def geometry(case, dtype=np.float32):
     n, c, k, h, w, kernel, stride, padding, dilation, groups = case
-    return Geometry(c, h, w, k, kernel[0], kernel[1], stride, padding, dilation, groups, np.dtype(dtype))
+    return Geometry(c, h, w, k, kernel[0], kernel[1], stride, padding, dilation, groups, np.dtype(dtype), n)
 
 
 def accepted(name):

@@ -29,6 +29,7 @@ WIDTH_TESTS = (
     "test_conv_dispatch.py",
     "test_conv_pointwise.py",
     "test_conv_direct_positions.py",
+    "test_conv_direct_samples.py",
     "test_conv_direct_channels.py",
     "test_conv_winograd.py",
     "test_conv_winograd_channels.py",

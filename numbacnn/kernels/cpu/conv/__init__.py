@@ -5,6 +5,7 @@
 * ``pointwise.py``: 1x1 layers as matrix products on the NCHW planes (also strided: "subsample");
 * ``direct_positions.py`` (+ ``direct_positions_weight_grad.py``): direct convolution vectorised
   over output positions, stride 1;
+* ``direct_samples.py``: direct convolution vectorised over samples (blocks of LANES), stride 1;
 * ``direct_channels.py`` (+ ``direct_channels_plans.py``): direct convolution vectorised over output
   channels, any stride, padding, dilation and groups;
 * ``winograd_channels.py`` (+ ``winograd_channels_input.py``, ``winograd_channels_weight_grad.py``):
@@ -14,7 +15,8 @@
   ``bias.py``: the bias gradient; ``geometry.py``: a layer as the table sees it.
 
 The register tiles they run on are in ``kernels/cpu/microkernel.py`` (GEMM) and
-``kernels/cpu/conv_tiles.py`` (the direct convolutions').
+``kernels/cpu/conv_tiles.py`` (the direct convolutions'), ``kernels/cpu/sample_tiles.py``
+(direct_samples').
 """
 
 from .dispatch import conv2d_backward, conv2d_forward

@@ -27,7 +27,7 @@ from ..conv_tiles import positions_2x6v, positions_4x3v
 from ..simd import LANES
 from .bias import bias_grad
 from .direct_positions_weight_grad import weight_grad
-from .grids import pack_weights, to_flat_grid, to_grid_plane
+from .grids import pack_weights, tap_order, to_flat_grid, to_grid_plane
 
 TILE_CHANNELS = 4
 TILE_POSITIONS = 3 * LANES
@@ -88,6 +88,13 @@ def _tile_channels(k_out):
     return TILE_CHANNELS if k_out % TILE_CHANNELS == 0 else 2
 
 
+def computed_per_output(g):
+    """How many outputs a layer's forward computes per wanted one: whole rows of the padded width,
+    in whole tiles (the waste direct_samples.py avoids)."""
+    _, lq, _ = _grid_sizes(g.height, g.width, g.kh, g.kw, g.padding, 4 // _tile_channels(g.k_out) * TILE_POSITIONS)
+    return lq / max(g.positions, 1)
+
+
 def _grid_sizes(height, width, kh, kw, padding, tile_positions=2 * TILE_POSITIONS):
     """(wp, lq, length): the padded width, the tiled positions (a multiple of ``tile_positions``,
     and of LANES) and the length of a flat plane that every tap of every tile may read."""
@@ -96,12 +103,6 @@ def _grid_sizes(height, width, kh, kw, padding, tile_positions=2 * TILE_POSITION
     lq = -(-oh * wp // tile_positions) * tile_positions
     # The last tile reads up to lq - 1 + (kh - 1) wp + kw - 1 + a vector past it.
     return wp, lq, max((height + 2 * padding[0]) * wp, lq + (kh - 1) * wp + kw + LANES)
-
-
-@functools.lru_cache(maxsize=64)
-def _taps(size, flip):
-    """The kernel taps 0..size-1 in order, or reversed to flip the kernel."""
-    return np.arange(size - 1, -1, -1) if flip else np.arange(size)
 
 
 @functools.lru_cache(maxsize=64)
@@ -119,7 +120,7 @@ def _convolve(out, x, grid, w, b, padding, transpose_flip):
     tile = _tile_channels(out.shape[1])
     wp, lq, length = _grid_sizes(height, width, kh, kw, padding, 4 // tile * TILE_POSITIONS)
     packed = scratch("direct_positions.w", (-(-out.shape[1] // tile), channels, kh, kw, tile), x.dtype)
-    pack_weights(packed, w, 1, _taps(kh, transpose_flip), _taps(kw, transpose_flip), transpose_flip)
+    pack_weights(packed, w, 1, tap_order(kh, transpose_flip), tap_order(kw, transpose_flip), transpose_flip)
     workers, planes_buf = worker_scratch("direct_positions.planes", n_batch, (channels, length), x.dtype)
     y_buf = scratch("direct_positions.tiles", (workers, tile, lq), x.dtype)
     src, grid = (x, planes_buf) if grid is None else (x[:0], grid)
@@ -171,4 +172,4 @@ def backward(dx, dw, db, dy, x, w, g):
         _convolve(dx, dy, dy_grid, w, None, flipped, True)
 
 
-__all__ = ["accepts", "backward", "forward"]
+__all__ = ["accepts", "backward", "computed_per_output", "forward"]

@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple
 
 from ... import verbose
 from ..simd import LANES
-from . import direct_channels, direct_positions, pointwise, winograd, winograd_channels
+from . import direct_channels, direct_positions, direct_samples, pointwise, winograd, winograd_channels
 from .bias import bias_grad
 from .geometry import Geometry
 
@@ -71,6 +71,10 @@ IMPLEMENTATIONS = (
         "per block of tiles the transforms and 16 matrix products in cache",
     ),
     Implementation(
+        "direct_samples", CONV_PASSES, direct_samples.accepts, direct_samples.forward, direct_samples.backward,
+        "direct convolution vectorised over samples: blocks of LANES samples, one pass per block",
+    ),
+    Implementation(
         "direct_positions", CONV_PASSES, direct_positions.accepts, direct_positions.forward,
         direct_positions.backward, "direct convolution on flat padded planes, vectorised over positions",
     ),
@@ -103,10 +107,30 @@ def _small_plane(g):
 # more than the products it saves (benchmarks/NOTES.md, entry 50).
 WINOGRAD_CHANNELS = 32
 
+# direct_samples pays a copy of each block of samples in and out; direct_positions computes whole
+# rows of the padded width in whole tiles. Where those extra outputs cost fewer than SAMPLES_WASTED_TAPS
+# multiply-adds per wanted output, direct_positions is faster; under 2 LANES samples, direct_samples
+# leaves a thread idle or lanes empty (benchmarks/NOTES.md, entry 59).
+SAMPLES_WASTED_TAPS = 24
+
+
+def _rows_fill_vectors(g):
+    wasted = direct_positions.computed_per_output(g) - 1
+    return wasted * g.channels * g.kh * g.kw < SAMPLES_WASTED_TAPS
+
+
 RULES = (
     Rule(
         "narrow_channels", "winograd_channels", lambda g: min(g.channels, g.k_out) < WINOGRAD_CHANNELS,
         f"under {WINOGRAD_CHANNELS} input or output channels, the direct kernels are faster",
+    ),
+    Rule(
+        "few_samples", "direct_samples", lambda g: g.batch < 2 * LANES,
+        "under 2 LANES samples, direct_positions wastes less",
+    ),
+    Rule(
+        "rows_fill_vectors", "direct_samples", _rows_fill_vectors,
+        f"direct_positions' rows waste under {SAMPLES_WASTED_TAPS} multiply-adds per output, and it copies nothing",
     ),
     Rule(
         "small_planes", "direct_positions", _small_plane,

@@ -7,7 +7,7 @@ from ...shapes import conv2d_output_size
 
 class Geometry(NamedTuple):
     """x (N, C, H, W), w (K, C/groups, KH, KW); pairs (h, w) for stride, padding and dilation;
-    ``dtype`` x's (a numpy dtype)."""
+    ``dtype`` x's (a numpy dtype); ``batch`` N (0: not given)."""
 
     channels: int
     height: int
@@ -20,13 +20,14 @@ class Geometry(NamedTuple):
     dilation: tuple
     groups: int
     dtype: object
+    batch: int = 0
 
     @classmethod
     def of(cls, x, w, stride, padding, dilation, groups):
-        _, channels, height, width = x.shape
+        n_batch, channels, height, width = x.shape
         return cls(
             channels, height, width, w.shape[0], w.shape[2], w.shape[3],
-            tuple(stride), tuple(padding), tuple(dilation), int(groups), x.dtype,
+            tuple(stride), tuple(padding), tuple(dilation), int(groups), x.dtype, n_batch,
         )  # fmt: skip
 
     @property

@@ -6,6 +6,9 @@ zeros before them: the taps of every output position are then constant offsets
 (direct_positions.py, direct_channels.py).
 """
 
+import functools
+
+import numpy as np
 from numba import njit, prange
 
 
@@ -75,6 +78,12 @@ def _pack_serial(packed, w, blocks, per_group, taps_i, taps_j, transpose):
         _pack_row(packed, w, row, blocks, per_group, taps_i, taps_j, transpose)
 
 
+@functools.lru_cache(maxsize=64)
+def tap_order(size, flip):
+    """The kernel taps 0..size-1 in order, or reversed to flip the kernel (for pack_weights)."""
+    return np.arange(size - 1, -1, -1) if flip else np.arange(size)
+
+
 def pack_weights(packed, w, groups, taps_i, taps_j, transpose):
     """packed (G*B, Cin, I, J, BLOCK) <- the taps (taps_i x taps_j) of w (K, C/G, KH, KW), BLOCK
     output channels of one group per row, zero past the group's end. Forward: Cin = C/G and the
@@ -86,4 +95,4 @@ def pack_weights(packed, w, groups, taps_i, taps_j, transpose):
     pack(packed, w, blocks, per_group, taps_i, taps_j, transpose)
 
 
-__all__ = ["pack_weights", "to_flat_grid", "to_grid_plane"]
+__all__ = ["pack_weights", "tap_order", "to_flat_grid", "to_grid_plane"]
