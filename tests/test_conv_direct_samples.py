@@ -21,10 +21,11 @@ def test_every_pass_matches_the_float64_references(case, dtype, tol, rng):
     check_against_references(NAME, case, dtype, tol, rng)
 
 
-@pytest.mark.parametrize("n_batch", [LANES, 2 * LANES + 3])
+@pytest.mark.parametrize("n_batch", [4 * LANES, 2 * LANES + 3])
 def test_whole_and_part_filled_blocks_of_samples(n_batch, rng):
     """LeNet's conv2 shape with 6 output channels in the input gradient (tiles of 2) and 16 in the
-    forward (tiles of 4), at a batch of whole blocks and one with a part-filled last block."""
+    forward (tiles of 4), at a batch of whole blocks (two per worker: the second finds the zeros
+    the first wrote) and one with a part-filled last block."""
     check_against_references(NAME, (n_batch, 6, 16, 14, 14, (5, 5), (1, 1), (0, 0), (1, 1), 1), np.float32, 1e-5, rng)
 
 

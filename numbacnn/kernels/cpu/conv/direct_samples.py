@@ -41,14 +41,18 @@ def accepts(g):
 
 
 @njit(inline="always")
-def _fill_block(block, src, nb, top, left):
+def _fill_block(block, src, nb, first, top, left):
     """block (D, R, Wg, LANES) <- samples nb LANES ... of src (N, S, H, W): pixel (c, y, x) of the
     sample in lane l at [c, top + y, left + x, l]; zeros everywhere else (borders, the lanes past
-    N, the planes past S)."""
+    N, the planes past S). The zeros are written for a worker's ``first`` block and a part-filled
+    one only: the blocks after it write the same pixels, so its zeros are still there (with dy
+    padded for the input gradient, zeroing every block cost as much as the rest of the copy)."""
     n_batch, channels, height, width = src.shape
-    block[:] = 0
+    lanes = min(LANES, n_batch - nb * LANES)
+    if first or lanes < LANES:
+        block[:] = 0
     for c in range(channels):
-        for lane in range(min(LANES, n_batch - nb * LANES)):
+        for lane in range(lanes):
             plane = src[nb * LANES + lane, c]
             for iy in range(height):
                 row = block[c, top + iy]
@@ -99,8 +103,9 @@ def _forward_blocks(out, src, top, left, packed, bases, offsets, spans, b, has_b
     workers, nblocks = y_buf.shape[0], -(-out.shape[0] // LANES)
     for worker in prange(workers):
         planes, y = planes_buf[worker], y_buf[worker]
-        for nb in range(worker * nblocks // workers, (worker + 1) * nblocks // workers):
-            _fill_block(planes, src, nb, top, left)
+        start = worker * nblocks // workers
+        for nb in range(start, (worker + 1) * nblocks // workers):
+            _fill_block(planes, src, nb, nb == start, top, left)
             _tiles(y, planes.reshape(-1), packed, bases, offsets, spans, zero)
             _write_block(out, y, nb, b, has_bias, zero)
 
@@ -119,10 +124,11 @@ def _backward_blocks(dx, partials, x, dy, pads, packed, bases, offsets, spans, z
     oh, ow = dy.shape[2], dy.shape[3]
     for worker in prange(workers):
         planes, d_planes, y = x_buf[worker], dy_buf[worker], y_buf[worker]
-        for nb in range(worker * nblocks // workers, (worker + 1) * nblocks // workers):
-            _fill_block(d_planes, dy, nb, pads[2], pads[3])
+        start = worker * nblocks // workers
+        for nb in range(start, (worker + 1) * nblocks // workers):
+            _fill_block(d_planes, dy, nb, nb == start, pads[2], pads[3])
             if partials.shape[0] > 0:
-                _fill_block(planes, x, nb, pads[0], pads[1])
+                _fill_block(planes, x, nb, nb == start, pads[0], pads[1])
                 for kb in range(partials.shape[1]):
                     d0, d1 = d_planes[4 * kb].reshape(-1), d_planes[4 * kb + 1].reshape(-1)
                     d2, d3 = d_planes[4 * kb + 2].reshape(-1), d_planes[4 * kb + 3].reshape(-1)
