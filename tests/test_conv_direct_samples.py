@@ -29,6 +29,13 @@ def test_whole_and_part_filled_blocks_of_samples(n_batch, rng):
     check_against_references(NAME, (n_batch, 6, 16, 14, 14, (5, 5), (1, 1), (0, 0), (1, 1), 1), np.float32, 1e-5, rng)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_samples_a_power_of_two_apart(dtype, tol, rng):
+    """Planes of 2 x 16 x 16 pixels: samples lie 2 KiB (float32) or 4 KiB apart in x, dy and dx,
+    so every copy in or out of a block takes the path through a row of each sample."""
+    check_against_references(NAME, (2 * LANES, 2, 2, 16, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1), dtype, tol, rng)
+
+
 def test_it_takes_the_stride_one_layers_of_the_list():
     assert len(accepted(NAME)) >= 10  # every kernel size and padding of the list's first block
 

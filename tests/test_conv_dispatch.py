@@ -40,13 +40,15 @@ def test_which_layers_each_entry_takes():
     assert _chosen(2 * block, 2 * block, 14, kernel=(5, 5), padding=(2, 2)) == "direct_channels"
     assert _chosen(2 * block, 2 * block, 16, kernel=(5, 5), padding=(2, 2)) == "direct_positions"
     assert _chosen(6, 16, 14, kernel=(5, 5), padding=(0, 0)) == "direct_positions"
-    # At a batch of blocks of samples, the planes whose rows direct_positions wastes most go to
-    # direct_samples (LeNet's conv2 and small planes); LeNet's conv1 and 28x28 planes do not.
+    # From a batch of 2 LANES on, direct_samples takes the stride-1 layers whose block of LANES
+    # samples fits in L2 (both of LeNet's, ResNet's 16-channel 28x28 and small planes).
     assert _chosen(6, 16, 14, kernel=(5, 5), padding=(0, 0), batch=4 * LANES) == "direct_samples"
     assert _chosen(6, 16, 14, kernel=(5, 5), padding=(0, 0), batch=2 * LANES - 1) == "direct_positions"
+    assert _chosen(1, 6, 28, kernel=(5, 5), padding=(2, 2), batch=128) == "direct_samples"
     assert _chosen(16, 16, 8, batch=128) == "direct_samples"
-    assert _chosen(1, 6, 28, kernel=(5, 5), padding=(2, 2), batch=128) == "direct_positions"
-    assert _chosen(16, 16, 28, batch=128) == "direct_positions"
+    assert _chosen(16, 16, 28, batch=128) == "direct_samples"
+    wide = _chosen(16, 16, 32, batch=128)  # 16 x 35 x 34 pixels of LANES samples: over 1 MiB at 16 lanes
+    assert wide == ("direct_positions" if LANES == 16 else "direct_samples")
     # Winograd over channels where both counts are at least 32 and fill its blocks of 2 LANES.
     assert _chosen(64, 64, 7) == "winograd_channels"
     assert _chosen(32, 64, 14, padding=(0, 0)) == "winograd_channels"
@@ -86,9 +88,8 @@ def test_should_run_is_a_named_rule_apart_from_can_run():
     rule_order = ["winograd_channels", "direct_samples", "direct_samples", "direct_positions"]
     assert [r.sends_on for r in dispatch.RULES] == rule_order
     assert dict(declined)["direct_samples"].startswith("rule few_samples:")
-    lenet_conv1 = geometry((128, 1, 6, 28, 28, (5, 5), (1, 1), (2, 2), (1, 1), 1))
-    declined_conv1 = dict(dispatch.choose(lenet_conv1, dispatch.FORWARD)[1])
-    assert declined_conv1["direct_samples"].startswith("rule rows_fill_vectors:")
+    large = geometry((128, 64, 16, 48, 48, (3, 3), (1, 1), (1, 1), (1, 1), 1))
+    assert dict(dispatch.choose(large, dispatch.FORWARD)[1])["direct_samples"].startswith("rule large_blocks:")
     if LANES == 8:  # 16 channels fill its blocks at 8 lanes: the rule narrow_channels declines them
         wide = geometry((2, 16, 16, 28, 28, (3, 3), (1, 1), (1, 1), (1, 1), 1))
         assert dispatch.BY_NAME["winograd_channels"].accepts(wide) is None

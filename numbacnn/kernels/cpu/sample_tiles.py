@@ -13,12 +13,12 @@ row, the rows that read only the zero border (at a plane's top and bottom) are s
 * ``samples_2x6``: 2 output channels x 6 positions, for channel counts that are not a multiple
   of 4 (LeNet's 6);
 * ``samples_dot_4x3``: a weight gradient's 4 output channels x 3 taps of a row, reduced over
-  every output position of one block of samples.
+  some rows of output positions of one block of samples.
 """
 
 from numba import njit
 
-from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore, vsum
+from .simd import LANES, vbroadcast, vfma, vload, vsplat, vstore
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")
@@ -78,15 +78,18 @@ def samples_2x6(y, at, planes, weights, offsets, bases, p0, t0, t1, zero):
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")
-def samples_dot_4x3(total, i, j0, d0, d1, d2, d3, d_at, d_wg, plane, x_at, x_wg, oh, ow, zero):
-    """total (4, KH, J) float64 [r, i, j0 + j] += for j < 3 the sum over the output positions
-    (oy < oh, ox < ow) and the lanes of d_r[d_at + (oy d_wg + ox) LANES :][:LANES] times
-    plane[x_at + (oy x_wg + ox + j) LANES :][:LANES]: 12 accumulators in registers for the whole
-    plane, per position 4 + 3 loads and 12 FMAs; float32 within one block of samples, float64
-    across blocks. ``d_wg`` and ``x_wg`` are the widths of the two grids' rows."""
-    a00 = a01 = a02 = a10 = a11 = a12 = vsplat(zero)
-    a20 = a21 = a22 = a30 = a31 = a32 = vsplat(zero)
-    for oy in range(oh):
+def samples_dot_4x3(acc, d0, d1, d2, d3, d_at, d_wg, plane, x_at, x_wg, oy0, oy1, ow):
+    """acc (12 LANES,) [(3 r + j) LANES :][:LANES] += for j < 3 the sum over the output positions
+    (oy0 <= oy < oy1, ox < ow) of d_r[d_at + (oy d_wg + ox) LANES :][:LANES] times plane[x_at +
+    (oy x_wg + ox + j) LANES :][:LANES]: the 12 sums in registers through the rows, per position
+    4 + 3 loads and 12 FMAs. ``d_wg`` and ``x_wg`` are the widths of the two grids' rows. A weight
+    gradient runs it over a few rows at a time, so that those rows of dy and x stay in L1 while
+    every tap reads them."""
+    a00, a01, a02 = vload(acc, 0), vload(acc, LANES), vload(acc, 2 * LANES)
+    a10, a11, a12 = vload(acc, 3 * LANES), vload(acc, 4 * LANES), vload(acc, 5 * LANES)
+    a20, a21, a22 = vload(acc, 6 * LANES), vload(acc, 7 * LANES), vload(acc, 8 * LANES)
+    a30, a31, a32 = vload(acc, 9 * LANES), vload(acc, 10 * LANES), vload(acc, 11 * LANES)
+    for oy in range(oy0, oy1):
         d_row, x_row = d_at + oy * d_wg * LANES, x_at + oy * x_wg * LANES
         for ox in range(ow):
             q, p = d_row + ox * LANES, x_row + ox * LANES
@@ -99,18 +102,10 @@ def samples_dot_4x3(total, i, j0, d0, d1, d2, d3, d_at, d_wg, plane, x_at, x_wg,
             a20, a21, a22 = vfma(d, x0, a20), vfma(d, x1, a21), vfma(d, x2, a22)
             d = vload(d3, q)
             a30, a31, a32 = vfma(d, x0, a30), vfma(d, x1, a31), vfma(d, x2, a32)
-    total[0, i, j0] += vsum(a00)
-    total[0, i, j0 + 1] += vsum(a01)
-    total[0, i, j0 + 2] += vsum(a02)
-    total[1, i, j0] += vsum(a10)
-    total[1, i, j0 + 1] += vsum(a11)
-    total[1, i, j0 + 2] += vsum(a12)
-    total[2, i, j0] += vsum(a20)
-    total[2, i, j0 + 1] += vsum(a21)
-    total[2, i, j0 + 2] += vsum(a22)
-    total[3, i, j0] += vsum(a30)
-    total[3, i, j0 + 1] += vsum(a31)
-    total[3, i, j0 + 2] += vsum(a32)
+    vstore(acc, 0, a00), vstore(acc, LANES, a01), vstore(acc, 2 * LANES, a02)
+    vstore(acc, 3 * LANES, a10), vstore(acc, 4 * LANES, a11), vstore(acc, 5 * LANES, a12)
+    vstore(acc, 6 * LANES, a20), vstore(acc, 7 * LANES, a21), vstore(acc, 8 * LANES, a22)
+    vstore(acc, 9 * LANES, a30), vstore(acc, 10 * LANES, a31), vstore(acc, 11 * LANES, a32)
 
 
 __all__ = ["samples_2x6", "samples_4x3", "samples_dot_4x3"]

@@ -5,7 +5,8 @@
 * ``pointwise.py``: 1x1 layers as matrix products on the NCHW planes (also strided: "subsample");
 * ``direct_positions.py`` (+ ``direct_positions_weight_grad.py``): direct convolution vectorised
   over output positions, stride 1;
-* ``direct_samples.py``: direct convolution vectorised over samples (blocks of LANES), stride 1;
+* ``direct_samples.py`` (+ ``direct_samples_blocks.py``): direct convolution vectorised over samples
+  (blocks of LANES), stride 1;
 * ``direct_channels.py`` (+ ``direct_channels_plans.py``): direct convolution vectorised over output
   channels, any stride, padding, dilation and groups;
 * ``winograd_channels.py`` (+ ``winograd_channels_input.py``, ``winograd_channels_weight_grad.py``):

@@ -88,13 +88,6 @@ def _tile_channels(k_out):
     return TILE_CHANNELS if k_out % TILE_CHANNELS == 0 else 2
 
 
-def computed_per_output(g):
-    """How many outputs a layer's forward computes per wanted one: whole rows of the padded width,
-    in whole tiles (the waste direct_samples.py avoids)."""
-    _, lq, _ = _grid_sizes(g.height, g.width, g.kh, g.kw, g.padding, 4 // _tile_channels(g.k_out) * TILE_POSITIONS)
-    return lq / max(g.positions, 1)
-
-
 def _grid_sizes(height, width, kh, kw, padding, tile_positions=2 * TILE_POSITIONS):
     """(wp, lq, length): the padded width, the tiled positions (a multiple of ``tile_positions``,
     and of LANES) and the length of a flat plane that every tap of every tile may read."""
@@ -172,4 +165,4 @@ def backward(dx, dw, db, dy, x, w, g):
         _convolve(dx, dy, dy_grid, w, None, flipped, True)
 
 
-__all__ = ["accepts", "backward", "computed_per_output", "forward"]
+__all__ = ["accepts", "backward", "forward"]

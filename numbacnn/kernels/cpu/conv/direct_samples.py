@@ -24,9 +24,10 @@ from numba import njit, prange
 
 from ...workspace import scratch, worker_scratch
 from ..sample_tiles import samples_2x6, samples_4x3, samples_dot_4x3
-from ..simd import LANES
+from ..simd import LANES, vload, vsum
 from .bias import bias_grad
 from .direct_positions import accepts as _accepts_stride_1
+from .direct_samples_blocks import fill_block, row_buffers, write_block
 from .grids import pack_weights, tap_order
 
 TILE_CHANNELS = 4
@@ -41,107 +42,104 @@ def accepts(g):
 
 
 @njit(inline="always")
-def _fill_block(block, src, nb, first, top, left):
-    """block (D, R, Wg, LANES) <- samples nb LANES ... of src (N, S, H, W): pixel (c, y, x) of the
-    sample in lane l at [c, top + y, left + x, l]; zeros everywhere else (borders, the lanes past
-    N, the planes past S). The zeros are written for a worker's ``first`` block and a part-filled
-    one only: the blocks after it write the same pixels, so its zeros are still there (with dy
-    padded for the input gradient, zeroing every block cost as much as the rest of the copy)."""
-    n_batch, channels, height, width = src.shape
-    lanes = min(LANES, n_batch - nb * LANES)
-    if first or lanes < LANES:
-        block[:] = 0
-    for c in range(channels):
-        for lane in range(lanes):
-            plane = src[nb * LANES + lane, c]
-            for iy in range(height):
-                row = block[c, top + iy]
-                for ix in range(width):
-                    row[left + ix, lane] = plane[iy, ix]
+def _chunk(width):
+    """Positions per chunk of _tiles: two rows of outputs, rounded up to a multiple of 6."""
+    return -(-2 * width // TILE_POSITIONS) * TILE_POSITIONS
 
 
 @njit(inline="always")
-def _tiles(y, planes, packed, bases, offsets, spans, zero):
+def _tiles(y, planes, packed, bases, offsets, spans, chunk, zero):
     """y (K/B * B, P' LANES) <- every output position of one block of samples (flat planes) for
     every block of B = 4 or 2 output channels of the packed weights (K/B, KH, C, KW, B), each tile
-    over the taps its positions' ``spans`` (P', 2) give."""
+    over the taps its positions' ``spans`` (P', 2) give. Positions go by ``chunk`` (a multiple of
+    6: a row or two), every block of channels over one chunk before the next: the input rows a
+    chunk reads stay in cache, where a whole block of samples of a large layer would not."""
     tile = packed.shape[4]
-    for kb in range(packed.shape[0]):
-        weights = packed[kb].reshape(-1)
-        rows = y[tile * kb : tile * kb + tile]
-        if tile == 4:
-            for p0 in range(0, bases.shape[0], 3):
-                # A tile's positions descend the rows: its last starts first, its first ends last.
-                t0, t1 = spans[p0 + 2, 0], spans[p0, 1]
-                samples_4x3(rows, p0 * LANES, planes, weights, offsets, bases, p0, t0, t1, zero)
-        else:
-            for p0 in range(0, bases.shape[0], 6):
-                t0, t1 = spans[p0 + 5, 0], spans[p0, 1]
-                samples_2x6(rows, p0 * LANES, planes, weights, offsets, bases, p0, t0, t1, zero)
+    for q0 in range(0, bases.shape[0], chunk):
+        q1 = min(q0 + chunk, bases.shape[0])
+        for kb in range(packed.shape[0]):
+            weights = packed[kb].reshape(-1)
+            rows = y[tile * kb : tile * kb + tile]
+            if tile == 4:
+                for p0 in range(q0, q1, 3):
+                    # A tile's positions descend the rows: its last starts first, its first ends last.
+                    t0, t1 = spans[p0 + 2, 0], spans[p0, 1]
+                    samples_4x3(rows, p0 * LANES, planes, weights, offsets, bases, p0, t0, t1, zero)
+            else:
+                for p0 in range(q0, q1, 6):
+                    t0, t1 = spans[p0 + 5, 0], spans[p0, 1]
+                    samples_2x6(rows, p0 * LANES, planes, weights, offsets, bases, p0, t0, t1, zero)
+
+
+@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
+def _forward_blocks(out, src, top, left, packed, bases, offsets, spans, b, has_bias, zero, bufs):
+    """out (N, K, OH, OW) (+ b (K,)) = the convolution of src (N, C, H, W), padded by top / left,
+    with the packed weights. A worker takes whole blocks of samples, each laid in its planes_buf
+    (C, R, Wg, LANES) and its tiles in its y_buf: one block's data stays in the core's cache.
+    bufs = (planes_buf, y_buf, tmp_buf), one row per worker."""
+    planes_buf, y_buf, tmp_buf = bufs
+    workers, nblocks = y_buf.shape[0], -(-out.shape[0] // LANES)
+    for worker in prange(workers):
+        planes, y, tmp = planes_buf[worker], y_buf[worker], tmp_buf[worker]
+        start = worker * nblocks // workers
+        for nb in range(start, (worker + 1) * nblocks // workers):
+            fill_block(planes, src, nb, nb == start, top, left, tmp)
+            _tiles(y, planes.reshape(-1), packed, bases, offsets, spans, _chunk(out.shape[3]), zero)
+            write_block(out, y, nb, b, has_bias, zero, tmp)
 
 
 @njit(inline="always")
-def _write_block(out, y, nb, b, has_bias, zero):
-    """out[nb LANES + l, k, oy, ox] = y[k, (oy OW + ox) LANES + l] (+ b[k]) for the block's samples."""
-    n_batch, k_out, oh, ow = out.shape
-    for lane in range(min(LANES, n_batch - nb * LANES)):
-        n = nb * LANES + lane
-        for k in range(k_out):
-            bias = b[k] if has_bias else zero
-            values = y[k]
-            for oy in range(oh):
-                dst = out[n, k, oy]
-                for ox in range(ow):
-                    dst[ox] = values[(oy * ow + ox) * LANES + lane] + bias
+def _weight_grad_block(totals, acc, planes, d_planes, d_at, oh, ow, chunk_rows):
+    """totals (K4/4, C, 4, KH, J) float64 = one block's weight gradient: dy in d_planes (K4, Rq, Wq,
+    LANES) from ``d_at`` on, x in planes (C, R, Wg, LANES). 4 output channels x 3 taps of a row at
+    a time (J = 3 ceil(KW / 3); taps past KW read the spare row and are dropped later), over
+    ``chunk_rows`` rows of outputs at a time, whose rows of dy and x stay in L1 while every tap
+    reads them; the float32 sums wait in acc (KH, J / 3, 12 LANES) and go into float64 per block."""
+    kh, wg, wq = totals.shape[3], planes.shape[2], d_planes.shape[2]
+    for kb in range(totals.shape[0]):
+        d0, d1 = d_planes[4 * kb].reshape(-1), d_planes[4 * kb + 1].reshape(-1)
+        d2, d3 = d_planes[4 * kb + 2].reshape(-1), d_planes[4 * kb + 3].reshape(-1)
+        for c in range(totals.shape[1]):
+            plane = planes[c].reshape(-1)
+            acc[:] = 0
+            for oy0 in range(0, oh, chunk_rows):
+                oy1 = min(oy0 + chunk_rows, oh)
+                for i in range(kh):
+                    for jb in range(acc.shape[1]):
+                        x_at = (i * wg + 3 * jb) * LANES
+                        samples_dot_4x3(acc[i, jb], d0, d1, d2, d3, d_at, wq, plane, x_at, wg, oy0, oy1, ow)
+            total = totals[kb, c]
+            for i in range(kh):
+                for jb in range(acc.shape[1]):
+                    for r in range(4):
+                        for dj in range(3):
+                            total[r, i, 3 * jb + dj] = vsum(vload(acc[i, jb], (3 * r + dj) * LANES))
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _forward_blocks(out, src, top, left, packed, bases, offsets, spans, b, has_bias, zero, planes_buf, y_buf):
-    """out (N, K, OH, OW) (+ b (K,)) = the convolution of src (N, C, H, W), padded by top / left,
-    with the packed weights. A worker takes whole blocks of samples, each laid in its planes_buf
-    (C, R, Wg, LANES) and its tiles in its y_buf: one block's data stays in the core's cache."""
-    workers, nblocks = y_buf.shape[0], -(-out.shape[0] // LANES)
-    for worker in prange(workers):
-        planes, y = planes_buf[worker], y_buf[worker]
-        start = worker * nblocks // workers
-        for nb in range(start, (worker + 1) * nblocks // workers):
-            _fill_block(planes, src, nb, nb == start, top, left)
-            _tiles(y, planes.reshape(-1), packed, bases, offsets, spans, zero)
-            _write_block(out, y, nb, b, has_bias, zero)
-
-
-@njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
-def _backward_blocks(dx, partials, x, dy, pads, packed, bases, offsets, spans, zero, x_buf, dy_buf, y_buf):
-    """Per block of samples, in one pass over the batch: dy laid padded for the input gradient
-    (pads = (ph, pw, KH-1-ph, KW-1-pw)) in the worker's dy_buf (K4, Rq, Wq, LANES); when
-    ``partials`` (NB, K4/4, C, 4, KH, J) float64 is not empty, the block's weight gradient into
-    partials[nb] (x laid in x_buf (C, R, Wg, LANES); 4 output channels x 3 taps of a row at a
-    time, J = 3 ceil(KW / 3), the taps past KW dropped later); when dx (N, C, H, W) is not empty,
-    the input gradient (the tiles, through y_buf, of dy with the packed flipped weights)."""
+def _backward_blocks(dx, partials, x, dy, pads, chunk_rows, packed, bases, offsets, spans, zero, bufs):
+    """Per block of samples, in one pass over the batch: dy laid in the worker's dy_buf (K4, Rq,
+    Wq, LANES) padded by pads[2:] (pads = (ph, pw, dy's top, dy's left): KH-1-ph, KW-1-pw for the
+    input gradient, 0, 0 without it); when ``partials`` (NB, K4/4, C, 4, KH, J) float64 is not
+    empty, the block's weight gradient into partials[nb] (x laid in x_buf (C, R, Wg, LANES),
+    _weight_grad_block); when dx (N, C, H, W) is not empty, the input gradient (the tiles, through
+    y_buf, of dy with the packed flipped weights). bufs = (x_buf, dy_buf, y_buf, acc_buf), one row
+    per worker."""
+    x_buf, dy_buf, y_buf, acc_buf, tmp_buf = bufs
     workers, nblocks = y_buf.shape[0], -(-dy.shape[0] // LANES)
-    channels, kh, wg, wq = x.shape[1], partials.shape[4], x_buf.shape[3], dy_buf.shape[3]
-    d_at = (pads[2] * wq + pads[3]) * LANES
+    d_at = (pads[2] * dy_buf.shape[3] + pads[3]) * LANES
     oh, ow = dy.shape[2], dy.shape[3]
     for worker in prange(workers):
-        planes, d_planes, y = x_buf[worker], dy_buf[worker], y_buf[worker]
+        planes, d_planes, y, tmp = x_buf[worker], dy_buf[worker], y_buf[worker], tmp_buf[worker]
         start = worker * nblocks // workers
         for nb in range(start, (worker + 1) * nblocks // workers):
-            _fill_block(d_planes, dy, nb, nb == start, pads[2], pads[3])
+            fill_block(d_planes, dy, nb, nb == start, pads[2], pads[3], tmp)
             if partials.shape[0] > 0:
-                _fill_block(planes, x, nb, nb == start, pads[0], pads[1])
-                for kb in range(partials.shape[1]):
-                    d0, d1 = d_planes[4 * kb].reshape(-1), d_planes[4 * kb + 1].reshape(-1)
-                    d2, d3 = d_planes[4 * kb + 2].reshape(-1), d_planes[4 * kb + 3].reshape(-1)
-                    for c in range(channels):
-                        total, plane = partials[nb, kb, c], planes[c].reshape(-1)
-                        total[:] = 0
-                        for i in range(kh):
-                            for j0 in range(0, partials.shape[5], 3):
-                                x_at = (i * wg + j0) * LANES
-                                samples_dot_4x3(total, i, j0, d0, d1, d2, d3, d_at, wq, plane, x_at, wg, oh, ow, zero)
+                fill_block(planes, x, nb, nb == start, pads[0], pads[1], tmp)
+                _weight_grad_block(partials[nb], acc_buf[worker], planes, d_planes, d_at, oh, ow, chunk_rows)
             if dx.shape[0] > 0:
-                _tiles(y, d_planes.reshape(-1), packed, bases, offsets, spans, zero)
-                _write_block(dx, y, nb, dx[0, 0, 0], False, zero)  # (no bias: any row does)
+                _tiles(y, d_planes.reshape(-1), packed, bases, offsets, spans, _chunk(dx.shape[3]), zero)
+                write_block(dx, y, nb, dx[0, 0, 0], False, zero, tmp)  # (no bias: any row does)
 
 
 @njit(cache=True)
@@ -195,9 +193,22 @@ def _pack(w, k_out, transpose_flip):
 
 
 @functools.lru_cache(maxsize=64)
-def _pads(padding, kh, kw):
-    """(ph, pw, KH-1-ph, KW-1-pw): the input's padding, and dy's for the input gradient."""
-    return np.array([padding[0], padding[1], kh - 1 - padding[0], kw - 1 - padding[1]], np.int64)
+def _pads(padding, kh, kw, input_grad):
+    """(ph, pw, dy's top, dy's left): the input's padding, and dy's (KH-1-ph, KW-1-pw for the
+    input gradient; none for the weight gradient alone)."""
+    dy_pads = (kh - 1 - padding[0], kw - 1 - padding[1]) if input_grad else (0, 0)
+    return np.array([padding[0], padding[1], *dy_pads], np.int64)
+
+
+# The rows of dy and x a weight gradient's pass over the taps reads, in bytes (L1 is 32-48 KiB).
+WGRAD_CHUNK_BYTES = 24 * 1024
+
+
+def _chunk_rows(wg, wq, kh, itemsize):
+    """Rows of outputs per chunk of the weight gradient: 4 rows of dy and the KH - 1 + rows rows
+    of x they meet fit in WGRAD_CHUNK_BYTES."""
+    per_row = LANES * itemsize
+    return max(1, (WGRAD_CHUNK_BYTES // per_row - (kh - 1) * wg) // (4 * wq + wg))
 
 
 def _block_shape(src, planes, padding):
@@ -219,29 +230,33 @@ def forward(out, x, w, b, g):
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:1]
     zero = x.dtype.type(0)
-    _forward_blocks(
-        out, x, g.padding[0], g.padding[1], packed, bases, offsets, spans, bias, has_bias, zero, planes_buf, y_buf
-    )
+    bufs = (planes_buf, y_buf, row_buffers(workers, x, out))
+    _forward_blocks(out, x, g.padding[0], g.padding[1], packed, bases, offsets, spans, bias, has_bias, zero, bufs)
 
 
 def backward(dx, dw, db, dy, x, w, g):
     """The gradients of forward: dx overwritten, dw and db accumulated; None skips one. Each block
-    of samples lays dy out once, padded for the input gradient, and both gradients read it."""
+    of samples lays dy out once (padded for the input gradient when there is one), and both
+    gradients read it."""
     kh, kw = w.shape[2], w.shape[3]
     n_batch, channels, k_out = x.shape[0], x.shape[1], w.shape[0]
     if db is not None:
         bias_grad(db, dy)
     if dw is None and dx is None:
         return
-    pads = _pads(g.padding, kh, kw)
-    nblocks, k4, taps_j = -(-n_batch // LANES), -(-k_out // TILE_CHANNELS) * TILE_CHANNELS, -(-kw // 3) * 3
+    pads = _pads(g.padding, kh, kw, dx is not None)
+    nblocks, k4, jblocks = -(-n_batch // LANES), -(-k_out // TILE_CHANNELS) * TILE_CHANNELS, -(-kw // 3)
     dy_block = _block_shape(dy, k4, pads[2:])
     workers, dy_buf = worker_scratch("direct_samples.dy", nblocks, dy_block, x.dtype)
     if dw is not None:
-        partials = scratch("direct_samples.wgrad", (nblocks, k4 // 4, channels, 4, kh, taps_j), np.float64)
-        x_buf = scratch("direct_samples.x", (workers, *_block_shape(x, channels, g.padding)), x.dtype)
+        partials = scratch("direct_samples.wgrad", (nblocks, k4 // 4, channels, 4, kh, 3 * jblocks), np.float64)
+        x_block = _block_shape(x, channels, g.padding)
+        x_buf = scratch("direct_samples.x", (workers, *x_block), x.dtype)
+        acc_buf = scratch("direct_samples.wgrad_acc", (workers, kh, jblocks, 12 * LANES), x.dtype)
+        chunk_rows = _chunk_rows(x_block[2], dy_block[2], kh, x.dtype.itemsize)
     else:  # empty: no weight gradient
-        partials, x_buf = scratch("direct_samples.no_dw", (0, 1, 1, 1, 1, 3), np.float64), dy_buf[:, :0]
+        partials = scratch("direct_samples.no_dw", (0, 1, 1, 1, 1, 3), np.float64)
+        x_buf, acc_buf, chunk_rows = dy_buf[:, :0], scratch("direct_samples.no_acc", (workers, 1, 1, 0), x.dtype), 1
     if dx is not None:
         packed = _pack(w, channels, True)
         bases, offsets, spans = _layout(
@@ -254,7 +269,8 @@ def backward(dx, dw, db, dy, x, w, g):
         bases, offsets, spans = _layout(k_out, dy_block[1], dy_block[2], kh, kw, 1, 1, 0, 1)
         dx_out = x[:0]
     zero = x.dtype.type(0)
-    _backward_blocks(dx_out, partials, x, dy, pads, packed, bases, offsets, spans, zero, x_buf, dy_buf, y_buf)
+    bufs = (x_buf, dy_buf, y_buf, acc_buf, row_buffers(workers, x, dy))
+    _backward_blocks(dx_out, partials, x, dy, pads, chunk_rows, packed, bases, offsets, spans, zero, bufs)
     if dw is not None:
         _sum_blocks(dw, partials)
 

@@ -107,16 +107,16 @@ def _small_plane(g):
 # more than the products it saves (benchmarks/NOTES.md, entry 50).
 WINOGRAD_CHANNELS = 32
 
-# direct_samples pays a copy of each block of samples in and out; direct_positions computes whole
-# rows of the padded width in whole tiles. Where those extra outputs cost fewer than SAMPLES_WASTED_TAPS
-# multiply-adds per wanted output, direct_positions is faster; under 2 LANES samples, direct_samples
-# leaves a thread idle or lanes empty (benchmarks/NOTES.md, entry 59).
-SAMPLES_WASTED_TAPS = 24
+# direct_samples works on one block of LANES samples at a time, which must stay in the core's L2:
+# past SAMPLES_BLOCK_BYTES of input planes per block (16 channels at 32x32 with 16 lanes), its
+# tiles read from L3 and direct_positions is faster. Under 2 LANES samples, a block is part empty
+# and a thread idle (benchmarks/NOTES.md, entry 59).
+SAMPLES_BLOCK_BYTES = 1 << 20
 
 
-def _rows_fill_vectors(g):
-    wasted = direct_positions.computed_per_output(g) - 1
-    return wasted * g.channels * g.kh * g.kw < SAMPLES_WASTED_TAPS
+def _large_blocks(g):
+    planes = g.channels * (g.height + 2 * g.padding[0] + 1) * (g.width + 2 * g.padding[1])
+    return planes * LANES * g.dtype.itemsize > SAMPLES_BLOCK_BYTES
 
 
 RULES = (
@@ -129,8 +129,8 @@ RULES = (
         "under 2 LANES samples, direct_positions wastes less",
     ),
     Rule(
-        "rows_fill_vectors", "direct_samples", _rows_fill_vectors,
-        f"direct_positions' rows waste under {SAMPLES_WASTED_TAPS} multiply-adds per output, and it copies nothing",
+        "large_blocks", "direct_samples", _large_blocks,
+        f"a block of LANES samples' input planes takes over {SAMPLES_BLOCK_BYTES >> 10} KiB, more than L2 holds",
     ),
     Rule(
         "small_planes", "direct_positions", _small_plane,
