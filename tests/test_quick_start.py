@@ -93,8 +93,11 @@ def test_switched_off_it_compiles_here_and_records_what_it_compiled(cold_cache, 
     assert routing.settle() and CPU.ops_override is None
     key, _ = warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out, x))
     assert key in warm_keys.read_warm_keys(routing.keys.path)
-    # Another batch size is the same signature: the batch dimension is not part of the key.
-    assert warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out[:1], x[:1]))[0] == key
+    # The batch is part of the key up to FULL_BATCH only: every larger batch is one signature.
+    assert warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (out[:1], x[:1]))[0] != key
+    big = np.ones((3 * warm_keys.FULL_BATCH, 2, 5))
+    big_key = warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (big, big))[0]
+    assert warm_keys.signature_key("numbacnn.kernels.cpu:relu_forward", (big[:-1], big[:-1]))[0] == big_key
 
 
 @pytest.mark.parametrize(

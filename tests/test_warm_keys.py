@@ -15,7 +15,11 @@ def test_keys_follow_what_numba_specialises_on():
     assert warm_keys.signature_key("t", (a.astype(np.float64), 0.1, 3, (1, 1)))[0] != key  # dtype
     assert warm_keys.signature_key("t", (a.T, 0.1, 3, (1, 1)))[0] != key  # layout
     assert warm_keys.signature_key("t", (np.zeros((2, 4), np.float32), 0.1, 3, (1, 1)))[0] != key  # shape
-    assert warm_keys.signature_key("t", (np.zeros((5, 3), np.float32), 0.1, 3, (1, 1)))[0] == key  # batch
+    # The batch up to FULL_BATCH (the convolution table takes other kernels below 2 LANES samples):
+    assert warm_keys.signature_key("t", (np.zeros((5, 3), np.float32), 0.1, 3, (1, 1)))[0] != key
+    full = warm_keys.FULL_BATCH
+    full_key = warm_keys.signature_key("t", (np.zeros((full, 3), np.float32), 0.1, 3, (1, 1)))[0]
+    assert warm_keys.signature_key("t", (np.zeros((5 * full, 3), np.float32), 0.1, 3, (1, 1)))[0] == full_key
     assert warm_keys.signature_key("t", (a, np.float32(0.1), 3, (1, 1)))[0] != key  # scalar type
     assert warm_keys.signature_key("t", (a, 0.1, 3, None))[0] != key  # an optional argument
     # A seed or a step count is new at every call and chooses no code: keyed by type.

@@ -1,8 +1,9 @@
 """Quick start's keys: what identifies one compiled kernel specialisation, and the file that lists
 those the JIT cache holds (next to the cache; runtime/quick_start.py routes by it).
 
-A key is (kernel; the arguments' dtypes, layouts and shapes past the batch dimension; the values
-of integer hyper-parameters, which choose the compiled code; other scalars' types). The warm-keys
+A key is (kernel; the arguments' dtypes, layouts and shapes past the batch dimension, and the
+batch up to FULL_BATCH; the values of integer hyper-parameters, which choose the compiled code;
+other scalars' types). The warm-keys
 file is JSON, written atomically, merged by every process that adds to it.
 """
 
@@ -15,7 +16,11 @@ import numpy as np
 
 from ..kernels import PER_CALL_SCALARS
 
-__all__ = ["WarmKeys", "add_warm_keys", "read_warm_keys", "signature_key", "warm_keys_path"]
+# The convolution table sends batches under 2 LANES (at most 32) to other kernels than larger ones
+# (kernels/cpu/conv/dispatch.py, rule few_samples): batches from FULL_BATCH on take one path.
+FULL_BATCH = 32
+
+__all__ = ["FULL_BATCH", "WarmKeys", "add_warm_keys", "read_warm_keys", "signature_key", "warm_keys_path"]
 
 
 def _arg_spec(value, by_value=True):
@@ -29,10 +34,11 @@ def _arg_spec(value, by_value=True):
         flags = value.flags
         layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
         spec = ("array", value.shape, value.dtype.str, layout, bool(flags.writeable))
-        # The key leaves out the first dimension (the batch, or the number of images or of
-        # parameters): no kernel's path depends on it, and so a batch of another size (the last
-        # one, or `numbacnn compile`'s tiny batches) is the same signature.
-        return ("array", value.ndim, value.shape[1:]) + spec[2:], spec
+        # The key holds the first dimension (the batch, or the number of images or of parameters)
+        # only up to FULL_BATCH: past it no kernel's path depends on it, so every full batch and
+        # evaluation's larger ones are one signature; under it, the convolutions take another path.
+        batch = min(value.shape[0], FULL_BATCH) if value.ndim else 0
+        return ("array", value.ndim, batch, value.shape[1:]) + spec[2:], spec
     if isinstance(value, tuple):
         parts = [_arg_spec(v, by_value) for v in value]
         return ("tuple", tuple(p[0] for p in parts)), ("tuple", tuple(p[1] for p in parts))
@@ -47,8 +53,9 @@ def _arg_spec(value, by_value=True):
 
 def signature_key(target, args, kwargs=None, names=()):
     """(key, specs): ``key`` identifies one compiled specialisation of ``target`` and the path its
-    Python wrapper takes (which depends on the shapes past the batch dimension, on the integer
-    hyper-parameters and on the optional arguments given); ``specs`` rebuild such arguments.
+    Python wrapper takes (which depends on the shapes past the batch dimension, on the batch under
+    FULL_BATCH, on the integer hyper-parameters and on the optional arguments given); ``specs``
+    rebuild such arguments.
     ``names``: the kernel's parameter names, so that those in ``PER_CALL_SCALARS`` (a seed, a
     step count: new every call) are keyed by type, not value."""
     pairs = [_arg_spec(a, i >= len(names) or names[i] not in PER_CALL_SCALARS) for i, a in enumerate(args)]

@@ -288,25 +288,28 @@ def evaluation_loader(config, dataset, batch_size=500, world=None):
 
 def precompile(model_name, input_shape=None):
     """Compile (or load from the cache) every CPU kernel that training, evaluating and predicting
-    with ``model_name`` uses, on a tiny synthetic batch. Returns the seconds it took."""
+    with ``model_name`` uses, on synthetic batches: a full one (``FULL_BATCH`` images, the size from
+    which every batch takes one path) and, for prediction, a tiny one. Returns the seconds it took."""
     import time
 
     import numpy as np
 
     from ..layers import Softmax
-    from ..runtime import quick_start
+    from ..runtime import quick_start, warm_keys
 
     started = time.perf_counter()
     c, h, _ = input_shape or (1, 28, 28)  # the default data set's images
-    config = resolve_config(model_name, dataset="synthetic", synthetic_size=4, batch_size=2, epochs=1)
-    dataset = load_dataset("synthetic", train_size=4, test_size=2, channels=c, size=h, seed=0)
+    full = warm_keys.FULL_BATCH
+    config = resolve_config(model_name, dataset="synthetic", synthetic_size=full, batch_size=full, epochs=1)
+    dataset = load_dataset("synthetic", train_size=full, test_size=full, channels=c, size=h, seed=0)
     trainer = build_trainer(dict(config, augment=True), dataset, progress=False)
     # Compile everything here, and record the signatures, so that quick start knows them warm.
     routing = quick_start.begin(numpy=False)
     try:
         trainer.fit(1, max_steps=1)
-        x, _ = next(iter(evaluation_loader(config, dataset, batch_size=2).epoch(0)))
-        Softmax()(trainer.model.eval().forward(np.ascontiguousarray(x)))
+        x, _ = next(iter(evaluation_loader(config, dataset, batch_size=full).epoch(0)))
+        for batch in (x, x[:2]):  # evaluation, and prediction of a few images
+            Softmax()(trainer.model.eval().forward(np.ascontiguousarray(batch)))
     finally:
         if routing is not None:
             routing.close()

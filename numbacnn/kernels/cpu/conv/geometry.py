@@ -45,8 +45,10 @@ class Geometry(NamedTuple):
         return max(oh, 0) * max(ow, 0)
 
     def describe(self):
+        samples = f"{self.batch}, " if self.batch else ""  # the batch, where the choice saw it
         return (
-            f"x ({self.channels}, {self.height}, {self.width}), w ({self.k_out}, {self.channels // self.groups}, "
-            f"{self.kh}, {self.kw}), stride {self.stride}, padding {self.padding}, dilation {self.dilation}, "
+            f"x ({samples}{self.channels}, {self.height}, {self.width}), "
+            f"w ({self.k_out}, {self.channels // self.groups}, {self.kh}, {self.kw}), "
+            f"stride {self.stride}, padding {self.padding}, dilation {self.dilation}, "
             f"groups {self.groups}, {self.dtype}"
         )
