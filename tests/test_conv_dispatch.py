@@ -56,11 +56,14 @@ def test_which_layers_each_entry_takes():
     assert _chosen(64, 64 + block // 2, 7) == "direct_channels"
 
 
-def test_numbacnn_conv_direct_leaves_both_winograd_entries_out(monkeypatch):
+def test_numbacnn_conv_direct_leaves_winograd_and_direct_samples_out(monkeypatch):
     monkeypatch.setenv("NUMBACNN_CONV", "direct")
     assert _chosen(64, 64, 7) == "direct_channels"
     assert _chosen(64, 64, 16) == "direct_positions"
     assert not any(name.startswith("winograd") for name in dispatch.DIRECT)
+    # ... and direct_samples: =direct gives the results of the versions before both.
+    assert "direct_samples" not in dispatch.DIRECT
+    assert _chosen(6, 16, 14, kernel=(5, 5), padding=(0, 0), batch=4 * LANES) == "direct_positions"
 
 
 def test_choices_are_remembered_per_layer_and_follow_numbacnn_conv(monkeypatch):

@@ -8,7 +8,8 @@ all run forward and backward on one signature. Each pass takes the first entry t
 that no ordering rule (``RULES``: "should run", each with a name) sends on; when the two gradients
 chose one entry, it computes both in one call (sharing what they share). ``NUMBACNN_CONV=<name>``
 forces an entry for the passes it serves (an error says why when it cannot run the layer), and
-``NUMBACNN_CONV=direct`` the table without Winograd; ``NUMBACNN_VERBOSE=1`` names the entry each
+``NUMBACNN_CONV=direct`` the table of the direct kernels that came before Winograd and
+direct_samples (results identical to those versions'); ``NUMBACNN_VERBOSE=1`` names the entry each
 pass ran, ``=2`` also why the earlier ones declined.
 Every entry runs in numba's one thread pool (no library GEMM) and gives results that do not
 depend on the thread count. docs/DESIGN.md repeats the table; a test holds the two together.
@@ -89,7 +90,10 @@ IMPLEMENTATIONS = (
         "direct_channels, so forced only (slower here: benchmarks/NOTES.md, entry 48)",
     ),
 )  # fmt: skip
-DIRECT = tuple(e.name for e in IMPLEMENTATIONS if not e.name.startswith("winograd"))  # NUMBACNN_CONV=direct
+# NUMBACNN_CONV=direct: the entries of the versions before Winograd and direct_samples, whose
+# results it reproduces bit for bit.
+LATER_ENTRIES = ("winograd_channels", "winograd", "direct_samples")
+DIRECT = tuple(e.name for e in IMPLEMENTATIONS if e.name not in LATER_ENTRIES)
 BY_NAME = {entry.name: entry for entry in IMPLEMENTATIONS}
 
 # Planes below MIN_POSITIONS outputs waste too much of direct_positions' wide rows and whole tiles
