@@ -1,6 +1,7 @@
 """Shared test helpers: naive NumPy references and a float64 central-difference gradient check."""
 
 import numpy as np
+import pytest
 
 
 # --------------------------------------------------------------------------- references
@@ -249,3 +250,9 @@ def gather_case(rng, pad):
     flips = np.array([True, False, True, False])
     scale, shift = np.array([0.5, 0.25], np.float32), np.array([-1.0, 0.5], np.float32)
     return images, labels, indices, scale, shift, offsets, flips, pad
+
+
+# (dtype, tolerance) of the kernel tests against float64 references, with ids that name the dtype:
+# test_lane_widths.py runs them at the other SIMD widths in float32 only ("-k 'not dtype_f64'"), as
+# the width changes no dtype-specific code and each float64 compile costs tens of seconds there.
+FLOAT_TOLERANCES = [pytest.param(np.float32, 1e-5, id="dtype_f32"), pytest.param(np.float64, 1e-12, id="dtype_f64")]

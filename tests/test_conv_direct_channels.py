@@ -10,13 +10,13 @@ import pytest
 from numbacnn.kernels.cpu.conv.direct_channels_plans import input_grad_plans
 
 from conv_cases import GEOMETRIES, accepted, case_id, check_against_references, check_skipped_gradients, run_all_passes
-from helpers import at_all_threads_and_one
+from helpers import FLOAT_TOLERANCES, at_all_threads_and_one
 
 NAME = "direct_channels"
 
 
 @pytest.mark.parametrize("case", accepted(NAME), ids=case_id)
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype, tol", FLOAT_TOLERANCES)
 def test_every_pass_matches_the_float64_references(case, dtype, tol, rng):
     check_against_references(NAME, case, dtype, tol, rng)
 

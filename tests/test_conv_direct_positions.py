@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from conv_cases import accepted, case_id, check_against_references, check_skipped_gradients, run_all_passes
-from helpers import at_all_threads_and_one
+from helpers import FLOAT_TOLERANCES, at_all_threads_and_one
 
 NAME = "direct_positions"
 
 
 @pytest.mark.parametrize("case", accepted(NAME), ids=case_id)
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype, tol", FLOAT_TOLERANCES)
 def test_every_pass_matches_the_float64_references(case, dtype, tol, rng):
     check_against_references(NAME, case, dtype, tol, rng)
 

@@ -10,13 +10,13 @@ import pytest
 from numbacnn.kernels.cpu.simd import LANES
 
 from conv_cases import accepted, case_id, check_against_references, check_skipped_gradients, run_all_passes
-from helpers import at_all_threads_and_one
+from helpers import FLOAT_TOLERANCES, at_all_threads_and_one
 
 NAME = "direct_samples"
 
 
 @pytest.mark.parametrize("case", accepted(NAME), ids=case_id)
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype, tol", FLOAT_TOLERANCES)
 def test_every_pass_matches_the_float64_references(case, dtype, tol, rng):
     check_against_references(NAME, case, dtype, tol, rng)
 
@@ -29,7 +29,7 @@ def test_whole_and_part_filled_blocks_of_samples(n_batch, rng):
     check_against_references(NAME, (n_batch, 6, 16, 14, 14, (5, 5), (1, 1), (0, 0), (1, 1), 1), np.float32, 1e-5, rng)
 
 
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype, tol", FLOAT_TOLERANCES)
 def test_samples_a_power_of_two_apart(dtype, tol, rng):
     """Planes of 2 x 16 x 16 pixels: samples lie 2 KiB (float32) or 4 KiB apart in x, dy and dx,
     so every copy in or out of a block takes the path through a row of each sample."""

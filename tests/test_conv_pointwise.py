@@ -11,7 +11,7 @@ import pytest
 import numbacnn as nc
 
 from conv_cases import accepted, case_id, check_against_references, check_skipped_gradients
-from helpers import at_all_threads_and_one
+from helpers import FLOAT_TOLERANCES, at_all_threads_and_one
 
 CASES = [
     dict(n=5, c=3, k=4, hw=(6, 5), bias=True),
@@ -30,7 +30,7 @@ def test_each_entry_takes_layers_of_the_list(name):
 @pytest.mark.parametrize(
     "name, case", [(n, c) for n in ("pointwise", "subsample") for c in accepted(n)], ids=lambda v: str(v)
 )
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype, tol", FLOAT_TOLERANCES)
 def test_every_pass_matches_the_float64_references(name, case, dtype, tol, rng):
     check_against_references(name, case, dtype, tol, rng)
 
@@ -60,7 +60,7 @@ def _run(case, entry, dtype, monkeypatch, frozen=False, first=False):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"n{c['n']}c{c['c']}k{c['k']}hw{c['hw'][0]}")
-@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype,tol", FLOAT_TOLERANCES)
 def test_pointwise_equals_the_direct_convolution(case, dtype, tol, monkeypatch):
     for a, b in zip(_run(case, None, dtype, monkeypatch), _run(case, "direct_channels", dtype, monkeypatch)):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)

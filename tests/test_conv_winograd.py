@@ -18,7 +18,7 @@ from conv_cases import (
     geometry,
     run_all_passes,
 )
-from helpers import at_all_threads_and_one, conv2d_ref, gradient_check
+from helpers import FLOAT_TOLERANCES, at_all_threads_and_one, conv2d_ref, gradient_check
 
 NAME = "winograd"
 # Wider planes and channel counts than the shared list: tile rows past a vector, several tasks.
@@ -30,7 +30,7 @@ EXTRA = [
 
 
 @pytest.mark.parametrize("case", accepted(NAME) + EXTRA, ids=case_id)
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype, tol", FLOAT_TOLERANCES)
 def test_forward_and_input_gradient_match_the_float64_references(case, dtype, tol, rng):
     check_against_references(NAME, case, dtype, tol, rng)
 

@@ -22,7 +22,7 @@ from conv_cases import (
     geometry,
     run_all_passes,
 )
-from helpers import at_all_threads_and_one, conv2d_grads_ref, conv2d_ref, gradient_check
+from helpers import FLOAT_TOLERANCES, at_all_threads_and_one, conv2d_grads_ref, conv2d_ref, gradient_check
 
 NAME = "winograd_channels"
 CASES = [
@@ -35,7 +35,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", accepted(NAME) + CASES, ids=case_id)
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype, tol", FLOAT_TOLERANCES)
 def test_forward_and_input_gradient_match_the_float64_references(case, dtype, tol, rng):
     check_against_references(NAME, case, dtype, tol, rng)
 

@@ -8,13 +8,13 @@ import pytest
 from numbacnn.kernels.cpu.gemm import matmul
 from numbacnn.kernels.cpu.microkernel import COLUMNS, ROWS
 
-from helpers import at_all_threads_and_one
+from helpers import FLOAT_TOLERANCES, at_all_threads_and_one
 
 SHAPES = [(1, 1, 1), (ROWS, 7, COLUMNS), (ROWS + 1, 9, COLUMNS + 1), (20, 33, 3 * COLUMNS - 1), (64, 120, 84)]
 
 
 @pytest.mark.parametrize("m, k, n", SHAPES, ids=str)
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("dtype, tol", FLOAT_TOLERANCES)
 def test_a_product_matches_float64_numpy(m, k, n, dtype, tol, rng):
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
