@@ -49,7 +49,13 @@ def test_which_layers_each_entry_takes():
     assert _chosen(16, 16, 28, batch=128) == "direct_samples"
     wide = _chosen(16, 16, 32, batch=128)  # 16 x 35 x 34 pixels of LANES samples: over 1 MiB at 16 lanes
     assert wide == ("direct_positions" if LANES == 16 else "direct_samples")
-    # Winograd over channels where both counts are at least 32 and fill its blocks of 2 LANES.
+    # Winograd over channels where both counts are at least 32 and fill its blocks of 2 LANES:
+    # F(4x4, 3x3) up to 32 x 32 channel pairs, F(2x2, 3x3) past them and for every weight gradient.
+    assert _chosen(32, 32, 14) == "winograd4_channels"
+    assert _chosen(32, 32, 16) == "winograd4_channels"
+    g = geometry((2, 32, 32, 14, 14, (3, 3), (1, 1), (1, 1), (1, 1), 1))
+    assert dispatch.choose(g, dispatch.INPUT_GRAD)[0].name == "winograd4_channels"
+    assert dispatch.choose(g, dispatch.WEIGHT_GRAD)[0].name == "winograd_channels"
     assert _chosen(64, 64, 7) == "winograd_channels"
     assert _chosen(32, 64, 14, padding=(0, 0)) == "winograd_channels"
     assert _chosen(64, 64, 7, stride=(2, 2)) == "direct_channels"
@@ -88,11 +94,14 @@ def test_should_run_is_a_named_rule_apart_from_can_run():
     entry, declined = dispatch.choose(g, dispatch.FORWARD)
     assert entry.name == "direct_channels"
     assert dict(declined)["direct_positions"].startswith("rule small_planes:")
-    rule_order = ["winograd_channels", "direct_samples", "direct_samples", "direct_positions"]
+    rule_order = ["winograd4_channels", "winograd4_channels", "winograd_channels", "direct_samples"]
+    rule_order += ["direct_samples", "direct_positions"]
     assert [r.sends_on for r in dispatch.RULES] == rule_order
     assert dict(declined)["direct_samples"].startswith("rule few_samples:")
     large = geometry((128, 64, 16, 48, 48, (3, 3), (1, 1), (1, 1), (1, 1), 1))
     assert dict(dispatch.choose(large, dispatch.FORWARD)[1])["direct_samples"].startswith("rule large_blocks:")
+    wide = dict(dispatch.choose(geometry((2, 64, 64, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), 1)), dispatch.FORWARD)[1])
+    assert wide["winograd4_channels"].startswith("rule wide_channels:")
     if LANES == 8:  # 16 channels fill its blocks at 8 lanes: the rule narrow_channels declines them
         wide = geometry((2, 16, 16, 28, 28, (3, 3), (1, 1), (1, 1), (1, 1), 1))
         assert dispatch.BY_NAME["winograd_channels"].accepts(wide) is None
@@ -197,7 +206,7 @@ def _design_table():
 def test_design_md_lists_the_table_as_it_is():
     rows, rules = _design_table()
     assert rows == [(i + 1, e.name) for i, e in enumerate(dispatch.IMPLEMENTATIONS)]
-    assert rules == [r.name for r in dispatch.RULES]
+    assert rules == list(dict.fromkeys(r.name for r in dispatch.RULES))  # a rule of two entries once
 
 
 ISA_PROBE = """

@@ -33,6 +33,7 @@ WIDTH_TESTS = (
     "test_conv_direct_channels.py",
     "test_conv_winograd.py",
     "test_conv_winograd_channels.py",
+    "test_conv_winograd4_channels.py",
     "test_linear.py",
     "test_allocation.py",
 )

@@ -20,7 +20,15 @@ from typing import Callable, NamedTuple
 
 from ... import verbose
 from ..simd import LANES
-from . import direct_channels, direct_positions, direct_samples, pointwise, winograd, winograd_channels
+from . import (
+    direct_channels,
+    direct_positions,
+    direct_samples,
+    pointwise,
+    winograd,
+    winograd4_channels,
+    winograd_channels,
+)
 from .bias import bias_grad
 from .geometry import Geometry
 
@@ -66,6 +74,12 @@ IMPLEMENTATIONS = (
         pointwise.backward_strided, "a copy of every stride-th pixel, then pointwise",
     ),
     Implementation(
+        "winograd4_channels", (FORWARD, INPUT_GRAD), winograd4_channels.accepts, winograd4_channels.forward,
+        winograd4_channels.backward,
+        "Winograd F(4x4, 3x3) vectorised over channels, forward and input gradient: 36 products per channel "
+        "pair for 16 outputs, as winograd_channels in blocks of tiles",
+    ),
+    Implementation(
         "winograd_channels", CONV_PASSES, winograd_channels.accepts, winograd_channels.forward,
         winograd_channels.backward,
         "Winograd F(2x2, 3x3) vectorised over channels, all three passes: the input copied channels last, then "
@@ -92,7 +106,7 @@ IMPLEMENTATIONS = (
 )  # fmt: skip
 # NUMBACNN_CONV=direct: the entries of the versions before Winograd and direct_samples, whose
 # results it reproduces bit for bit.
-LATER_ENTRIES = ("winograd_channels", "winograd", "direct_samples")
+LATER_ENTRIES = ("winograd4_channels", "winograd_channels", "winograd", "direct_samples")
 DIRECT = tuple(e.name for e in IMPLEMENTATIONS if e.name not in LATER_ENTRIES)
 BY_NAME = {entry.name: entry for entry in IMPLEMENTATIONS}
 
@@ -111,6 +125,11 @@ def _small_plane(g):
 # more than the products it saves (benchmarks/NOTES.md, entry 50).
 WINOGRAD_CHANNELS = 32
 
+# Past WINOGRAD4_PAIRS pairs of input and output channels (64 -> 64), F(4x4, 3x3) is no faster
+# than F(2x2, 3x3): its transformed weights, 36 C K floats, no longer stay in L2 beside a task's
+# tiles (benchmarks/NOTES.md, entry 60).
+WINOGRAD4_PAIRS = 32 * 32
+
 # direct_samples works on one block of LANES samples at a time, which must stay in the core's L2:
 # past SAMPLES_BLOCK_BYTES of input planes per block (16 channels at 32x32 with 16 lanes), its
 # tiles read from L3 and direct_positions is faster. Under 2 LANES samples, a block is part empty
@@ -124,6 +143,14 @@ def _large_blocks(g):
 
 
 RULES = (
+    Rule(
+        "narrow_channels", "winograd4_channels", lambda g: min(g.channels, g.k_out) < WINOGRAD_CHANNELS,
+        f"under {WINOGRAD_CHANNELS} input or output channels, the direct kernels are faster",
+    ),
+    Rule(
+        "wide_channels", "winograd4_channels", lambda g: g.channels * g.k_out > WINOGRAD4_PAIRS,
+        f"past {WINOGRAD4_PAIRS} channel pairs, winograd_channels' F(2x2, 3x3) is as fast",
+    ),
     Rule(
         "narrow_channels", "winograd_channels", lambda g: min(g.channels, g.k_out) < WINOGRAD_CHANNELS,
         f"under {WINOGRAD_CHANNELS} input or output channels, the direct kernels are faster",
