@@ -22,7 +22,7 @@ GEOMETRIES = [
     (2, 8, 8, 4, 4, (3, 3), (1, 1), (1, 0), (1, 1), 1),
     (1, 3, 9, 17, 3, (2, 3), (1, 1), (0, 2), (1, 1), 1),
     (2, 32, 64, 6, 5, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # channels in whole blocks of 2 LANES
-    (2, 32, 32, 9, 7, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # ... and few enough for F(4x4, 3x3)
+    (2, 32, 32, 8, 12, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # ... few enough for F(4x4, 3x3), whole tiles
     # strides, dilation, groups, padding past the kernel
     (2, 3, 5, 9, 9, (3, 3), (2, 2), (1, 1), (1, 1), 1),  # ResNet's downsampling, odd size
     (3, 16, 32, 14, 14, (3, 3), (2, 2), (1, 1), (1, 1), 1),  # full channel blocks

@@ -50,12 +50,12 @@ def test_which_layers_each_entry_takes():
     wide = _chosen(16, 16, 32, batch=128)  # 16 x 35 x 34 pixels of LANES samples: over 1 MiB at 16 lanes
     assert wide == ("direct_positions" if LANES == 16 else "direct_samples")
     # Winograd over channels where both counts are at least 32 and fill its blocks of 2 LANES:
-    # F(4x4, 3x3) up to 32 x 32 channel pairs, F(2x2, 3x3) past them and for every weight gradient.
-    assert _chosen(32, 32, 14) == "winograd4_channels"
-    assert _chosen(32, 32, 16) == "winograd4_channels"
-    g = geometry((2, 32, 32, 14, 14, (3, 3), (1, 1), (1, 1), (1, 1), 1))
-    assert dispatch.choose(g, dispatch.INPUT_GRAD)[0].name == "winograd4_channels"
-    assert dispatch.choose(g, dispatch.WEIGHT_GRAD)[0].name == "winograd_channels"
+    # F(4x4, 3x3) up to 32 x 32 channel pairs on planes its 4x4 tiles cover as tightly as 2x2
+    # tiles do, F(2x2, 3x3) past them and on 14x14.
+    g = geometry((2, 32, 32, 16, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1))
+    assert {dispatch.choose(g, p)[0].name for p in dispatch.CONV_PASSES} == {"winograd4_channels"}
+    assert _chosen(32, 32, 8) == "winograd4_channels"
+    assert _chosen(32, 32, 14) == "winograd_channels"
     assert _chosen(64, 64, 7) == "winograd_channels"
     assert _chosen(32, 64, 14, padding=(0, 0)) == "winograd_channels"
     assert _chosen(64, 64, 7, stride=(2, 2)) == "direct_channels"
@@ -94,7 +94,7 @@ def test_should_run_is_a_named_rule_apart_from_can_run():
     entry, declined = dispatch.choose(g, dispatch.FORWARD)
     assert entry.name == "direct_channels"
     assert dict(declined)["direct_positions"].startswith("rule small_planes:")
-    rule_order = ["winograd4_channels", "winograd4_channels", "winograd_channels", "direct_samples"]
+    rule_order = ["winograd4_channels"] * 3 + ["winograd_channels", "direct_samples"]
     rule_order += ["direct_samples", "direct_positions"]
     assert [r.sends_on for r in dispatch.RULES] == rule_order
     assert dict(declined)["direct_samples"].startswith("rule few_samples:")
@@ -102,6 +102,10 @@ def test_should_run_is_a_named_rule_apart_from_can_run():
     assert dict(dispatch.choose(large, dispatch.FORWARD)[1])["direct_samples"].startswith("rule large_blocks:")
     wide = dict(dispatch.choose(geometry((2, 64, 64, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), 1)), dispatch.FORWARD)[1])
     assert wide["winograd4_channels"].startswith("rule wide_channels:")
+    uneven = dict(
+        dispatch.choose(geometry((2, 32, 32, 14, 14, (3, 3), (1, 1), (1, 1), (1, 1), 1)), dispatch.FORWARD)[1]
+    )
+    assert uneven["winograd4_channels"].startswith("rule uneven_tiles:")
     if LANES == 8:  # 16 channels fill its blocks at 8 lanes: the rule narrow_channels declines them
         wide = geometry((2, 16, 16, 28, 28, (3, 3), (1, 1), (1, 1), (1, 1), 1))
         assert dispatch.BY_NAME["winograd_channels"].accepts(wide) is None

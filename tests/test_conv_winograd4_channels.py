@@ -1,9 +1,11 @@
 """winograd4_channels (kernels/cpu/conv/winograd4_channels.py and winograd4_transforms.py: F(4x4,
-3x3) vectorised over channels, forward and input gradient), called directly on geometries whose
-channel counts fill blocks of 2 LANES at every width (multiples of 32), in float32 and float64:
-planes that do and do not fill whole 4x4 tiles, every padding, tasks that end mid-sample; its
-error against float64 within a tested factor of the direct kernels'; results independent of the
-thread count; and forced on a layer, where the weight gradient still comes from the table."""
+3x3) vectorised over channels for the forward and input gradient, winograd_channels' F(2x2, 3x3)
+weight gradient reading dy from its grid), called directly on geometries whose channel counts fill
+blocks of 2 LANES at every width (multiples of 32), in float32 and float64: planes that do and do
+not fill whole 4x4 tiles, every padding, tasks that end mid-sample; the weight gradient alike from
+the input gradient's grid or its own; the error against float64 within a tested factor of the
+direct kernels'; results independent of the thread count; and forced on a layer, checked by
+central differences."""
 
 import numpy as np
 import pytest
@@ -62,14 +64,23 @@ def test_forward_and_input_gradient_match_the_float64_references(case, dtype, to
     check_against_references(NAME, case, dtype, tol, rng)
 
 
-def test_it_declines_what_winograd_channels_declines_and_the_weight_gradient():
+def test_it_declines_what_winograd_channels_declines():
     assert "multiples of" in BY_NAME[NAME].accepts(geometry((2, 32, 36, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1), 1)))
     assert "stride" in BY_NAME[NAME].accepts(geometry((2, 32, 32, 8, 8, (3, 3), (2, 2), (1, 1), (1, 1), 1)))
-    case = CASES[0]
-    x, w, _ = arrays(case, np.float32, np.random.default_rng(0))
-    dy = np.zeros(conv2d_ref(x, w, None, *case[6:]).shape, np.float32)
-    with pytest.raises(ValueError, match="no weight gradient"):
-        BY_NAME[NAME].backward(None, np.zeros_like(w), None, dy, x, w, geometry(case))
+
+
+@pytest.mark.parametrize(
+    "case", [CASES[0], CASES[2], (3, 32, 32, 9, 8, (3, 3), (1, 1), (0, 2), (1, 1), 1)], ids=case_id
+)
+def test_the_weight_gradient_is_the_same_from_the_input_gradients_grid(case, rng):
+    """Its 4x4 tiles' grid of dy holds every row and column the 2x2 tiles of the weight gradient
+    read (zero past dy), at every padding."""
+    x, w, _ = arrays(case, np.float32, rng)
+    dy = rng.standard_normal(conv2d_ref(x, w, None, *case[6:]).shape).astype(np.float32)
+    alone, shared = np.zeros_like(w), np.zeros_like(w)
+    BY_NAME[NAME].backward(None, alone, None, dy, x, w, geometry(case))
+    BY_NAME[NAME].backward(np.empty_like(x), shared, None, dy, x, w, geometry(case))
+    np.testing.assert_array_equal(alone, shared)
 
 
 def test_its_float32_error_is_within_a_small_factor_of_the_direct_kernels(rng):

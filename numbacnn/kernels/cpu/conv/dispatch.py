@@ -74,10 +74,10 @@ IMPLEMENTATIONS = (
         pointwise.backward_strided, "a copy of every stride-th pixel, then pointwise",
     ),
     Implementation(
-        "winograd4_channels", (FORWARD, INPUT_GRAD), winograd4_channels.accepts, winograd4_channels.forward,
+        "winograd4_channels", CONV_PASSES, winograd4_channels.accepts, winograd4_channels.forward,
         winograd4_channels.backward,
-        "Winograd F(4x4, 3x3) vectorised over channels, forward and input gradient: 36 products per channel "
-        "pair for 16 outputs, as winograd_channels in blocks of tiles",
+        "Winograd F(4x4, 3x3) vectorised over channels: 36 products per channel pair for 16 outputs, as "
+        "winograd_channels in blocks of tiles; its weight gradient is winograd_channels'",
     ),
     Implementation(
         "winograd_channels", CONV_PASSES, winograd_channels.accepts, winograd_channels.forward,
@@ -125,6 +125,14 @@ def _small_plane(g):
 # more than the products it saves (benchmarks/NOTES.md, entry 50).
 WINOGRAD_CHANNELS = 32
 
+
+def _uneven_tiles(g):
+    """Whether F(4x4, 3x3)'s tiles cover more of the output plane than F(2x2, 3x3)'s (14x14: 16x16
+    against 14x14)."""
+    oh, ow = g.out_hw
+    return 16 * (-(-oh // 4)) * (-(-ow // 4)) > 4 * (-(-oh // 2)) * (-(-ow // 2))
+
+
 # Past WINOGRAD4_PAIRS pairs of input and output channels (64 -> 64), F(4x4, 3x3) is no faster
 # than F(2x2, 3x3): its transformed weights, 36 C K floats, no longer stay in L2 beside a task's
 # tiles (benchmarks/NOTES.md, entry 60).
@@ -150,6 +158,10 @@ RULES = (
     Rule(
         "wide_channels", "winograd4_channels", lambda g: g.channels * g.k_out > WINOGRAD4_PAIRS,
         f"past {WINOGRAD4_PAIRS} channel pairs, winograd_channels' F(2x2, 3x3) is as fast",
+    ),
+    Rule(
+        "uneven_tiles", "winograd4_channels", _uneven_tiles,
+        "where its 4x4 tiles overrun the plane more than 2x2 tiles do, winograd_channels is as fast",
     ),
     Rule(
         "narrow_channels", "winograd_channels", lambda g: min(g.channels, g.k_out) < WINOGRAD_CHANNELS,

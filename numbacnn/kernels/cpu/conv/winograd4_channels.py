@@ -1,6 +1,6 @@
-"""Winograd's F(4x4, 3x3) vectorised over channels: the table's "winograd4_channels", for the
-forward and the input gradient of stride-1 3x3 layers whose channel counts fill blocks of 2 LANES
-(the weight gradient stays F(2x2, 3x3), winograd_channels_weight_grad.py).
+"""Winograd's F(4x4, 3x3) vectorised over channels: the table's "winograd4_channels", for the three
+passes of stride-1 3x3 layers whose channel counts fill blocks of 2 LANES. The weight gradient
+stays F(2x2, 3x3) (winograd_channels_weight_grad.py), reading dy from the input gradient's grid.
 
 A 4x4 output tile comes from a 6x6 input tile d as Y = A' [(G g G') . (B' d B)] A (Lavin & Gray
 2016): 36 products per pair of input and output channels for 16 outputs, against 64 for F(2x2, 3x3)
@@ -27,6 +27,7 @@ from .bias import bias_grad
 from .winograd4_transforms import input_transform, output_transform, transformed_weight
 from .winograd_channels import accepts
 from .winograd_channels_input import to_channels_last
+from .winograd_channels_weight_grad import weight_grad
 
 # Floats of a task's V and M together: they stay in the L2 cache while its 36 products run.
 TASK_FLOATS = 1 << 16
@@ -45,16 +46,26 @@ def _transform_weights(u, w, transpose_flip):
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")
-def _write_tile(out, y, n, ty, tx):
+def _write_tile(out, y, n, ty, tx, k_out, oh, ow):
     """out[n, :, 4 ty : 4 ty + 4, 4 tx : 4 tx + 4] = y (16, K), the tile's outputs channels last
-    (output i, j at y[4 i + j]), cut at the plane's edge."""
+    (output i, j at y[4 i + j]), cut at the plane's edge; ``out`` the flat (N K OH OW,) view of
+    the output, indexed flat as in winograd_channels._write_tile."""
     oy, ox = 4 * ty, 4 * tx
-    rows, cols = min(4, out.shape[2] - oy), min(4, out.shape[3] - ox)
-    for k in range(out.shape[1]):
-        plane = out[n, k]
+    rows, cols = min(4, oh - oy), min(4, ow - ox)
+    plane = oh * ow
+    at = n * k_out * plane + oy * ow + ox
+    if rows == 4 and cols == 4:
+        for k in range(k_out):
+            s = at + k * plane
+            for i in range(4):
+                r, t = s + i * ow, 4 * i
+                out[r], out[r + 1], out[r + 2], out[r + 3] = y[t, k], y[t + 1, k], y[t + 2, k], y[t + 3, k]
+        return
+    for k in range(k_out):
+        s = at + k * plane
         for i in range(rows):
             for j in range(cols):
-                plane[oy + i, ox + j] = y[4 * i + j, k]
+                out[s + i * ow + j] = y[4 * i + j, k]
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -64,7 +75,9 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf, zbuf):
     6) per task. Worker scratch: vbuf (W, 36, tiles_per_task, CP), mbuf (W, 36, tiles_per_task, K),
     ybuf (W, 16, K), zbuf (W, 24 LANES)."""
     n_batch, k_out, channels = out.shape[0], out.shape[1], u.shape[1]
-    th, tw = (out.shape[2] + 3) // 4, (out.shape[3] + 3) // 4
+    oh, ow = out.shape[2], out.shape[3]
+    th, tw = (oh + 3) // 4, (ow + 3) // 4
+    flat = out.reshape(-1)
     cp = xt.shape[3]
     in_col, in_row = cp, xt.shape[2] * cp
     in_plane = xt.shape[1] * in_row
@@ -93,11 +106,12 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf, zbuf):
             for j in range(count):
                 tile = t0 + j
                 output_transform(y, m, j * k_out, m_plane, b, has_bias, k_out, z)
-                _write_tile(out, y, tile // (th * tw), (tile // tw) % th, tile % tw)
+                _write_tile(flat, y, tile // (th * tw), (tile // tw) % th, tile % tw, k_out, oh, ow)
 
 
 def _convolve(out, x, w, b, padding, transpose_flip):
-    """out = the stride-1 3x3 convolution of x with w (or w transposed and flipped), padding p."""
+    """out = the stride-1 3x3 convolution of x with w (or w transposed and flipped), padding p.
+    Returns x's padded channels-last grid (a scratch view, valid until the next call)."""
     n_batch, channels = x.shape[0], x.shape[1]
     k_out, oh, ow = out.shape[1], out.shape[2], out.shape[3]
     th, tw = (oh + 3) // 4, (ow + 3) // 4
@@ -115,7 +129,12 @@ def _convolve(out, x, w, b, padding, transpose_flip):
     zbuf = scratch("winograd4_channels.z", (workers, 24 * LANES), x.dtype)
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:LANES]
-    _tasks(out, xt, u, bias, has_bias, per_task, vbuf, mbuf, ybuf, zbuf)
+    # The tiles are stored by flat index: a strided out gets them through a contiguous scratch.
+    target = out if out.flags.c_contiguous else scratch("winograd4_channels.out", out.shape, out.dtype)
+    _tasks(target, xt, u, bias, has_bias, per_task, vbuf, mbuf, ybuf, zbuf)
+    if target is not out:
+        out[...] = target
+    return xt
 
 
 def forward(out, x, w, b, g):
@@ -124,14 +143,18 @@ def forward(out, x, w, b, g):
 
 
 def backward(dx, dw, db, dy, x, w, g):
-    """The input gradient (the forward on dy padded by 2 - p, weights transposed and flipped) and
-    the bias gradient; the weight gradient is another entry's (the table asks per pass)."""
-    if dw is not None:
-        raise ValueError("winograd4_channels computes no weight gradient: the table sends that pass elsewhere")
+    """The input gradient (the forward on dy padded by 2 - p, weights transposed and flipped), the
+    weight gradient (F(2x2, 3x3), winograd_channels_weight_grad.py, reading dy from the input
+    gradient's grid when both are asked for: its 4x4 tiles cover every row and column that the 2x2
+    tiles read, zero past dy) and the bias gradient; each skipped if None."""
     if db is not None:
         bias_grad(db, dy)
+    dy_grid, offset = None, (0, 0)
     if dx is not None:
-        _convolve(dx, dy, w, None, (2 - g.padding[0], 2 - g.padding[1]), True)
+        offset = (2 - g.padding[0], 2 - g.padding[1])
+        dy_grid = _convolve(dx, dy, w, None, offset, True)
+    if dw is not None:
+        weight_grad(dw, dy, x, g.padding, dy_grid, offset)
 
 
 __all__ = ["accepts", "backward", "forward"]

@@ -84,21 +84,26 @@ def _output_transform(y, m, at, plane, b, has_bias, k_out):
 
 
 @njit(fastmath=True, boundscheck=False, cache=True, inline="always")
-def _write_tile(out, y, n, ty, tx):
+def _write_tile(out, y, n, ty, tx, k_out, oh, ow):
     """out[n, :, 2 ty : 2 ty + 2, 2 tx : 2 tx + 2] = y (4, K), the tile's outputs channels last,
-    cut at the plane's edge."""
-    oh, ow = out.shape[2], out.shape[3]
+    cut at the plane's edge; ``out`` the flat (N K OH OW,) view of the output. Flat indices, not a
+    view per channel: building views cost more than the stores (benchmarks/NOTES.md, entry 61)."""
     oy, ox = 2 * ty, 2 * tx
+    plane = oh * ow
+    at = n * k_out * plane + oy * ow + ox
     right, below = ox + 1 < ow, oy + 1 < oh
-    for k in range(out.shape[1]):
-        plane = out[n, k]
-        plane[oy, ox] = y[0, k]
+    if right and below:
+        for k in range(k_out):
+            s = at + k * plane
+            out[s], out[s + 1], out[s + ow], out[s + ow + 1] = y[0, k], y[1, k], y[2, k], y[3, k]
+        return
+    for k in range(k_out):
+        s = at + k * plane
+        out[s] = y[0, k]
         if right:
-            plane[oy, ox + 1] = y[1, k]
+            out[s + 1] = y[1, k]
         if below:
-            plane[oy + 1, ox] = y[2, k]
-            if right:
-                plane[oy + 1, ox + 1] = y[3, k]
+            out[s + ow] = y[2, k]
 
 
 @njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
@@ -108,7 +113,9 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf):
     6) per task. Worker scratch: vbuf (W, 16, tiles_per_task, CP), mbuf (W, 16, tiles_per_task, K),
     ybuf (W, 4, K)."""
     n_batch, k_out, channels = out.shape[0], out.shape[1], u.shape[1]
-    th, tw = (out.shape[2] + 1) // 2, (out.shape[3] + 1) // 2
+    oh, ow = out.shape[2], out.shape[3]
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    flat = out.reshape(-1)
     cp = xt.shape[3]
     in_col, in_row = cp, xt.shape[2] * cp
     in_plane = xt.shape[1] * in_row
@@ -137,7 +144,7 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf):
             for j in range(count):
                 tile = t0 + j
                 _output_transform(y, m, j * k_out, m_plane, b, has_bias, k_out)
-                _write_tile(out, y, tile // (th * tw), (tile // tw) % th, tile % tw)
+                _write_tile(flat, y, tile // (th * tw), (tile // tw) % th, tile % tw, k_out, oh, ow)
 
 
 def _convolve(out, x, w, b, padding, transpose_flip):
@@ -160,7 +167,11 @@ def _convolve(out, x, w, b, padding, transpose_flip):
     ybuf = scratch("winograd_channels.y", (workers, 4, k_out), x.dtype)
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:LANES]
-    _tasks(out, xt, u, bias, has_bias, per_task, vbuf, mbuf, ybuf)
+    # The tiles are stored by flat index: a strided out gets them through a contiguous scratch.
+    target = out if out.flags.c_contiguous else scratch("winograd_channels.out", out.shape, out.dtype)
+    _tasks(target, xt, u, bias, has_bias, per_task, vbuf, mbuf, ybuf)
+    if target is not out:
+        out[...] = target
     return xt
 
 
