@@ -34,7 +34,7 @@ def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path, cli):
 
     r = cli("evaluate", ckpt, "--json")
     assert r.exit_code == 0, r.output
-    ev = json.loads(r.output)
+    ev = json.loads(r.stdout)  # stderr says the averaged weights are used (LeNet-5's default --ema)
     assert ev["samples"] == 512 and 0 <= ev["top1"] <= ev["top5"] <= 1
     assert np.array(ev["confusion"]).sum() == 512
 
@@ -44,7 +44,7 @@ def test_train_synthetic_one_epoch_then_evaluate_and_predict(tmp_path, cli):
     pgm.write_bytes(b"P5\n28 28\n255\n" + img.tobytes())
     r = cli("predict", ckpt, tmp_path / "img.npy", pgm, "--top", 2, "--json")
     assert r.exit_code == 0, r.output
-    preds = json.loads(r.output)
+    preds = json.loads(r.stdout)
     assert len(preds) == 2 and len(preds[0]["top"]) == 2
     # Same pixels, two formats: the decoded images are equal, and so are the predictions up to the
     # rounding of the sample's position in the batch (OpenBLAS blocks the GEMM rows differently).

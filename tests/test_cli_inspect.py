@@ -34,7 +34,7 @@ def image(tmp_path_factory):
 def test_attack_reports_accuracy_and_perturbation(checkpoint, method, cli):
     r = cli("attack", checkpoint, "--method", method, "--eps", 0.1, "--steps", 3, "--limit", 100, "--json")
     assert r.exit_code == 0, r.output
-    result = json.loads(r.output)
+    result = json.loads(r.stdout)
     assert result["samples"] == 100 and result["method"] == method
     assert result["adversarial_accuracy"] < result["clean_accuracy"]
     assert result["mean_linf"] <= 0.1 + 1e-5  # within the eps-ball, in pixel units
@@ -44,7 +44,7 @@ def test_attack_reports_accuracy_and_perturbation(checkpoint, method, cli):
 
 
 def test_attack_with_eps_zero_changes_nothing(checkpoint, cli):
-    result = json.loads(cli("attack", checkpoint, "--eps", 0, "--limit", 50, "--json").output)
+    result = json.loads(cli("attack", checkpoint, "--eps", 0, "--limit", 50, "--json").stdout)
     assert result["adversarial_accuracy"] == result["clean_accuracy"] and result["mean_linf"] == 0
 
 

@@ -250,7 +250,7 @@ def test_each_layout_trains_from_the_cli_and_predict_and_evaluate_name_the_class
     assert "class0" in result.output and "class2" in result.output
     result = cli("predict", checkpoint, folder / "test" / "class1", "--top-k", 2, "--csv", tmp_path / "p.csv")
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert len(lines) == 6 and all(line.rsplit(": ", 1)[1].count("class") == 2 for line in lines)
     rows = list(csv.reader(open(tmp_path / "p.csv")))
     assert rows[0] == ["path", "class", "probability"] and len(rows) == 1 + 6 * 2

@@ -125,7 +125,7 @@ def test_predict_on_empty_and_header_only_images_fails_fast(tmp_path, cli):
         (tmp_path / name).write_bytes(payload)
         start = time.perf_counter()
         r = cli("predict", out / "checkpoint.npz", tmp_path / name)
-        assert r.exit_code == 3 and r.output.startswith("error: ") and "Traceback" not in r.output
+        assert r.exit_code == 3 and r.stderr.splitlines()[-1].startswith("error: ") and "Traceback" not in r.output
         assert time.perf_counter() - start < 10
 
 

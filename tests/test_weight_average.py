@@ -135,3 +135,30 @@ def test_evaluate_and_export_use_the_averaged_weights_and_say_so(tmp_path, cli):
         np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
     assert any(not np.array_equal(meta["average"][k], model_state[k]) for k in meta["average"])
     assert 0 <= averaged_top1 <= 1
+
+
+@pytest.mark.usefixtures("quick_start_on")
+def test_a_checkpoint_read_and_written_back_keeps_its_averaged_weights(tmp_path, cli):
+    """load_checkpoint gives the average in meta["average"]; save_checkpoint takes that meta back
+    (the arrays go beside the weights, not into the JSON)."""
+    from numbacnn.formats.checkpoint import save_checkpoint
+
+    out = tmp_path / "run"
+    args = ("--dataset", "synthetic", "--synthetic-size", 64, "--epochs", 1, "--quiet", "--ema", 0.9)
+    assert cli("train", "lenet5", *args, "--out", out).exit_code == 0
+    model_state, optim_state, sched_state, meta = load_checkpoint(str(out / "checkpoint.npz"))
+    save_checkpoint(tmp_path / "copy.npz", model_state, optim_state, sched_state, meta)
+    _, _, _, again = load_checkpoint(str(tmp_path / "copy.npz"))
+    assert set(again["average"]) == set(meta["average"])
+    for k, v in meta["average"].items():
+        np.testing.assert_array_equal(again["average"][k], v, err_msg=k)
+    assert again["config"] == meta["config"]
+
+
+def test_ema_zero_turns_off_the_average_a_recipe_sets(tmp_path, cli):
+    """--recipe long averages the weights; --ema 0 beside it keeps none (and -1 is refused)."""
+    assert resolve_config("resnet20", recipe="long")["ema"] == 0.999
+    config = resolve_config("resnet8", recipe="long", ema=0.0, **dict(CONFIG, epochs=1))
+    assert build_trainer(config, load_data(config), out_dir=str(tmp_path / "off"), progress=False).average is None
+    r = cli("train", "lenet5", "--ema", -1, "--dataset", "synthetic", "--out", tmp_path / "bad")
+    assert r.exit_code == 2 and "--ema" in r.output

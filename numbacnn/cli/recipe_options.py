@@ -32,11 +32,12 @@ RECIPE_OPTIONS = [
     ),
     click.option(
         "--ema",
-        type=FiniteFloat(0, low_open=True, high=0.999999),
+        type=FiniteFloat(0, high=0.999999),
         default=None,
         metavar="DECAY",
         help="Keep an exponential moving average of the weights and BatchNorm statistics (e.g. 0.999): "
-        "validation, evaluate, predict and export use it; checkpoints keep it beside the raw weights.",
+        "validation, evaluate, predict and export use it; checkpoints keep it beside the raw weights "
+        "(default off; --recipe long sets 0.999, which --ema 0 turns off).",
     ),
     click.option(
         "--recipe",

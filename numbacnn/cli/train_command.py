@@ -75,10 +75,10 @@ def _write_plots(trainer, config, classes, out):
 @click.option("--lr", type=FiniteFloat(0, low_open=True), default=None, help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default=None)
 @click.option("--momentum", type=FiniteFloat(0, high=1), default=None)
-@click.option("--weight-decay", type=FiniteFloat(0), default=None)
+@click.option("--weight-decay", type=FiniteFloat(0), default=None, help="Default 1e-3 for LeNet-5, else 5e-4.")
 @click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default=None)
 @click.option("--augment/--no-augment", default=None, help="Random crop + flip (default on for resnets).")
-@click.option("--label-smoothing", type=FiniteFloat(0, high=1), default=None)
+@click.option("--label-smoothing", type=FiniteFloat(0, high=1), default=None, help="Default 0.1 for LeNet-5, else 0.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None, help="Default cpu.")
 @click.option(
     "--seed",

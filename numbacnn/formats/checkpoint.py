@@ -45,12 +45,17 @@ def save_checkpoint(
     meta: dict | None = None,
     average_state: Mapping[str, np.ndarray] | None = None,
 ) -> str | os.PathLike:
-    """Atomically write a checkpoint to ``path`` (.npz); ``average_state`` the averaged weights."""
+    """Atomically write a checkpoint to ``path`` (.npz); ``average_state`` the averaged weights, or
+    ``meta["average"]`` as load_checkpoint returns it (so that what it read writes back as it was)."""
+    meta = dict(meta or {})
+    kept_average = meta.pop("average", None)
+    if average_state is None:
+        average_state = kept_average
     arrays = {f"model/{k}": v for k, v in model_state.items()}
     arrays.update({f"average/{k}": v for k, v in (average_state or {}).items()})
     arrays.update({f"optim/{k}": v for k, v in (optimizer_state or {}).items()})
     arrays.update({f"sched/{k}": v for k, v in (schedule_state or {}).items()})
-    meta = dict(meta or {}, format=FORMAT_VERSION)
+    meta["format"] = FORMAT_VERSION
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     return atomic_write(path, lambda f: np.savez(f, **arrays), suffix=".npz")
 
