@@ -51,16 +51,41 @@ def test_the_suite_and_this_file_cover_every_width():
     assert sorted([LANES, *OTHER_WIDTHS]) == [4, 8, 16]
 
 
-@pytest.mark.parametrize("lanes", OTHER_WIDTHS)
-def test_kernels_pass_at_every_width(lanes):
-    env = dict(os.environ, NUMBACNN_LANES=str(lanes))
-    probe = _run(env, "-c", "from numbacnn.kernels.cpu.simd import LANES; print(LANES)")
-    assert probe.returncode == 0 and probe.stdout.split() == [str(lanes)], probe.stdout + probe.stderr
+def _width_env(lanes):
+    return dict(os.environ, NUMBACNN_LANES=str(lanes))
+
+
+@pytest.fixture(scope="module")
+def width_runs():
+    """The kernel tests at each other width, started at once: each process spends most of its time
+    compiling, on one core, so the two run side by side in the time of one."""
     # "not slow": the slow tests there compile for older CPUs in processes of their own; "not
     # dtype_f64": the width changes no dtype-specific code (helpers.FLOAT_TOLERANCES).
     options = ("-q", "-x", "-m", "not slow", "-k", "not dtype_f64", "-p", "no:cacheprovider")
-    done = _run(env, "-m", "pytest", *options, *WIDTH_TESTS)
-    assert done.returncode == 0, f"at {lanes} lanes:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    runs = {
+        lanes: subprocess.Popen(
+            [sys.executable, "-m", "pytest", *options, *WIDTH_TESTS],
+            env=_width_env(lanes),
+            cwd=TESTS,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for lanes in OTHER_WIDTHS
+    }
+    yield runs
+    for run in runs.values():
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+
+
+@pytest.mark.parametrize("lanes", OTHER_WIDTHS)
+def test_kernels_pass_at_every_width(lanes, width_runs):
+    probe = _run(_width_env(lanes), "-c", "from numbacnn.kernels.cpu.simd import LANES; print(LANES)")
+    assert probe.returncode == 0 and probe.stdout.split() == [str(lanes)], probe.stdout + probe.stderr
+    stdout, stderr = width_runs[lanes].communicate(timeout=1200)
+    assert width_runs[lanes].returncode == 0, f"at {lanes} lanes:\n{stdout[-4000:]}\n{stderr[-2000:]}"
 
 
 def test_an_unknown_width_is_refused_by_name():
