@@ -20,17 +20,11 @@ flipped. Shapes: x (N, C, H, W), w (K, C, 3, 3), b (K,) or None, out (N, K, OH, 
 
 from numba import njit, prange
 
-from ...workspace import scratch, worker_scratch
+from ...workspace import scratch
 from ..microkernel import ROWS, gemm_6x2v_strided
 from ..simd import LANES
-from .bias import bias_grad
 from .winograd4_transforms import input_transform, output_transform, transformed_weight
-from .winograd_channels import accepts
-from .winograd_channels_input import to_channels_last
-from .winograd_channels_weight_grad import weight_grad
-
-# Floats of a task's V and M together: they stay in the L2 cache while its 36 products run.
-TASK_FLOATS = 1 << 16
+from .winograd_channels import accepts, convolve_in_tiles, gradients
 
 
 @njit(parallel=True, cache=True)
@@ -109,32 +103,18 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf, zbuf):
                 _write_tile(flat, y, tile // (th * tw), (tile // tw) % th, tile % tw, k_out, oh, ow)
 
 
+def _worker_buffers(workers, k_out, dtype):
+    """A tile's outputs (16, K) and the output transform's scratch (24 LANES), per worker."""
+    return (
+        scratch("winograd4_channels.y", (workers, 16, k_out), dtype),
+        scratch("winograd4_channels.z", (workers, 24 * LANES), dtype),
+    )
+
+
 def _convolve(out, x, w, b, padding, transpose_flip):
-    """out = the stride-1 3x3 convolution of x with w (or w transposed and flipped), padding p.
-    Returns x's padded channels-last grid (a scratch view, valid until the next call)."""
-    n_batch, channels = x.shape[0], x.shape[1]
-    k_out, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    th, tw = (oh + 3) // 4, (ow + 3) // 4
-    cp = -(-channels // LANES) * LANES
-    xt = scratch("winograd4_channels.x", (n_batch, 4 * th + 2, 4 * tw + 2, cp), x.dtype)
-    to_channels_last(xt, x, padding[0], padding[1])
-    u = scratch("winograd4_channels.u", (36, channels, k_out), x.dtype)
-    _transform_weights(u, w, transpose_flip)
-    tiles = n_batch * th * tw
-    per_task = max(1, TASK_FLOATS // (36 * (cp + k_out)) // ROWS) * ROWS
-    per_task = min(per_task, -(-tiles // ROWS) * ROWS)
-    workers, vbuf = worker_scratch("winograd4_channels.v", -(-tiles // per_task), (36, per_task, cp), x.dtype)
-    mbuf = scratch("winograd4_channels.m", (workers, 36, per_task, k_out), x.dtype)
-    ybuf = scratch("winograd4_channels.y", (workers, 16, k_out), x.dtype)
-    zbuf = scratch("winograd4_channels.z", (workers, 24 * LANES), x.dtype)
-    has_bias = b is not None
-    bias = b if has_bias else out.reshape(-1)[:LANES]
-    # The tiles are stored by flat index: a strided out gets them through a contiguous scratch.
-    target = out if out.flags.c_contiguous else scratch("winograd4_channels.out", out.shape, out.dtype)
-    _tasks(target, xt, u, bias, has_bias, per_task, vbuf, mbuf, ybuf, zbuf)
-    if target is not out:
-        out[...] = target
-    return xt
+    return convolve_in_tiles(
+        out, x, w, b, padding, transpose_flip, 4, "winograd4_channels", _transform_weights, _tasks, _worker_buffers
+    )
 
 
 def forward(out, x, w, b, g):
@@ -143,18 +123,10 @@ def forward(out, x, w, b, g):
 
 
 def backward(dx, dw, db, dy, x, w, g):
-    """The input gradient (the forward on dy padded by 2 - p, weights transposed and flipped), the
-    weight gradient (F(2x2, 3x3), winograd_channels_weight_grad.py, reading dy from the input
-    gradient's grid when both are asked for: its 4x4 tiles cover every row and column that the 2x2
-    tiles read, zero past dy) and the bias gradient; each skipped if None."""
-    if db is not None:
-        bias_grad(db, dy)
-    dy_grid, offset = None, (0, 0)
-    if dx is not None:
-        offset = (2 - g.padding[0], 2 - g.padding[1])
-        dy_grid = _convolve(dx, dy, w, None, offset, True)
-    if dw is not None:
-        weight_grad(dw, dy, x, g.padding, dy_grid, offset)
+    """dx overwritten, dw and db accumulated (winograd_channels.gradients: the weight gradient is
+    F(2x2, 3x3)'s, reading dy from this input gradient's grid, whose 4x4 tiles cover every row and
+    column that the 2x2 tiles read, zero past dy); each skipped if None."""
+    gradients(_convolve, dx, dw, db, dy, x, w, g)
 
 
 __all__ = ["accepts", "backward", "forward"]

@@ -30,7 +30,8 @@ from .bias import bias_grad
 from .winograd_channels_input import input_transform, to_channels_last
 from .winograd_channels_weight_grad import weight_grad
 
-# Floats of a task's V and M together: they stay in the L2 cache while its 16 products run.
+# Floats of a task's V and M together: they stay in the L2 cache while its products run (16 here,
+# 36 for winograd4_channels.py, which shares convolve_in_tiles).
 TASK_FLOATS = 1 << 16
 
 
@@ -147,32 +148,61 @@ def _tasks(out, xt, u, b, has_bias, tiles_per_task, vbuf, mbuf, ybuf):
                 _write_tile(flat, y, tile // (th * tw), (tile // tw) % th, tile % tw, k_out, oh, ow)
 
 
-def _convolve(out, x, w, b, padding, transpose_flip):
-    """out = the stride-1 3x3 convolution of x with w (or w transposed and flipped), padding p.
-    Returns x's padded channels-last grid (a scratch view, valid until the next call)."""
+def convolve_in_tiles(out, x, w, b, padding, transpose_flip, tile, name, transform_weights, tasks, worker_buffers):
+    """out = the stride-1 3x3 convolution of x with w (or w transposed and flipped), padding p, by
+    Winograd F(tile x tile, 3x3) over channels (this module's tile 2, winograd4_channels.py's 4):
+    x copied into a padded channels-last grid, the weights transformed by ``transform_weights(u, w,
+    transpose_flip)`` into u ((tile + 2)^2, C, K), then ``tasks(out, xt, u, b, has_bias, per_task,
+    vbuf, mbuf, *worker_buffers(workers, K, dtype))``; scratch slots named ``name``.*. Returns x's
+    grid (a scratch view, valid until the next call)."""
     n_batch, channels = x.shape[0], x.shape[1]
     k_out, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    th, tw = -(-oh // tile), -(-ow // tile)
+    positions = (tile + 2) ** 2
     cp = -(-channels // LANES) * LANES
-    xt = scratch("winograd_channels.x", (n_batch, 2 * th + 2, 2 * tw + 2, cp), x.dtype)
+    xt = scratch(f"{name}.x", (n_batch, tile * th + 2, tile * tw + 2, cp), x.dtype)
     to_channels_last(xt, x, padding[0], padding[1])
-    u = scratch("winograd_channels.u", (16, channels, k_out), x.dtype)
-    _transform_weights(u, w, transpose_flip)
+    u = scratch(f"{name}.u", (positions, channels, k_out), x.dtype)
+    transform_weights(u, w, transpose_flip)
     tiles = n_batch * th * tw
-    per_task = max(1, TASK_FLOATS // (16 * (cp + k_out)) // ROWS) * ROWS
+    per_task = max(1, TASK_FLOATS // (positions * (cp + k_out)) // ROWS) * ROWS
     per_task = min(per_task, -(-tiles // ROWS) * ROWS)
-    workers, vbuf = worker_scratch("winograd_channels.v", -(-tiles // per_task), (16, per_task, cp), x.dtype)
+    workers, vbuf = worker_scratch(f"{name}.v", -(-tiles // per_task), (positions, per_task, cp), x.dtype)
     # A vector's overrun past the last row: the GEMM reads at most up to the end of its 2 vectors.
-    mbuf = scratch("winograd_channels.m", (workers, 16, per_task, k_out), x.dtype)
-    ybuf = scratch("winograd_channels.y", (workers, 4, k_out), x.dtype)
+    mbuf = scratch(f"{name}.m", (workers, positions, per_task, k_out), x.dtype)
     has_bias = b is not None
     bias = b if has_bias else out.reshape(-1)[:LANES]
     # The tiles are stored by flat index: a strided out gets them through a contiguous scratch.
-    target = out if out.flags.c_contiguous else scratch("winograd_channels.out", out.shape, out.dtype)
-    _tasks(target, xt, u, bias, has_bias, per_task, vbuf, mbuf, ybuf)
+    target = out if out.flags.c_contiguous else scratch(f"{name}.out", out.shape, out.dtype)
+    tasks(target, xt, u, bias, has_bias, per_task, vbuf, mbuf, *worker_buffers(workers, k_out, x.dtype))
     if target is not out:
         out[...] = target
     return xt
+
+
+def gradients(convolve, dx, dw, db, dy, x, w, g):
+    """The input gradient (``convolve``(dx, dy, w, None, padding, True): the forward on dy padded
+    by 2 - p, weights transposed and flipped), the weight gradient (winograd_channels_weight_grad.py,
+    reading dy from the input gradient's grid when both are asked for) and the bias gradient; each
+    skipped if None."""
+    if db is not None:
+        bias_grad(db, dy)
+    dy_grid, offset = None, (0, 0)
+    if dx is not None:
+        offset = (2 - g.padding[0], 2 - g.padding[1])
+        dy_grid = convolve(dx, dy, w, None, offset, True)
+    if dw is not None:
+        weight_grad(dw, dy, x, g.padding, dy_grid, offset)
+
+
+def _worker_buffers(workers, k_out, dtype):
+    return (scratch("winograd_channels.y", (workers, 4, k_out), dtype),)  # a tile's outputs
+
+
+def _convolve(out, x, w, b, padding, transpose_flip):
+    return convolve_in_tiles(
+        out, x, w, b, padding, transpose_flip, 2, "winograd_channels", _transform_weights, _tasks, _worker_buffers
+    )
 
 
 def forward(out, x, w, b, g):
@@ -181,17 +211,8 @@ def forward(out, x, w, b, g):
 
 
 def backward(dx, dw, db, dy, x, w, g):
-    """The input gradient (the forward on dy padded by 2 - p, weights transposed and flipped), the
-    weight gradient (winograd_channels_weight_grad.py, reading dy from the input gradient's grid
-    when both are asked for) and the bias gradient; each skipped if None."""
-    if db is not None:
-        bias_grad(db, dy)
-    dy_grid, offset = None, 0
-    if dx is not None:
-        offset = 2 - g.padding[0]
-        dy_grid = _convolve(dx, dy, w, None, (offset, 2 - g.padding[1]), True)
-    if dw is not None:
-        weight_grad(dw, dy, x, g.padding, dy_grid, (offset, 2 - g.padding[1]) if dy_grid is not None else (0, 0))
+    """dx overwritten, dw and db accumulated (``gradients``); each skipped if None."""
+    gradients(_convolve, dx, dw, db, dy, x, w, g)
 
 
 __all__ = ["accepts", "backward", "forward"]
