@@ -2,15 +2,14 @@
 3x3) vectorised over channels for the forward and input gradient, winograd_channels' F(2x2, 3x3)
 weight gradient reading dy from its grid), called directly on geometries whose channel counts fill
 blocks of 2 LANES at every width (multiples of 32), in float32 and float64: planes that do and do
-not fill whole 4x4 tiles, every padding, tasks that end mid-sample; the weight gradient alike from
-the input gradient's grid or its own; the error against float64 within a tested factor of the
-direct kernels'; results independent of the thread count; and forced on a layer, checked by
-central differences."""
+not fill whole 4x4 tiles, every padding, tasks that end mid-sample; the error against float64
+within a tested factor of the direct kernels'. The checks it shares with winograd_channels (the
+weight gradient from the input gradient's grid, skipped gradients, the thread count, forced on a
+layer) are test_conv_winograd_channels.py's, run on both entries."""
 
 import numpy as np
 import pytest
 
-import numbacnn as nc
 from numbacnn.kernels.cpu.conv import winograd4_transforms
 from numbacnn.kernels.cpu.conv.dispatch import BY_NAME
 
@@ -19,11 +18,9 @@ from conv_cases import (
     arrays,
     case_id,
     check_against_references,
-    check_skipped_gradients,
     geometry,
-    run_all_passes,
 )
-from helpers import FLOAT_TOLERANCES, at_all_threads_and_one, conv2d_grads_ref, conv2d_ref, gradient_check
+from helpers import FLOAT_TOLERANCES, conv2d_grads_ref, conv2d_ref
 
 NAME = "winograd4_channels"
 CASES = [
@@ -69,20 +66,6 @@ def test_it_declines_what_winograd_channels_declines():
     assert "stride" in BY_NAME[NAME].accepts(geometry((2, 32, 32, 8, 8, (3, 3), (2, 2), (1, 1), (1, 1), 1)))
 
 
-@pytest.mark.parametrize(
-    "case", [CASES[0], CASES[2], (3, 32, 32, 9, 8, (3, 3), (1, 1), (0, 2), (1, 1), 1)], ids=case_id
-)
-def test_the_weight_gradient_is_the_same_from_the_input_gradients_grid(case, rng):
-    """Its 4x4 tiles' grid of dy holds every row and column the 2x2 tiles of the weight gradient
-    read (zero past dy), at every padding."""
-    x, w, _ = arrays(case, np.float32, rng)
-    dy = rng.standard_normal(conv2d_ref(x, w, None, *case[6:]).shape).astype(np.float32)
-    alone, shared = np.zeros_like(w), np.zeros_like(w)
-    BY_NAME[NAME].backward(None, alone, None, dy, x, w, geometry(case))
-    BY_NAME[NAME].backward(np.empty_like(x), shared, None, dy, x, w, geometry(case))
-    np.testing.assert_array_equal(alone, shared)
-
-
 def test_its_float32_error_is_within_a_small_factor_of_the_direct_kernels(rng):
     """Each pass stays within 8x the direct kernel's error against float64 on ResNet-sized layers
     (measured 4-6x: benchmarks/NOTES.md, entry 60)."""
@@ -104,23 +87,3 @@ def test_its_float32_error_is_within_a_small_factor_of_the_direct_kernels(rng):
             errors[name] = [np.sqrt(np.mean((got - want) ** 2)) for got, want in ((out, expected), (dx, dx_expected))]
         for passed, direct in zip(errors[NAME], errors["direct_channels"]):
             assert passed <= 8 * direct, errors
-
-
-def test_skipped_gradients_are_not_computed(rng):
-    check_skipped_gradients(NAME, CASES[0], rng)
-
-
-def test_results_do_not_depend_on_the_thread_count(rng):
-    run = run_all_passes(NAME, (9, 32, 32, 10, 10, (3, 3), (1, 1), (1, 1), (1, 1), 1), rng)
-    for many, one in zip(*at_all_threads_and_one(run)):
-        np.testing.assert_array_equal(many, one)
-
-
-def test_forced_on_a_layer_its_gradients_match_central_differences(monkeypatch, rng):
-    monkeypatch.setenv("NUMBACNN_CONV", NAME)
-    layer = nc.layers.Conv2d(32, 32, 3, padding=1).to(np.float64)
-    x = rng.standard_normal((2, 32, 5, 4))
-    assert gradient_check(layer, x, max_checks=200) > 0
-    narrow = nc.layers.Conv2d(3, 32, 3, padding=1)
-    with pytest.raises(ValueError, match=f"NUMBACNN_CONV={NAME} cannot run .*multiples of"):
-        narrow(rng.standard_normal((2, 3, 7, 6)).astype(np.float32))

@@ -4,7 +4,8 @@ fill blocks of 2 LANES at every width (multiples of 32), in float32 and float64:
 planes, every padding, several samples per task, tasks and chunks that end mid-sample; the weight
 gradient alike whether dy comes from the input gradient's grid or its own; its error against
 float64 within a small factor of the direct kernels'; results independent of the thread count; and
-forced on a layer, checked by central differences."""
+forced on a layer, checked by central differences. The checks that hold for any tile size run on
+winograd4_channels too (ENTRIES), which shares this entry's set-up and weight gradient."""
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from conv_cases import (
 from helpers import FLOAT_TOLERANCES, at_all_threads_and_one, conv2d_grads_ref, conv2d_ref, gradient_check
 
 NAME = "winograd_channels"
+ENTRIES = [NAME, "winograd4_channels"]  # the Winograd entries over channels
 CASES = [
     (3, 32, 32, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # ResNet-20's odd planes
     (2, 32, 64, 8, 5, (3, 3), (1, 1), (0, 0), (1, 1), 1),  # no padding, a rectangle
@@ -67,31 +69,46 @@ def test_its_float32_error_is_within_a_small_factor_of_the_direct_kernels(rng):
         assert passed <= 4 * direct, errors
 
 
-def test_the_weight_gradient_is_the_same_from_the_input_gradients_grid(rng):
-    case = (3, 32, 64, 9, 8, (3, 3), (1, 1), (2, 0), (1, 1), 1)
+@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize(
+    "case",
+    [
+        CASES[0],
+        CASES[2],
+        (3, 32, 32, 9, 8, (3, 3), (1, 1), (0, 2), (1, 1), 1),
+        (3, 32, 64, 9, 8, (3, 3), (1, 1), (2, 0), (1, 1), 1),
+    ],
+    ids=case_id,
+)
+def test_the_weight_gradient_is_the_same_from_the_input_gradients_grid(name, case, rng):
+    """Each entry's grid of dy (2x2 or 4x4 tiles) holds every row and column the weight gradient's
+    2x2 tiles read (zero past dy), at every padding."""
     x, w, _ = arrays(case, np.float32, rng)
     dy = rng.standard_normal(conv2d_ref(x, w, None, *case[6:]).shape).astype(np.float32)
     alone, shared = np.zeros_like(w), np.zeros_like(w)
-    BY_NAME[NAME].backward(None, alone, None, dy, x, w, geometry(case))
-    BY_NAME[NAME].backward(np.empty_like(x), shared, None, dy, x, w, geometry(case))
+    BY_NAME[name].backward(None, alone, None, dy, x, w, geometry(case))
+    BY_NAME[name].backward(np.empty_like(x), shared, None, dy, x, w, geometry(case))
     np.testing.assert_array_equal(alone, shared)
 
 
-def test_skipped_gradients_are_not_computed(rng):
-    check_skipped_gradients(NAME, CASES[0], rng)
+@pytest.mark.parametrize("name", ENTRIES)
+def test_skipped_gradients_are_not_computed(name, rng):
+    check_skipped_gradients(name, CASES[0], rng)
 
 
-def test_results_do_not_depend_on_the_thread_count(rng):
-    run = run_all_passes(NAME, (9, 32, 32, 10, 10, (3, 3), (1, 1), (1, 1), (1, 1), 1), rng)
+@pytest.mark.parametrize("name", ENTRIES)
+def test_results_do_not_depend_on_the_thread_count(name, rng):
+    run = run_all_passes(name, (9, 32, 32, 10, 10, (3, 3), (1, 1), (1, 1), (1, 1), 1), rng)
     for many, one in zip(*at_all_threads_and_one(run)):
         np.testing.assert_array_equal(many, one)
 
 
-def test_forced_on_a_layer_its_gradients_match_central_differences(monkeypatch, rng):
-    monkeypatch.setenv("NUMBACNN_CONV", NAME)
+@pytest.mark.parametrize("name", ENTRIES)
+def test_forced_on_a_layer_its_gradients_match_central_differences(name, monkeypatch, rng):
+    monkeypatch.setenv("NUMBACNN_CONV", name)
     layer = nc.layers.Conv2d(32, 32, 3, padding=1).to(np.float64)
     x = rng.standard_normal((2, 32, 5, 4))
     assert gradient_check(layer, x, max_checks=200) > 0
     narrow = nc.layers.Conv2d(3, 32, 3, padding=1)
-    with pytest.raises(ValueError, match=f"NUMBACNN_CONV={NAME} cannot run .*multiples of"):
+    with pytest.raises(ValueError, match=f"NUMBACNN_CONV={name} cannot run .*multiples of"):
         narrow(rng.standard_normal((2, 3, 7, 6)).astype(np.float32))
