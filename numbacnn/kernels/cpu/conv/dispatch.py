@@ -121,9 +121,14 @@ def _small_plane(g):
     return g.positions < (2 * MIN_POSITIONS if whole_blocks else MIN_POSITIONS)
 
 
-# Below WINOGRAD_CHANNELS input or output channels, winograd_channels' transforms and copies cost
-# more than the products it saves (benchmarks/NOTES.md, entry 50).
+# Below WINOGRAD_CHANNELS input or output channels, the Winograd entries' transforms and copies cost
+# more than the products they save (benchmarks/NOTES.md, entries 50 and 60).
 WINOGRAD_CHANNELS = 32
+_NARROW_WHY = f"under {WINOGRAD_CHANNELS} input or output channels, the direct kernels are faster"
+
+
+def _narrow_channels(g):
+    return min(g.channels, g.k_out) < WINOGRAD_CHANNELS
 
 
 def _uneven_tiles(g):
@@ -151,10 +156,7 @@ def _large_blocks(g):
 
 
 RULES = (
-    Rule(
-        "narrow_channels", "winograd4_channels", lambda g: min(g.channels, g.k_out) < WINOGRAD_CHANNELS,
-        f"under {WINOGRAD_CHANNELS} input or output channels, the direct kernels are faster",
-    ),
+    Rule("narrow_channels", "winograd4_channels", _narrow_channels, _NARROW_WHY),
     Rule(
         "wide_channels", "winograd4_channels", lambda g: g.channels * g.k_out > WINOGRAD4_PAIRS,
         f"past {WINOGRAD4_PAIRS} channel pairs, winograd_channels' F(2x2, 3x3) is as fast",
@@ -163,10 +165,7 @@ RULES = (
         "uneven_tiles", "winograd4_channels", _uneven_tiles,
         "where its 4x4 tiles overrun the plane more than 2x2 tiles do, winograd_channels is as fast",
     ),
-    Rule(
-        "narrow_channels", "winograd_channels", lambda g: min(g.channels, g.k_out) < WINOGRAD_CHANNELS,
-        f"under {WINOGRAD_CHANNELS} input or output channels, the direct kernels are faster",
-    ),
+    Rule("narrow_channels", "winograd_channels", _narrow_channels, _NARROW_WHY),
     Rule(
         "few_samples", "direct_samples", lambda g: g.batch < 2 * LANES,
         "under 2 LANES samples, direct_positions wastes less",
