@@ -50,21 +50,28 @@ def test_training_and_eval_forward_match_the_definition(rng):
     np.testing.assert_allclose(layer(x), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("training", [True, False])
-def test_gradients_by_central_differences(training, rng):
-    layer = make(2, rng)
+def assert_gradients(layer, training, rng):
+    """Central differences of a fused BatchNorm layer of 2 channels (float64), in training or eval
+    mode, on data whose outputs lie away from the ReLU's kink and on both sides of it."""
     layer.running_var[...] = [0.7, 1.6]
     layer.train(training)
     x = rng.standard_normal((3, 2, 4, 3))
     out = layer(x)
-    assert np.abs(out[out != 0]).min() > 1e-3 and np.abs(out).max() > 0  # away from the kink, both sides
-    assert 0 < np.count_nonzero(out) < out.size
+    assert np.abs(out[out != 0]).min() > 1e-3  # away from the kink
+    assert 0 < np.count_nonzero(out) < out.size  # both sides of it
     assert gradient_check(layer, x, rtol=1e-5, atol=1e-7) > 0
 
 
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("with_dx", [True, False])
-def test_compiled_kernels_match_their_numpy_twins(training, with_dx, rng):
+def test_gradients_by_central_differences(training, rng):
+    assert_gradients(make(2, rng), training, rng)
+
+
+def assert_backends_agree(rng, training, with_dx, forward, backward):
+    """Run a fused BatchNorm's kernels on the compiled CPU backend and on the NumPy twins, on the
+    same float32 data: ``forward(backend, out, mean, invstd, running_mean, running_var, x, weight,
+    bias)`` and ``backward(backend, dx, dweight, dbias, dy, out, x, weight, mean, invstd)``, which
+    returns any further outputs to compare; every output agrees to float32's precision."""
     c = 5
     x = (rng.standard_normal((6, c, 7, 7)) * 1.5 + 0.3).astype(np.float32)
     weight = rng.uniform(0.5, 1.5, c).astype(np.float32)
@@ -73,19 +80,32 @@ def test_compiled_kernels_match_their_numpy_twins(training, with_dx, rng):
     for backend in (cpu, npy):
         out, mean, invstd = np.empty_like(x), np.empty(c, np.float32), np.empty(c, np.float32)
         running_mean, running_var = np.full(c, 0.2, np.float32), np.full(c, 1.3, np.float32)
+        forward(backend, out, mean, invstd, running_mean, running_var, x, weight, bias)
+        dy = np.random.default_rng(7).standard_normal(x.shape).astype(np.float32)
+        dx = np.empty_like(x) if with_dx else None
+        dweight, dbias = np.zeros(c, np.float32), np.zeros(c, np.float32)
+        more = backward(backend, dx, dweight, dbias, dy, out, x, weight, mean, invstd)
+        results.append([out, running_mean, running_var, dweight, dbias, *more] + ([dx] if with_dx else []))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("with_dx", [True, False])
+def test_compiled_kernels_match_their_numpy_twins(training, with_dx, rng):
+    def forward(backend, out, mean, invstd, running_mean, running_var, x, weight, bias):
         if training:
             backend.batchnorm2d_relu_forward_train(
                 out, mean, invstd, running_mean, running_var, x, weight, bias, 1e-5, 0.1
             )
         else:
             backend.batchnorm2d_relu_forward_eval(out, mean, invstd, x, weight, bias, running_mean, running_var, 1e-5)
-        dy = np.random.default_rng(7).standard_normal(x.shape).astype(np.float32)
-        dx = np.empty_like(x) if with_dx else None
-        dweight, dbias = np.zeros(c, np.float32), np.zeros(c, np.float32)
+
+    def backward(backend, dx, dweight, dbias, dy, out, x, weight, mean, invstd):
         backend.batchnorm2d_relu_backward(dx, dweight, dbias, dy, out, x, weight, mean, invstd, training)
-        results.append([out, running_mean, running_var, dweight, dbias] + ([dx] if with_dx else []))
-    for got, want in zip(*results):
-        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+        return []
+
+    assert_backends_agree(rng, training, with_dx, forward, backward)
 
 
 def test_a_block_gives_the_same_results_fused_and_unfused(rng):

@@ -1,5 +1,5 @@
-"""kernels/cuda/norm.py against the CPU: BatchNorm in training and eval mode, synchronised, and
-fused with ReLU."""
+"""kernels/cuda/norm.py against the CPU: BatchNorm in training and eval mode, synchronised, fused
+with ReLU, and fused with a residual add and ReLU."""
 
 import numpy as np
 import pytest
@@ -54,5 +54,15 @@ def test_batchnorm_with_fused_relu_parity(training, rng, cuda):
     layer = FusedBatchNormReLU(3)
     layer.weight.data[...] = rng.uniform(0.5, 1.5, 3)
     layer.bias.data[...] = rng.standard_normal(3) * 0.5
+    layer.train(training)
+    assert_layer_parity(layer, (2, 3, 2, 3), rng)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_with_fused_add_relu_parity(training, rng, cuda):
+    """The residual join (CUDA composes it from its BatchNorm and add_relu kernels)."""
+    from test_bn_add_relu import make
+
+    layer = make(3, rng, np.float32)
     layer.train(training)
     assert_layer_parity(layer, (2, 3, 2, 3), rng)

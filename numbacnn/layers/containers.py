@@ -114,6 +114,7 @@ class _ResidualBlock(Module):
     def _finish(self, stage_names):
         self._stage_names = stage_names  # [("conv1", "bn1"), ...] in order
         self._x = None
+        self._joined = True  # whether the last BatchNorm ran fused with the add and ReLU
 
     def _stages(self):
         return [(getattr(self, c), getattr(self, b)) for c, b in self._stage_names]
@@ -139,10 +140,17 @@ class _ResidualBlock(Module):
             self._hidden.append(h)
             self._fused.append(fused)
         conv, bn = stages[-1]
-        z = bn.forward(conv.forward(h))
-        short = x if self.shortcut is None else self.shortcut.forward(x)
-        out = self._work("out", z.shape)
-        ops.add_relu_forward(out, z, short)
+        z = conv.forward(h)
+        # The last BatchNorm, the residual add and the ReLU are one pass, unless bn's output is watched.
+        self._joined = not _forward_replaced(bn)
+        if self._joined:
+            short = x if self.shortcut is None else self.shortcut.forward(x)
+            out = bn.forward_add_relu(z, short)
+        else:
+            z = bn.forward(z)
+            short = x if self.shortcut is None else self.shortcut.forward(x)
+            out = self._work("out", z.shape)
+            ops.add_relu_forward(out, z, short)
         self._x, self._out = x, out
         return out
 
@@ -150,22 +158,25 @@ class _ResidualBlock(Module):
         x = self._saved()
         self._check_grad(dy, self._out.shape)
         ops = self.device.ops
-        # The gradient of relu(a + b) reaches both a and b unchanged.
-        d_sum = self._work("d_sum", dy.shape)
-        ops.add_relu_backward(d_sum, dy, self._out)
-        d = d_sum
         stages = self._stages()
-        for i in range(len(stages) - 1, -1, -1):
+        conv, bn = stages[-1]
+        # The gradient of relu(a + b) reaches both a and b unchanged: d_sum.
+        if self._joined:
+            d, d_sum = bn.backward_add_relu(dy)
+        else:
+            d_sum = self._work("d_sum", dy.shape)
+            ops.add_relu_backward(d_sum, dy, self._out)
+            d = bn.backward(d_sum)
+        d = conv.backward(d)
+        for i in range(len(stages) - 2, -1, -1):
             conv, bn = stages[i]
-            # d is the gradient of this stage's output: after its ReLU (i < last) or its BatchNorm.
-            if i < len(stages) - 1 and self._fused[i]:
+            # d is the gradient of this stage's output, after its ReLU.
+            if self._fused[i]:
                 d = conv.backward(bn.backward_relu(d))
                 continue
-            if i < len(stages) - 1:
-                d_h = self._work(f"d_h{i + 1}", d.shape)
-                ops.relu_backward(d_h, d, self._hidden[i])
-                d = d_h
-            d = conv.backward(bn.backward(d))
+            d_h = self._work(f"d_h{i + 1}", d.shape)
+            ops.relu_backward(d_h, d, self._hidden[i])
+            d = conv.backward(bn.backward(d_h))
         d_short = d_sum if self.shortcut is None else self.shortcut.backward(d_sum)
         dx = self._work("dx", x.shape)
         ops.add_forward(dx, d, d_short)

@@ -30,6 +30,7 @@ class BatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
         self.process_group = None
         self._x = self._relu_out = None
+        self._added = False
 
     def flops(self, input_shape):
         return 2 * int(np.prod(input_shape))
@@ -43,29 +44,51 @@ class BatchNorm2d(Module):
         gradient with ``backward_relu``."""
         return self._forward(x, relu=True)
 
-    def _forward(self, x, relu):
+    def forward_add_relu(self, x, residual):
+        """relu(self.forward(x) + residual), residual of x's shape (a residual block's shortcut),
+        in the normalisation's pass where the kernels allow (not with synchronised statistics). The
+        output is this layer's buffer; take the gradients with ``backward_add_relu``."""
+        self._check_input(x, ndim=4, channels=self.num_features)
+        self._check_input(residual, ndim=4, channels=self.num_features)
+        if tuple(residual.shape) != tuple(x.shape):
+            raise ValueError(
+                f"BatchNorm2d.forward_add_relu: residual must have x's shape {tuple(x.shape)}, got "
+                f"{tuple(residual.shape)}"
+            )
+        return self._forward(x, relu=True, residual=residual)
+
+    def _forward(self, x, relu, residual=None):
         self._check_input(x, ndim=4, channels=self.num_features)
         out = self._work("out", x.shape)
         mean = self._work("save_mean", (self.num_features,))
         invstd = self._work("save_invstd", (self.num_features,))
         ops = self.device.ops
+        added = residual is not None
         if self.training and self.process_group is not None:
             self._forward_synced(out, mean, invstd, x)
-            if relu:
+            if added:
+                ops.add_relu_forward(out, out, residual)
+            elif relu:
                 ops.relu_forward(out, out)
         elif self.training:
             _check_count(x.shape[0] * x.shape[2] * x.shape[3], x.shape)
-            kernel = ops.batchnorm2d_relu_forward_train if relu else ops.batchnorm2d_forward_train
-            args = (self.running_mean, self.running_var, x, self.weight.data, self.bias.data)
-            kernel(out, mean, invstd, *args, self.eps, self.momentum)
+            args = (self.running_mean, self.running_var, x, self.weight.data, self.bias.data, self.eps, self.momentum)
+            if added:
+                ops.batchnorm2d_add_relu_forward_train(out, mean, invstd, *args[:3], residual, *args[3:])
+            else:
+                kernel = ops.batchnorm2d_relu_forward_train if relu else ops.batchnorm2d_forward_train
+                kernel(out, mean, invstd, *args)
             self.num_batches_tracked += 1
         else:
-            kernel = ops.batchnorm2d_relu_forward_eval if relu else ops.batchnorm2d_forward_eval
-            kernel(
-                out, mean, invstd, x, self.weight.data, self.bias.data, self.running_mean, self.running_var, self.eps
-            )
+            args = (self.weight.data, self.bias.data, self.running_mean, self.running_var, self.eps)
+            if added:
+                ops.batchnorm2d_add_relu_forward_eval(out, mean, invstd, x, residual, *args)
+            else:
+                kernel = ops.batchnorm2d_relu_forward_eval if relu else ops.batchnorm2d_forward_eval
+                kernel(out, mean, invstd, x, *args)
         self._x, self._trained_forward = x, self.training
         self._relu_out = out if relu else None
+        self._added = added
         return out
 
     def _all_reduced_moments(self, name, a, b):
@@ -100,15 +123,28 @@ class BatchNorm2d(Module):
         self.num_batches_tracked += 1
 
     def backward(self, dy):
+        if self._relu_out is not None:
+            fused = "add_relu" if self._added else "relu"
+            raise RuntimeError(
+                f"BatchNorm2d.backward: the last forward was forward_{fused}: take its gradients with backward_{fused}"
+            )
         return self._backward(dy, relu_out=None)
 
     def backward_relu(self, dy):
         """The input gradient of ``forward_relu`` from dy, the gradient of its output."""
-        if self._relu_out is None:
+        if self._relu_out is None or self._added:
             raise RuntimeError("BatchNorm2d.backward_relu: the last forward was not forward_relu")
         return self._backward(dy, relu_out=self._relu_out)
 
-    def _backward(self, dy, relu_out):
+    def backward_add_relu(self, dy):
+        """(dx, dresidual): the gradients of ``forward_add_relu``'s two inputs from dy, the
+        gradient of its output (both are this layer's buffers)."""
+        if self._relu_out is None or not self._added:
+            raise RuntimeError("BatchNorm2d.backward_add_relu: the last forward was not forward_add_relu")
+        passed = self._work("dresidual", dy.shape)
+        return self._backward(dy, relu_out=self._relu_out, passed=passed), passed
+
+    def _backward(self, dy, relu_out, passed=None):
         x = self._saved()
         self._check_grad(dy, x.shape)
         dx = self._work("dx", x.shape)
@@ -121,7 +157,7 @@ class BatchNorm2d(Module):
         dbias = self._work("frozen_dbias", (self.num_features,)) if dbias is None else dbias
         if self._trained_forward and self.process_group is not None:
             if relu_out is not None:
-                masked = self._work("relu_dy", dy.shape)
+                masked = self._work("relu_dy", dy.shape) if passed is None else passed
                 ops.relu_backward(masked, dy, relu_out)
                 dy = masked
             local, sums, count = self._all_reduced_moments("grad_moments", dy, x)
@@ -133,8 +169,10 @@ class BatchNorm2d(Module):
         args = (self.weight.data, save_mean, save_invstd, self._trained_forward)
         if relu_out is None:
             ops.batchnorm2d_backward(dx, dweight, dbias, dy, x, *args)
-        else:
+        elif passed is None:
             ops.batchnorm2d_relu_backward(dx, dweight, dbias, dy, relu_out, x, *args)
+        else:
+            ops.batchnorm2d_add_relu_backward(dx, passed, dweight, dbias, dy, relu_out, x, *args)
         return dx
 
     def extra_repr(self):

@@ -12,6 +12,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .elementwise import relu_backward
+
 # The statistics are long float64 sums. Without leave to reassociate, LLVM keeps each one a single
 # serial chain of dependent adds; with it, the sums vectorise (benchmarks/NOTES.md, entry 9). The
 # order is still fixed by the compiled code, so results stay deterministic run to run.
@@ -19,7 +21,9 @@ REDUCTIONS = {"reassoc"}
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
-def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, relu):
+def _forward_train(
+    out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, relu, residual
+):
     n_batch, channels, positions = x.shape
     count = n_batch * positions
     for c in prange(channels):
@@ -44,26 +48,35 @@ def _forward_train(out, save_mean, save_invstd, running_mean, running_var, x, we
         running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean
         running_var[c] = (1.0 - momentum) * running_var[c] + momentum * unbiased
         scale = weight[c] * invstd
-        shift = bias[c] - mean * scale
-        for n in range(n_batch):
-            for q in range(positions):
-                v = x[n, c, q] * scale + shift
-                out[n, c, q] = 0 if relu and v <= 0 else v  # a NaN stays a NaN, as in ReLU
+        _normalise(out, x, residual, c, scale, bias[c] - mean * scale, relu)
 
 
 @njit(parallel=True, cache=True)
-def _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, relu):
-    n_batch, channels, positions = x.shape
+def _forward_eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, relu, residual):
+    channels = x.shape[1]
     for c in prange(channels):
         invstd = 1.0 / math.sqrt(running_var[c] + eps)
         save_mean[c] = running_mean[c]
         save_invstd[c] = invstd
         scale = weight[c] * invstd
-        shift = bias[c] - running_mean[c] * scale
+        _normalise(out, x, residual, c, scale, bias[c] - running_mean[c] * scale, relu)
+
+
+@njit(inline="always")
+def _normalise(out, x, residual, c, scale, shift, relu):
+    """out[:, c] = x[:, c] * scale + shift, plus residual[:, c] unless residual is empty, then the
+    ReLU if ``relu``. Two loops, so that each is one plain vector loop."""
+    n_batch, positions = x.shape[0], x.shape[2]
+    if residual.shape[0] > 0:
+        for n in range(n_batch):
+            for q in range(positions):
+                v = x[n, c, q] * scale + shift + residual[n, c, q]
+                out[n, c, q] = 0 if relu and v <= 0 else v
+    else:
         for n in range(n_batch):
             for q in range(positions):
                 v = x[n, c, q] * scale + shift
-                out[n, c, q] = 0 if relu and v <= 0 else v
+                out[n, c, q] = 0 if relu and v <= 0 else v  # a NaN stays a NaN, as in ReLU
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)
@@ -107,16 +120,20 @@ def _planes(a):
     return a.reshape(a.shape[0], a.shape[1], -1) if a.ndim == 4 else a
 
 
-def _train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, relu):
+def _train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, relu, residual=None):
+    x = _planes(x)
+    residual = x[:0] if residual is None else _planes(residual)
     _forward_train(
-        _planes(out), save_mean, save_invstd, running_mean, running_var, _planes(x), weight, bias, float(eps),
-        float(momentum), relu,
+        _planes(out), save_mean, save_invstd, running_mean, running_var, x, weight, bias, float(eps),
+        float(momentum), relu, residual,
     )  # fmt: skip
 
 
-def _eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, relu):
+def _eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, relu, residual=None):
+    x = _planes(x)
+    residual = x[:0] if residual is None else _planes(residual)
     _forward_eval(
-        _planes(out), save_mean, save_invstd, _planes(x), weight, bias, running_mean, running_var, float(eps), relu
+        _planes(out), save_mean, save_invstd, x, weight, bias, running_mean, running_var, float(eps), relu, residual
     )
 
 
@@ -165,6 +182,33 @@ def batchnorm2d_relu_backward(dx, dweight, dbias, dy, out, x, weight, save_mean,
     ``out``, passed where out > 0 (as relu_backward) inside the BatchNorm backward's own passes.
     dx overwritten (None to skip); dweight, dbias accumulated."""
     _gradients(dx, dweight, dbias, dy, out, x, weight, save_mean, save_invstd, training)
+
+
+def batchnorm2d_add_relu_forward_train(
+    out, save_mean, save_invstd, running_mean, running_var, x, residual, weight, bias, eps, momentum
+):
+    """out = relu(batchnorm2d_forward_train(x) + residual) in the normalising pass: the residual
+    join after a block's last BatchNorm, whose normalised values are never stored. residual has
+    x's shape (N, C, H, W)."""
+    _train(out, save_mean, save_invstd, running_mean, running_var, x, weight, bias, eps, momentum, True, residual)
+
+
+def batchnorm2d_add_relu_forward_eval(
+    out, save_mean, save_invstd, x, residual, weight, bias, running_mean, running_var, eps
+):
+    """out = relu(batchnorm2d_forward_eval(x) + residual) in the same pass."""
+    _eval(out, save_mean, save_invstd, x, weight, bias, running_mean, running_var, eps, True, residual)
+
+
+def batchnorm2d_add_relu_backward(dx, dresidual, dweight, dbias, dy, out, x, weight, save_mean, save_invstd, training):
+    """The gradients of batchnorm2d_add_relu_forward_*: dy (N, C, H, W) is the gradient of its
+    output ``out``. dresidual = dy where out > 0 (the gradient of both summands); dx, the
+    BatchNorm's input gradient of that, overwritten (None to skip); dweight, dbias accumulated.
+    Two passes as relu_backward and batchnorm2d_backward: writing dresidual inside the
+    BatchNorm's pass over channel planes measured slower than one flat pass first
+    (benchmarks/NOTES.md, entry 63)."""
+    relu_backward(dresidual, dy, out)
+    _gradients(dx, dweight, dbias, dresidual, None, x, weight, save_mean, save_invstd, training)
 
 
 @njit(parallel=True, cache=True, fastmath=REDUCTIONS)

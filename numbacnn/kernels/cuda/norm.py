@@ -9,9 +9,9 @@ import math
 
 from numba import cuda, float64
 
-from ..compose import batchnorm_relu
+from ..compose import batchnorm_add_relu, batchnorm_relu
 from ..workspace import scratch
-from .elementwise import relu_backward, relu_forward
+from .elementwise import add_relu_forward, relu_backward, relu_forward
 from .launch import REDUCE_THREADS, device_empty, launch_1d, require_device, view
 from .reduce import block_sum
 
@@ -246,4 +246,11 @@ batchnorm2d_relu_forward_train, batchnorm2d_relu_forward_eval, batchnorm2d_relu_
     relu_forward,
     relu_backward,
     lambda shape, dtype: scratch("cuda.bn.relu_dy", shape, dtype, device_empty),
+)
+
+# The residual join after a block's last BatchNorm (relu(bn(x) + shortcut)), fused on the CPU.
+batchnorm2d_add_relu_forward_train, batchnorm2d_add_relu_forward_eval, batchnorm2d_add_relu_backward = (
+    batchnorm_add_relu(
+        batchnorm2d_forward_train, batchnorm2d_forward_eval, batchnorm2d_backward, add_relu_forward, relu_backward
+    )
 )

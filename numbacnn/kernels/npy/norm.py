@@ -6,9 +6,9 @@ save_invstd, dweight, dbias (C,); sums (2, C) float64.
 
 import numpy as np
 
-from ..compose import batchnorm_relu
+from ..compose import batchnorm_add_relu, batchnorm_relu
 from ..workspace import scratch
-from .elementwise import relu_backward, relu_forward
+from .elementwise import add_relu_forward, relu_backward, relu_forward
 
 AXES = (0, 2, 3)
 
@@ -111,4 +111,11 @@ batchnorm2d_relu_forward_train, batchnorm2d_relu_forward_eval, batchnorm2d_relu_
     relu_forward,
     relu_backward,
     lambda shape, dtype: scratch("npy.bn.relu_dy", shape, dtype),
+)
+
+# The residual join after a block's last BatchNorm (relu(bn(x) + shortcut)), fused on the CPU.
+batchnorm2d_add_relu_forward_train, batchnorm2d_add_relu_forward_eval, batchnorm2d_add_relu_backward = (
+    batchnorm_add_relu(
+        batchnorm2d_forward_train, batchnorm2d_forward_eval, batchnorm2d_backward, add_relu_forward, relu_backward
+    )
 )
