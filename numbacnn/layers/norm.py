@@ -48,17 +48,17 @@ class BatchNorm2d(Module):
         """relu(self.forward(x) + residual), residual of x's shape (a residual block's shortcut),
         in the normalisation's pass where the kernels allow (not with synchronised statistics). The
         output is this layer's buffer; take the gradients with ``backward_add_relu``."""
-        self._check_input(x, ndim=4, channels=self.num_features)
-        self._check_input(residual, ndim=4, channels=self.num_features)
-        if tuple(residual.shape) != tuple(x.shape):
-            raise ValueError(
-                f"BatchNorm2d.forward_add_relu: residual must have x's shape {tuple(x.shape)}, got "
-                f"{tuple(residual.shape)}"
-            )
         return self._forward(x, relu=True, residual=residual)
 
     def _forward(self, x, relu, residual=None):
         self._check_input(x, ndim=4, channels=self.num_features)
+        if residual is not None:
+            self._check_input(residual, ndim=4, channels=self.num_features)
+            if tuple(residual.shape) != tuple(x.shape):
+                raise ValueError(
+                    f"BatchNorm2d.forward_add_relu: residual must have x's shape {tuple(x.shape)}, got "
+                    f"{tuple(residual.shape)}"
+                )
         out = self._work("out", x.shape)
         mean = self._work("save_mean", (self.num_features,))
         invstd = self._work("save_invstd", (self.num_features,))
@@ -72,12 +72,13 @@ class BatchNorm2d(Module):
                 ops.relu_forward(out, out)
         elif self.training:
             _check_count(x.shape[0] * x.shape[2] * x.shape[3], x.shape)
-            args = (self.running_mean, self.running_var, x, self.weight.data, self.bias.data, self.eps, self.momentum)
+            running = (self.running_mean, self.running_var)
+            params = (self.weight.data, self.bias.data, self.eps, self.momentum)
             if added:
-                ops.batchnorm2d_add_relu_forward_train(out, mean, invstd, *args[:3], residual, *args[3:])
+                ops.batchnorm2d_add_relu_forward_train(out, mean, invstd, *running, x, residual, *params)
             else:
                 kernel = ops.batchnorm2d_relu_forward_train if relu else ops.batchnorm2d_forward_train
-                kernel(out, mean, invstd, *args)
+                kernel(out, mean, invstd, *running, x, *params)
             self.num_batches_tracked += 1
         else:
             args = (self.weight.data, self.bias.data, self.running_mean, self.running_var, self.eps)
